@@ -1,0 +1,127 @@
+/**
+ * Reverse-mode autograd. Every op that produces a tensor from inputs that require gradients records a `Node`
+ * on its output: the primitive, its inputs and what its gradient rule needs (ctx). `backward` walks the nodes
+ * in reverse topological order, applies each rule from the one gradient table (`grad.ts`), accumulates into
+ * the leaves' `.grad`, and then releases the graph so its temporaries can be collected: the user never
+ * disposes anything.
+ */
+import { StateError } from '../errors.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { Primitive, PrimitiveCtx } from './grad.js';
+
+export interface Node<P extends Primitive = Primitive> {
+  prim: P;
+  inputs: Tensor[];
+  ctx: PrimitiveCtx[P];
+  /** Set once the graph has been through backward without retainGraph. */
+  released: boolean;
+}
+
+let gradEnabled = true;
+
+/** Whether ops record a graph right now (false inside `noGrad`). */
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/**
+ * Run `fn` without recording a graph (PyTorch's `torch.no_grad()`): for evaluation and parameter updates.
+ *
+ * @example
+ * const logits = noGrad(() => model.forward(x));
+ */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+/** Used by the gradient rules' caller; public ops check it to decide whether to record. */
+export function setGradEnabled(on: boolean): boolean {
+  const prev = gradEnabled;
+  gradEnabled = on;
+  return prev;
+}
+
+/** Tensors reachable from `root` through recorded nodes, inputs before outputs. Iterative: graphs can be deep. */
+function topoOrder(root: Tensor): Tensor[] {
+  const order: Tensor[] = [];
+  const seen = new Set<Tensor>();
+  const stack: [Tensor, boolean][] = [[root, false]];
+  while (stack.length) {
+    const [t, done] = stack.pop()!;
+    if (done) {
+      order.push(t);
+      continue;
+    }
+    if (seen.has(t)) continue;
+    seen.add(t);
+    stack.push([t, true]);
+    const node = t._node;
+    if (node) for (const i of node.inputs) if (i.requiresGrad && !seen.has(i)) stack.push([i, false]);
+  }
+  return order;
+}
+
+export interface BackwardOptions {
+  /** Keep the graph for a second backward (PyTorch's retain_graph). */
+  retainGraph?: boolean;
+}
+
+/** Implementation of `Tensor.backward`; see there. */
+export function runBackward(
+  root: Tensor,
+  grad: Tensor,
+  opts: BackwardOptions,
+  rules: { [P in Primitive]: (g: Tensor, ctx: PrimitiveCtx[P], inputs: Tensor[], out: Tensor, needs: boolean[]) => (Tensor | null)[] },
+  accumulate: (a: Tensor, b: Tensor) => Tensor,
+  accumulateLeaf: (leaf: Tensor, g: Tensor) => void,
+): void {
+  const order = topoOrder(root);
+  const grads = new Map<Tensor, Tensor>([[root, grad]]);
+  const prev = setGradEnabled(false);
+  try {
+    for (let i = order.length - 1; i >= 0; i--) {
+      const t = order[i]!;
+      const g = grads.get(t);
+      grads.delete(t); // drop as soon as used: peak memory is the live frontier, not the whole graph
+      if (!g) continue;
+      const node = t._node;
+      if (!node) {
+        if (t.requiresGrad) accumulateLeaf(t, g);
+        continue;
+      }
+      if (node.released) {
+        throw new StateError(
+          'backward',
+          'trying to backward through the graph a second time; pass {retainGraph: true} to the first backward',
+        );
+      }
+      const needs = node.inputs.map((x) => x.requiresGrad);
+      const rule = rules[node.prim] as (g: Tensor, ctx: unknown, inputs: Tensor[], out: Tensor, needs: boolean[]) => (Tensor | null)[];
+      const gs = rule(g, node.ctx, node.inputs, t, needs);
+      node.inputs.forEach((x, k) => {
+        const gi = gs[k];
+        if (!needs[k] || !gi) return;
+        const old = grads.get(x);
+        grads.set(x, old ? accumulate(old, gi) : gi);
+      });
+    }
+  } finally {
+    setGradEnabled(prev);
+  }
+  if (!opts.retainGraph) {
+    for (const t of order) {
+      if (t._node) {
+        t._node.released = true;
+        // Drop references to inputs and saved tensors so the graph's memory is freed now.
+        t._node.inputs = [];
+        t._node.ctx = null as never;
+      }
+    }
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * The one gradient table. `PrimitiveCtx` lists every differentiable primitive with what its forward saves;
+ * `gradRules` is typed over it, so `tsc` fails until a new primitive has its gradient. Rules are written with
+ * public ops (they run on every backend), receive the upstream gradient `g` (shape of the output) and return
+ * one gradient per input (null where `needs[i]` is false or the input has no gradient).
+ */
+import * as ops from '../tensor/ops.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+export interface PrimitiveCtx {
+  neg: null;
+  exp: null;
+  log: null;
+  sqrt: null;
+  abs: null;
+  tanh: null;
+  sigmoid: null;
+  relu: null;
+  erf: null;
+  sign: null;
+  add: null;
+  sub: null;
+  mul: null;
+  div: null;
+  pow: null;
+  maximum: null;
+  minimum: null;
+  where: { cond: Tensor };
+  clamp: { lo: number; hi: number };
+  /** Reductions save the input shape and the reduced axes. */
+  sum: { axes: number[]; shape: number[] };
+  max: { axes: number[]; shape: number[] };
+  min: { axes: number[]; shape: number[] };
+  softmax: null;
+  logSoftmax: null;
+  matmul: null;
+  /** Views save the input's shape (reshape also stands for view, squeeze, unsqueeze, flatten). */
+  reshape: { shape: number[] };
+  permute: { perm: number[] };
+  expand: { shape: number[] };
+  slice: { shape: number[]; dim: number; start: number; step: number };
+  contiguous: null;
+  cat: { dim: number; sizes: number[] };
+  indexSelect: { dim: number; index: Int32Array; shape: number[] };
+}
+
+export type Primitive = keyof PrimitiveCtx;
+
+type Rule<P extends Primitive> = (g: Tensor, ctx: PrimitiveCtx[P], inputs: Tensor[], out: Tensor, needs: boolean[]) => (Tensor | null)[];
+
+const { add, sub, mul, div, neg, sumTo } = ops;
+
+/** d/dx of max/min reductions: ties share the gradient equally (torch.amax semantics). */
+const extremumGrad = (g: Tensor, { axes, shape }: PrimitiveCtx['max'], [x]: Tensor[], out: Tensor) => {
+  const keep = shape.map((d, i) => (axes.includes(i) ? 1 : d));
+  const mask = ops.eq(x!, ops.reshape(out, keep)).float();
+  const count = ops.sum(mask, axes, true);
+  return [div(mul(mask, ops.reshape(g, keep)), count)];
+};
+
+export const gradRules: { [P in Primitive]: Rule<P> } = {
+  neg: (g) => [neg(g)],
+  exp: (g, _c, _i, out) => [mul(g, out)],
+  log: (g, _c, [x]) => [div(g, x!)],
+  sqrt: (g, _c, _i, out) => [div(g, mul(out, 2))],
+  abs: (g, _c, [x]) => [mul(g, ops.sign(x!))],
+  tanh: (g, _c, _i, out) => [mul(g, sub(1, mul(out, out)))],
+  sigmoid: (g, _c, _i, out) => [mul(g, mul(out, sub(1, out)))],
+  relu: (g, _c, [x]) => [mul(g, ops.gt(x!, 0))],
+  erf: (g, _c, [x]) => [mul(g, mul(ops.exp(neg(mul(x!, x!))), 2 / Math.sqrt(Math.PI)))],
+  sign: (g) => [ops.zerosOf(g.shape)],
+  add: (g, _c, [a, b], _o, needs) => [needs[0] ? sumTo(g, a!.shape) : null, needs[1] ? sumTo(g, b!.shape) : null],
+  sub: (g, _c, [a, b], _o, needs) => [needs[0] ? sumTo(g, a!.shape) : null, needs[1] ? sumTo(neg(g), b!.shape) : null],
+  mul: (g, _c, [a, b], _o, needs) => [needs[0] ? sumTo(mul(g, b!), a!.shape) : null, needs[1] ? sumTo(mul(g, a!), b!.shape) : null],
+  div: (g, _c, [a, b], out, needs) => [
+    needs[0] ? sumTo(div(g, b!), a!.shape) : null,
+    needs[1] ? sumTo(neg(div(mul(g, out), b!)), b!.shape) : null,
+  ],
+  pow: (g, _c, [a, b], out, needs) => [
+    // d/da a^b = b a^(b-1); d/db a^b = a^b log a, taken as 0 where a == 0 and b >= 0 (PyTorch's convention).
+    needs[0] ? sumTo(mul(g, mul(b!, ops.pow(a!, sub(b!, 1)))), a!.shape) : null,
+    needs[1] ? sumTo(ops.where(ops.eq(a!, 0), 0, mul(g, mul(out, ops.log(a!)))), b!.shape) : null,
+  ],
+  // Ties split the gradient in half, as PyTorch's maximum/minimum backward does.
+  maximum: (g, _c, [a, b], _o, needs) => {
+    const share = ops.where(ops.eq(a!, b!), 0.5, ops.gt(a!, b!).float());
+    return [needs[0] ? sumTo(mul(g, share), a!.shape) : null, needs[1] ? sumTo(mul(g, sub(1, share)), b!.shape) : null];
+  },
+  minimum: (g, _c, [a, b], _o, needs) => {
+    const share = ops.where(ops.eq(a!, b!), 0.5, ops.lt(a!, b!).float());
+    return [needs[0] ? sumTo(mul(g, share), a!.shape) : null, needs[1] ? sumTo(mul(g, sub(1, share)), b!.shape) : null];
+  },
+  where: (g, { cond }, [a, b], _o, needs) => [
+    needs[0] ? sumTo(ops.where(cond, g, 0), a!.shape) : null,
+    needs[1] ? sumTo(ops.where(cond, 0, g), b!.shape) : null,
+  ],
+  clamp: (g, { lo, hi }, [x]) => [ops.where(ops.ge(x!, lo), ops.where(ops.le(x!, hi), g, 0), 0)],
+  sum: (g, { axes, shape }) => [ops.expand(ops.reshape(g, shape.map((d, i) => (axes.includes(i) ? 1 : d))), shape)],
+  max: extremumGrad,
+  min: extremumGrad,
+  // y = softmax(x): dx = y * (g - sum(g*y)); y = logSoftmax(x): dx = g - softmax(x) * sum(g).
+  softmax: (g, _c, _i, out) => [mul(out, sub(g, ops.sum(mul(g, out), -1, true)))],
+  logSoftmax: (g, _c, _i, out) => [sub(g, mul(ops.exp(out), ops.sum(g, -1, true)))],
+  matmul: (g, _c, [a, b], _o, needs) => [
+    needs[0] ? sumTo(ops.matmul(g, b!.mT), a!.shape) : null,
+    needs[1] ? sumTo(ops.matmul(a!.mT, g), b!.shape) : null,
+  ],
+  reshape: (g, { shape }) => [ops.reshape(g, shape)],
+  permute: (g, { perm }) => {
+    const inv = new Array<number>(perm.length);
+    perm.forEach((p, i) => {
+      inv[p] = i;
+    });
+    return [ops.permute(g, inv)];
+  },
+  expand: (g, { shape }) => [sumTo(g, shape)],
+  slice: (g, { shape, dim, start, step }) => [ops.sliceScatter(shape, dim, start, step, g)],
+  contiguous: (g) => [g],
+  cat: (g, { dim, sizes }, _i, _o, needs) => {
+    let at = 0;
+    return sizes.map((n, k) => {
+      const part = needs[k] ? ops.slice(g, dim, at, at + n) : null;
+      at += n;
+      return part;
+    });
+  },
+  indexSelect: (g, { dim, index, shape }) => [ops.indexAdd(shape, dim, index, g)],
+};
+
+/**
+ * Add a gradient into a leaf's `.grad`. The first gradient is copied into a fresh contiguous buffer the leaf
+ * owns; later ones are added in place, so `.grad` keeps its identity (optimizers may hold it) and no memory
+ * is allocated per step for accumulation.
+ */
+export function accumulateGrad(leaf: Tensor, g: Tensor): void {
+  if (!leaf.grad) {
+    leaf.grad = ops.contiguous(g.dtype === 'float32' ? g : g.float(), true);
+    return;
+  }
+  leaf.grad.copy_(add(leaf.grad, g));
+}

@@ -1,0 +1,175 @@
+/**
+ * The backend interface: storage and dispatch, not math. A backend allocates storage and registers kernels by
+ * name; the table of kernel names below is the contract. The TypeScript reference backend (`js`) implements
+ * every kernel (the compiler checks it); a fast backend registers the ones it has, and the rest fall back to
+ * `js`, listed once in `backendInfo().fallbacks`, never reported per call.
+ *
+ * Kernels receive strided views and write into an output buffer the frontend allocated (contiguous, row-major).
+ * Ops validate their arguments before calling a kernel: kernels never see bad shapes.
+ */
+import { ValueError } from '../errors.js';
+import type { DType, StorageOf, TypedArray } from '../tensor/dtype.js';
+
+/** A strided view of storage: what a kernel reads. Tensors are Views. */
+export interface View {
+  readonly data: TypedArray;
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  readonly strides: readonly number[];
+  readonly offset: number;
+}
+
+export const UNARY_OPS = ['neg', 'exp', 'log', 'sqrt', 'abs', 'tanh', 'sigmoid', 'relu', 'erf', 'sign'] as const;
+export type UnaryOp = (typeof UNARY_OPS)[number];
+export const BINARY_OPS = ['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum'] as const;
+export type BinaryOp = (typeof BINARY_OPS)[number];
+export const COMPARE_OPS = ['eq', 'ne', 'lt', 'le', 'gt', 'ge'] as const;
+export type CompareOp = (typeof COMPARE_OPS)[number];
+export type ReduceOp = 'sum' | 'max' | 'min';
+
+/** x: any shape; out: contiguous, same shape. */
+export type UnaryKernel = (x: View, out: Float32Array) => void;
+/** a, b: already broadcast to `out`'s shape (stride 0 on broadcast dims); out: contiguous. */
+export type BinaryKernel = (a: View, b: View, out: TypedArray) => void;
+export type CompareKernel = (a: View, b: View, out: Uint8Array) => void;
+
+/**
+ * Every kernel by name. Shape legend: N batch, M/K/N' matmul sizes, C classes or channels.
+ */
+export interface KernelTable {
+  neg: UnaryKernel;
+  exp: UnaryKernel;
+  log: UnaryKernel;
+  sqrt: UnaryKernel;
+  abs: UnaryKernel;
+  tanh: UnaryKernel;
+  sigmoid: UnaryKernel;
+  relu: UnaryKernel;
+  erf: UnaryKernel;
+  sign: UnaryKernel;
+  add: BinaryKernel;
+  sub: BinaryKernel;
+  mul: BinaryKernel;
+  div: BinaryKernel;
+  pow: BinaryKernel;
+  maximum: BinaryKernel;
+  minimum: BinaryKernel;
+  eq: CompareKernel;
+  ne: CompareKernel;
+  lt: CompareKernel;
+  le: CompareKernel;
+  gt: CompareKernel;
+  ge: CompareKernel;
+  /** cond (bool), a, b broadcast to out's shape. */
+  where: (cond: View, a: View, b: View, out: TypedArray) => void;
+  /** Clamp to [lo, hi] (either may be ±Infinity). NaN passes through. */
+  clamp: (x: View, lo: number, hi: number, out: Float32Array) => void;
+  /** Reduce over `axes` (sorted); out has x's shape with those axes removed, contiguous. */
+  sum: (x: View, axes: readonly number[], out: TypedArray) => void;
+  max: (x: View, axes: readonly number[], out: TypedArray) => void;
+  min: (x: View, axes: readonly number[], out: TypedArray) => void;
+  /** Index of the first max (min) along `axis`; out has x's shape without `axis`. */
+  argmax: (x: View, axis: number, out: Int32Array) => void;
+  argmin: (x: View, axis: number, out: Int32Array) => void;
+  /** a: [...B, M, K], b: [...B, K, N] with equal (broadcast) batch dims; out: [...B, M, N]. */
+  matmul: (a: View, b: View, out: Float32Array) => void;
+  /** Strided copy with dtype conversion: dst[i] = src[i] for dst's shape (src broadcast to it). */
+  copy: (src: View, dst: View) => void;
+  /** out = x gathered along `axis` at `index` (indexSelect); out shape: x's with shape[axis] = index.length. */
+  gather: (x: View, axis: number, index: Int32Array, out: TypedArray) => void;
+  /** dst (contiguous) += src scattered along `axis` at `index` (the gradient of gather). */
+  scatterAdd: (dst: View, axis: number, index: Int32Array, src: View) => void;
+  /** Softmax / log-softmax over the last axis of a contiguous [R, C] input. */
+  softmax: (x: View, out: Float32Array) => void;
+  logSoftmax: (x: View, out: Float32Array) => void;
+}
+
+export type KernelName = keyof KernelTable;
+
+export interface Backend {
+  readonly name: string;
+  /** Higher is preferred when choosing the default backend. */
+  readonly priority: number;
+  /** Allocate zeroed storage for n elements. A fast backend may place it in its own memory. */
+  alloc<D extends DType>(dtype: D, n: number): StorageOf[D];
+  /** Facts for the debug listing (threads, SIMD, the library loaded). */
+  describe(): Record<string, string | number | boolean>;
+}
+
+interface Registered {
+  backend: Backend;
+  kernels: Partial<KernelTable>;
+}
+
+const registry = new Map<string, Registered>();
+let active: Registered | undefined;
+/** The resolved table for the active backend: its own kernels, the reference ones for the rest. */
+let table: KernelTable | undefined;
+let fallbacks: KernelName[] = [];
+
+/** Register a backend with the kernels it implements. The reference backend must implement them all. */
+export function registerBackend(backend: Backend, kernels: Partial<KernelTable>): void {
+  registry.set(backend.name, { backend, kernels });
+  // A newly registered backend may outrank the current default, unless the user chose one.
+  if (!chosenByUser) active = undefined;
+}
+
+let chosenByUser = false;
+
+function resolve(): Registered {
+  if (active) return active;
+  const env = typeof process !== 'undefined' ? process.env?.MINIBATCH_BACKEND : undefined;
+  if (env && !chosenByUser) {
+    setBackend(env);
+    return active!;
+  }
+  let best: Registered | undefined;
+  for (const r of registry.values()) if (!best || r.backend.priority > best.backend.priority) best = r;
+  if (!best) throw new ValueError('backend', 'no backend is registered');
+  activate(best);
+  return best;
+}
+
+function activate(r: Registered): void {
+  const ref = registry.get('js');
+  if (!ref) throw new ValueError('backend', "the reference backend 'js' is not registered");
+  const merged = { ...(ref.kernels as KernelTable), ...r.kernels } as KernelTable;
+  fallbacks = (Object.keys(ref.kernels) as KernelName[]).filter((k) => !(k in r.kernels));
+  active = r;
+  table = merged;
+}
+
+/** Choose a backend by name (`'js'`, `'wasm'`, `'native'`), or read `MINIBATCH_BACKEND`. */
+export function setBackend(name: string): void {
+  const r = registry.get(name);
+  if (!r) {
+    throw new ValueError('setBackend', `unknown backend '${name}' (registered: ${[...registry.keys()].join(', ')})`);
+  }
+  chosenByUser = true;
+  activate(r);
+}
+
+/** The active backend's name. */
+export function getBackend(): string {
+  return resolve().backend.name;
+}
+
+export function listBackends(): string[] {
+  return [...registry.keys()];
+}
+
+/** The kernel table of the active backend (its own kernels merged over the reference ones). */
+export function kernels(): KernelTable {
+  if (!table) resolve();
+  return table!;
+}
+
+export function activeBackend(): Backend {
+  return resolve().backend;
+}
+
+/** Debug listing: the active backend, its facts, and which kernels fall back to the reference backend. */
+export function backendInfo(): { name: string; facts: Record<string, string | number | boolean>; fallbacks: string[] } {
+  const r = resolve();
+  return { name: r.backend.name, facts: r.backend.describe(), fallbacks: [...fallbacks] };
+}

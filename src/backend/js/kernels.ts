@@ -1,0 +1,360 @@
+/**
+ * The TypeScript reference backend: every kernel, plainly and correctly. It is the oracle the fast backends
+ * are tested against, and the fallback for any kernel they lack.
+ *
+ * Views are strided; outputs are contiguous. Walking a view: `rowOffsets(v)` lists the storage offset of each
+ * row (all dims but the last), the inner loop then steps by the last stride. Each kernel is built by a factory
+ * so that V8 specialises its inner loop for one element function (a shared loop calling many functions would
+ * go megamorphic and run several times slower).
+ */
+import type { TypedArray } from '../../tensor/dtype.js';
+import { numel } from '../../tensor/shape.js';
+import type { BinaryKernel, CompareKernel, KernelTable, UnaryKernel, View } from '../backend.js';
+import { registerBackend } from '../backend.js';
+
+/** Storage offset of each row of `v` (every dim but the last), in row-major order. */
+export function rowOffsets(shape: readonly number[], strides: readonly number[], offset: number): Int32Array {
+  const rank = shape.length;
+  const rows = rank <= 1 ? 1 : numel(shape.slice(0, -1));
+  const out = new Int32Array(rows);
+  if (rank <= 1) {
+    out[0] = offset;
+    return out;
+  }
+  const idx = new Array<number>(rank - 1).fill(0);
+  let off = offset;
+  for (let r = 0; r < rows; r++) {
+    out[r] = off;
+    // Odometer over dims rank-2 .. 0.
+    for (let d = rank - 2; d >= 0; d--) {
+      idx[d]!++;
+      off += strides[d]!;
+      if (idx[d]! < shape[d]!) break;
+      off -= strides[d]! * shape[d]!;
+      idx[d] = 0;
+    }
+  }
+  return out;
+}
+
+const inner = (v: { shape: readonly number[] }) => (v.shape.length === 0 ? 1 : v.shape[v.shape.length - 1]!);
+const innerStride = (v: { strides: readonly number[] }) => (v.strides.length === 0 ? 1 : v.strides[v.strides.length - 1]!);
+
+function unary(f: (x: number) => number): UnaryKernel {
+  return (x, out) => {
+    const n = inner(x);
+    const s = innerStride(x);
+    const rows = rowOffsets(x.shape, x.strides, x.offset);
+    const xd = x.data;
+    let o = 0;
+    for (let r = 0; r < rows.length; r++) {
+      let i = rows[r]!;
+      for (let j = 0; j < n; j++, i += s) out[o++] = f(xd[i]!);
+    }
+  };
+}
+
+function binary(f: (x: number, y: number) => number): BinaryKernel {
+  return (a, b, out) => {
+    const n = inner(a);
+    const sa = innerStride(a);
+    const sb = innerStride(b);
+    const ra = rowOffsets(a.shape, a.strides, a.offset);
+    const rb = rowOffsets(b.shape, b.strides, b.offset);
+    const ad = a.data;
+    const bd = b.data;
+    let o = 0;
+    for (let r = 0; r < ra.length; r++) {
+      let i = ra[r]!;
+      let k = rb[r]!;
+      for (let j = 0; j < n; j++, i += sa, k += sb) out[o++] = f(ad[i]!, bd[k]!);
+    }
+  };
+}
+
+function compare(f: (x: number, y: number) => boolean): CompareKernel {
+  return binary((x, y) => (f(x, y) ? 1 : 0));
+}
+
+/** erf by Abramowitz-Stegun 7.1.26 is only 1e-7 absolute; this uses the W. J. Cody rational form (float64). */
+export function erf(x: number): number {
+  if (Number.isNaN(x)) return x;
+  const ax = Math.abs(x);
+  if (ax < 0.5) {
+    // Taylor/Maclaurin through x^21: |error| < 1e-16 for |x| < 0.5.
+    const t = x * x;
+    let term = x;
+    let sum = x;
+    for (let k = 1; k < 12; k++) {
+      term *= -t / k;
+      sum += term / (2 * k + 1);
+    }
+    return (2 / Math.sqrt(Math.PI)) * sum;
+  }
+  return x > 0 ? 1 - erfc(ax) : erfc(ax) - 1;
+}
+
+/** Complementary error function for x >= 0.5 by a continued fraction (Lentz), float64 accurate. */
+function erfc(x: number): number {
+  if (x > 27) return 0;
+  // erfc(x) = exp(-x^2)/sqrt(pi) * 1/(x + 1/2/(x + 1/(x + 3/2/(x + ...))))
+  const tiny = 1e-300;
+  let f = x;
+  let c = x;
+  let d = 0;
+  for (let k = 1; k < 300; k++) {
+    const an = k / 2;
+    d = x + an * d;
+    d = d === 0 ? tiny : d;
+    c = x + an / c;
+    c = c === 0 ? tiny : c;
+    d = 1 / d;
+    const delta = c * d;
+    f *= delta;
+    if (Math.abs(delta - 1) < 1e-16) break;
+  }
+  return Math.exp(-x * x) / Math.sqrt(Math.PI) / f;
+}
+
+/** Numerically stable logistic: never evaluates exp of a large positive number. */
+function sigmoid(x: number): number {
+  if (x >= 0) return 1 / (1 + Math.exp(-x));
+  const e = Math.exp(x);
+  return e / (1 + e);
+}
+
+/** Offsets of every element of the sub-space spanned by `dims` of a view, relative to the view's offset. */
+function subspaceOffsets(v: View, dims: readonly number[]): Int32Array {
+  const shape = dims.map((d) => v.shape[d]!);
+  const strides = dims.map((d) => v.strides[d]!);
+  const rows = rowOffsets(shape, strides, 0);
+  const n = inner({ shape });
+  const s = innerStride({ strides });
+  const out = new Int32Array(rows.length * n);
+  let o = 0;
+  for (let r = 0; r < rows.length; r++) for (let j = 0; j < n; j++) out[o++] = rows[r]! + j * s;
+  return out;
+}
+
+function reduce(init: number, f: (acc: number, x: number) => number) {
+  return (x: View, axes: readonly number[], out: TypedArray): void => {
+    const kept = x.shape.map((_, i) => i).filter((i) => !axes.includes(i));
+    const ko = subspaceOffsets(x, kept);
+    const ro = subspaceOffsets(x, axes);
+    const xd = x.data;
+    for (let o = 0; o < ko.length; o++) {
+      const base = x.offset + ko[o]!;
+      let acc = init;
+      for (let r = 0; r < ro.length; r++) acc = f(acc, xd[base + ro[r]!]!);
+      out[o] = acc;
+    }
+  };
+}
+
+function argReduce(better: (x: number, best: number) => boolean) {
+  return (x: View, axis: number, out: Int32Array): void => {
+    const kept = x.shape.map((_, i) => i).filter((i) => i !== axis);
+    const ko = subspaceOffsets(x, kept);
+    const n = x.shape[axis]!;
+    const s = x.strides[axis]!;
+    const xd = x.data;
+    for (let o = 0; o < ko.length; o++) {
+      const base = x.offset + ko[o]!;
+      let best = xd[base]!;
+      let bi = 0;
+      for (let j = 1; j < n; j++) {
+        const v = xd[base + j * s]!;
+        // NaN wins, like PyTorch: once best is NaN nothing replaces it.
+        if (!Number.isNaN(best) && (Number.isNaN(v) || better(v, best))) {
+          best = v;
+          bi = j;
+        }
+      }
+      out[o] = bi;
+    }
+  };
+}
+
+/** NaN-propagating max/min, as torch.maximum/amax do. */
+const nanMax = (a: number, b: number) => (a > b || Number.isNaN(a) ? a : Number.isNaN(b) ? b : b >= a ? b : a);
+const nanMin = (a: number, b: number) => (a < b || Number.isNaN(a) ? a : Number.isNaN(b) ? b : b <= a ? b : a);
+
+/** C[m,n] = sum_k A[m,k] B[k,n] for each batch; B rows are made contiguous first so the inner loop is unit-stride. */
+function matmul(a: View, b: View, out: Float32Array): void {
+  const r = a.shape.length;
+  const M = a.shape[r - 2]!;
+  const K = a.shape[r - 1]!;
+  const N = b.shape[r - 1]!;
+  const batchShape = a.shape.slice(0, -2);
+  const aRows = rowOffsets([...batchShape, 1], [...a.strides.slice(0, -2), 0], a.offset);
+  const bRows = rowOffsets([...batchShape, 1], [...b.strides.slice(0, -2), 0], b.offset);
+  const [sam, sak] = [a.strides[r - 2]!, a.strides[r - 1]!];
+  const [sbk, sbn] = [b.strides[r - 2]!, b.strides[r - 1]!];
+  const bc = new Float32Array(K * N);
+  const ad = a.data;
+  const bd = b.data;
+  const acc = new Float64Array(N);
+  for (let t = 0; t < aRows.length; t++) {
+    for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) bc[k * N + n] = bd[bRows[t]! + k * sbk + n * sbn]!;
+    const ob = t * M * N;
+    for (let m = 0; m < M; m++) {
+      acc.fill(0);
+      const arow = aRows[t]! + m * sam;
+      for (let k = 0; k < K; k++) {
+        const av = ad[arow + k * sak]!;
+        if (av === 0) continue;
+        const bo = k * N;
+        for (let n = 0; n < N; n++) acc[n]! += av * bc[bo + n]!;
+      }
+      for (let n = 0; n < N; n++) out[ob + m * N + n] = acc[n]!;
+    }
+  }
+}
+
+/** Strided copy: dst and src have the same shape (src may be broadcast). Converts dtype on store. */
+function copy(src: View, dst: View): void {
+  const n = inner(dst);
+  const ss = innerStride(src);
+  const ds = innerStride(dst);
+  const rs = rowOffsets(src.shape, src.strides, src.offset);
+  const rd = rowOffsets(dst.shape, dst.strides, dst.offset);
+  const sd = src.data;
+  const dd = dst.data;
+  const toInt = dst.dtype !== 'float32';
+  for (let r = 0; r < rd.length; r++) {
+    let i = rs[r]!;
+    let o = rd[r]!;
+    for (let j = 0; j < n; j++, i += ss, o += ds) {
+      const v = sd[i]!;
+      // Float to int truncates toward zero like a C cast; bool stores 0/1.
+      dd[o] = toInt ? (dst.dtype === 'bool' ? (v !== 0 ? 1 : 0) : Math.trunc(v)) : v;
+    }
+  }
+}
+
+/** The sub-view of v at position i of `axis` (that dim dropped). */
+function at(v: View, axis: number, i: number): View {
+  return {
+    data: v.data,
+    dtype: v.dtype,
+    shape: v.shape.filter((_, d) => d !== axis),
+    strides: v.strides.filter((_, d) => d !== axis),
+    offset: v.offset + i * v.strides[axis]!,
+  };
+}
+
+function gather(x: View, axis: number, index: Int32Array, out: TypedArray): void {
+  const shape = x.shape.map((d, i) => (i === axis ? index.length : d));
+  const o: View = { data: out, dtype: x.dtype, shape, strides: contiguous(shape), offset: 0 };
+  for (let i = 0; i < index.length; i++) copy(at(x, axis, index[i]!), at(o, axis, i));
+}
+
+function scatterAdd(dst: View, axis: number, index: Int32Array, src: View): void {
+  for (let i = 0; i < index.length; i++) {
+    const d = at(dst, axis, index[i]!);
+    const s = at(src, axis, i);
+    const n = inner(d);
+    const rd = rowOffsets(d.shape, d.strides, d.offset);
+    const rs = rowOffsets(s.shape, s.strides, s.offset);
+    const ds = innerStride(d);
+    const ss = innerStride(s);
+    for (let r = 0; r < rd.length; r++) {
+      for (let j = 0, p = rd[r]!, q = rs[r]!; j < n; j++, p += ds, q += ss) dst.data[p]! += src.data[q]!;
+    }
+  }
+}
+
+function contiguous(shape: readonly number[]): number[] {
+  const s: number[] = [];
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    s.unshift(acc);
+    acc *= shape[i]!;
+  }
+  return s;
+}
+
+/** Rows of C over the last axis of a contiguous view. Max-subtracted, so ±1000 stays finite. */
+function softmaxRows(log: boolean) {
+  return (x: View, out: Float32Array): void => {
+    const C = inner(x);
+    const R = C === 0 ? 0 : numel(x.shape) / C;
+    const xd = x.data;
+    for (let r = 0; r < R; r++) {
+      const base = x.offset + r * C;
+      let m = -Infinity;
+      for (let c = 0; c < C; c++) m = nanMax(m, xd[base + c]!);
+      if (m === -Infinity) m = 0; // all -inf: exp gives 0s, log gives -inf/NaN as in PyTorch
+      let s = 0;
+      for (let c = 0; c < C; c++) s += Math.exp(xd[base + c]! - m);
+      const ls = Math.log(s);
+      for (let c = 0; c < C; c++) {
+        const z = xd[base + c]! - m;
+        out[r * C + c] = log ? z - ls : Math.exp(z) / s;
+      }
+    }
+  };
+}
+
+/** Exported for backends that reuse parts of the reference (and for tests). */
+export const jsKernels: KernelTable = {
+  neg: unary((x) => -x),
+  exp: unary(Math.exp),
+  log: unary(Math.log),
+  sqrt: unary(Math.sqrt),
+  abs: unary(Math.abs),
+  tanh: unary(Math.tanh),
+  sigmoid: unary(sigmoid),
+  relu: unary((x) => (x > 0 ? x : Number.isNaN(x) ? x : 0)),
+  erf: unary(erf),
+  sign: unary((x) => (x > 0 ? 1 : x < 0 ? -1 : x)),
+  add: binary((x, y) => x + y),
+  sub: binary((x, y) => x - y),
+  mul: binary((x, y) => x * y),
+  div: binary((x, y) => x / y),
+  pow: binary(Math.pow),
+  maximum: binary(nanMax),
+  minimum: binary(nanMin),
+  eq: compare((x, y) => x === y),
+  ne: compare((x, y) => x !== y),
+  lt: compare((x, y) => x < y),
+  le: compare((x, y) => x <= y),
+  gt: compare((x, y) => x > y),
+  ge: compare((x, y) => x >= y),
+  where: (cond, a, b, out) => {
+    const n = inner(a);
+    const [sc, sa, sb] = [innerStride(cond), innerStride(a), innerStride(b)];
+    const rc = rowOffsets(cond.shape, cond.strides, cond.offset);
+    const ra = rowOffsets(a.shape, a.strides, a.offset);
+    const rb = rowOffsets(b.shape, b.strides, b.offset);
+    let o = 0;
+    for (let r = 0; r < ra.length; r++) {
+      for (let j = 0, c = rc[r]!, i = ra[r]!, k = rb[r]!; j < n; j++, c += sc, i += sa, k += sb) {
+        out[o++] = cond.data[c] ? a.data[i]! : b.data[k]!;
+      }
+    }
+  },
+  clamp: (x, lo, hi, out) => unary((v) => (v < lo ? lo : v > hi ? hi : v))(x, out),
+  sum: reduce(0, (acc, x) => acc + x),
+  max: reduce(-Infinity, nanMax),
+  min: reduce(Infinity, nanMin),
+  argmax: argReduce((v, best) => v > best),
+  argmin: argReduce((v, best) => v < best),
+  matmul,
+  copy,
+  gather,
+  scatterAdd,
+  softmax: softmaxRows(false),
+  logSoftmax: softmaxRows(true),
+};
+
+registerBackend(
+  {
+    name: 'js',
+    priority: 0,
+    alloc: (dtype, n) =>
+      (dtype === 'float32' ? new Float32Array(n) : dtype === 'int32' ? new Int32Array(n) : new Uint8Array(n)) as never,
+    describe: () => ({ kind: 'TypeScript reference', threads: 1 }),
+  },
+  jsKernels,
+);

@@ -1,0 +1,83 @@
+/**
+ * minibatch: fast mini-batch deep learning for Node.js and the browser.
+ *
+ * @example
+ * import * as mb from 'minibatch';
+ * const x = mb.randn([32, 784]);            // a batch: (N, D)
+ * const w = mb.randn([784, 10], { requiresGrad: true });
+ * const loss = x.matmul(w).logSoftmax(-1).mean().neg();
+ * loss.backward();                            // w.grad: (784, 10)
+ */
+import './backend/js/kernels.js';
+
+export { isGradEnabled, noGrad } from './autograd/engine.js';
+export { type Primitive, gradRules } from './autograd/grad.js';
+export {
+  backendInfo,
+  type Backend,
+  getBackend,
+  type KernelTable,
+  listBackends,
+  registerBackend,
+  setBackend,
+  type View,
+} from './backend/backend.js';
+export * from './errors.js';
+export * from './tensor/creation.js';
+export type { DType, TypedArray } from './tensor/dtype.js';
+export {
+  abs,
+  add,
+  argmax,
+  argmin,
+  cast,
+  cat,
+  clamp,
+  contiguous,
+  div,
+  eq,
+  erf,
+  exp,
+  expand,
+  flatten,
+  ge,
+  gt,
+  indexSelect,
+  le,
+  log,
+  logSoftmax,
+  logsumexp,
+  lt,
+  matmul,
+  max,
+  maximum,
+  mean,
+  min,
+  minimum,
+  mul,
+  ne,
+  neg,
+  permute,
+  pow,
+  relu,
+  reshape,
+  select,
+  sigmoid,
+  sign,
+  slice,
+  softmax,
+  sqrt,
+  squeeze,
+  stack,
+  std,
+  sub,
+  sum,
+  tanh,
+  transpose,
+  unsqueeze,
+  variance,
+  view,
+  where,
+} from './tensor/ops.js';
+export { defaultGenerator, Generator, manualSeed } from './tensor/random.js';
+export { Tensor } from './tensor/tensor.js';

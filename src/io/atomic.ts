@@ -1,0 +1,127 @@
+/**
+ * Crash-safe file replacement: a reader (or a restart after a crash) sees either the old file or the complete
+ * new one, never a truncated mix. Protocol: write a temp file in the target's directory (rename is only atomic
+ * within one file system), fsync it (so its bytes are on disk before the name points at them), rename it over
+ * the target, then fsync the directory (so the rename itself survives a power cut).
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  fsyncSync,
+  openSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+  promises as fsp,
+} from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+
+/**
+ * Replace `path` with `data` atomically. On any error the temp file is removed, the old file (if any) is left
+ * untouched, and the error is re-thrown. A replaced file keeps its permission bits.
+ *
+ * @example
+ * atomicWriteFileSync('ckpt/model.safetensors', bytes);
+ */
+export function atomicWriteFileSync(path: string, data: Uint8Array | string): void {
+  const tmp = tempPathFor(path);
+  try {
+    const fd = openSync(tmp, 'wx', existingMode(path));
+    try {
+      writeFileSync(fd, data);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (err) {
+    removeQuietly(tmp);
+    throw err;
+  }
+  syncDirectory(path);
+}
+
+/**
+ * Promise version of {@link atomicWriteFileSync}, with the same guarantees.
+ *
+ * @example
+ * await atomicWriteFile('ckpt/model.safetensors', bytes);
+ */
+export async function atomicWriteFile(path: string, data: Uint8Array | string): Promise<void> {
+  const tmp = tempPathFor(path);
+  try {
+    const handle = await fsp.open(tmp, 'wx', existingMode(path));
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fsp.rename(tmp, path);
+  } catch (err) {
+    removeQuietly(tmp);
+    throw err;
+  }
+  let dir: fsp.FileHandle;
+  try {
+    dir = await fsp.open(dirname(path), 'r');
+  } catch {
+    return;
+  }
+  try {
+    await dir.sync();
+  } catch (err) {
+    if (!cannotSyncDirectories(err)) throw err;
+  } finally {
+    await dir.close();
+  }
+}
+
+/** Same directory as the target; pid + random suffix so concurrent writers never share a temp file. */
+function tempPathFor(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+}
+
+/** Permission bits of the file being replaced, so the rename does not reset them (0o666 & ~umask if new). */
+function existingMode(path: string): number {
+  try {
+    return statSync(path).mode & 0o7777;
+  } catch {
+    return 0o666;
+  }
+}
+
+function removeQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // Already gone (the open failed, or the rename happened): nothing to clean up.
+  }
+}
+
+/**
+ * fsync the directory entry. The rename has already happened, so the temp file is gone and an error here
+ * reports only that durability is unknown. Platforms that cannot open a directory (Windows) are skipped.
+ */
+function syncDirectory(path: string): void {
+  let fd: number;
+  try {
+    fd = openSync(dirname(path), 'r');
+  } catch {
+    return;
+  }
+  try {
+    fsyncSync(fd);
+  } catch (err) {
+    if (!cannotSyncDirectories(err)) throw err;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Errors meaning "this platform/file system does not sync directories", not "the data may be lost". */
+function cannotSyncDirectories(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'EINVAL' || code === 'EPERM' || code === 'EISDIR' || code === 'EBADF';
+}

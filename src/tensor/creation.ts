@@ -1,0 +1,120 @@
+/**
+ * Creating tensors: from typed arrays (no copy), nested arrays, constants, ranges and seeded random numbers.
+ * Every random function takes an optional `Generator`; without one it uses the default generator, which
+ * `manualSeed` re-seeds. Same seed, same numbers, on every platform.
+ */
+import { fmtShape, ShapeError, ValueError } from '../errors.js';
+import { type DType, dtypeOfArray, type TypedArray } from './dtype.js';
+import { empty } from './ops.js';
+import { defaultGenerator, type Generator } from './random.js';
+import { numel, resolveShape } from './shape.js';
+import { Tensor } from './tensor.js';
+
+export interface CreateOptions {
+  dtype?: DType;
+  requiresGrad?: boolean;
+}
+
+export interface RandomOptions extends CreateOptions {
+  generator?: Generator;
+}
+
+type Nested = number | boolean | readonly Nested[];
+
+function inferShape(data: Nested): number[] {
+  const shape: number[] = [];
+  let d: Nested = data;
+  while (Array.isArray(d)) {
+    shape.push(d.length);
+    d = (d as readonly Nested[])[0] as Nested;
+  }
+  return shape;
+}
+
+/**
+ * A tensor from a typed array (shared, not copied; shape defaults to 1-D) or from nested arrays (copied).
+ * Float32Array gives float32, Int32Array int32, Uint8Array bool; nested numbers give float32 unless `dtype`.
+ * @example tensor([[1, 2], [3, 4]]) // float32 [2,2]
+ * @example tensor(new Float32Array(784 * 32), { shape: [32, 784] }) // a batch, no copy
+ */
+export function tensor(data: Nested | TypedArray, opts: CreateOptions & { shape?: readonly number[] } = {}): Tensor {
+  if (ArrayBuffer.isView(data)) {
+    const arr = data as TypedArray;
+    const shape = resolveShape('tensor', opts.shape ?? [arr.length], arr.length);
+    if (numel(shape) !== arr.length) {
+      throw new ShapeError('tensor', `shape ${fmtShape(shape)} needs ${numel(shape)} elements, the array has ${arr.length}`);
+    }
+    const dt = dtypeOfArray(arr);
+    if (opts.dtype && opts.dtype !== dt) throw new ValueError('tensor', `a ${arr.constructor.name} holds ${dt}, not ${opts.dtype}`);
+    return new Tensor(arr, dt, shape, undefined, 0, opts.requiresGrad ?? false);
+  }
+  const shape = inferShape(data as Nested);
+  const dtype = opts.dtype ?? (typeof (shape.length ? undefined : data) === 'boolean' ? 'bool' : 'float32');
+  const t = empty(shape, dtype);
+  let i = 0;
+  const walk = (d: Nested, depth: number): void => {
+    if (depth === shape.length) {
+      if (Array.isArray(d)) throw new ShapeError('tensor', `ragged nested array: expected a number at depth ${depth}`);
+      t.data[i++] = Number(d);
+      return;
+    }
+    if (!Array.isArray(d) || d.length !== shape[depth]) {
+      throw new ShapeError('tensor', `ragged nested array: expected length ${shape[depth]} at depth ${depth}, got ${Array.isArray(d) ? d.length : 'a number'}`);
+    }
+    for (const e of d as readonly Nested[]) walk(e, depth + 1);
+  };
+  walk(data as Nested, 0);
+  t.requiresGrad = opts.requiresGrad ?? false;
+  return t;
+}
+
+function filled(shape: readonly number[], value: number, opts: CreateOptions): Tensor {
+  const t = empty(resolveShape('full', shape), opts.dtype ?? 'float32');
+  if (value !== 0) t.data.fill(value);
+  t.requiresGrad = opts.requiresGrad ?? false;
+  return t;
+}
+
+/** @example zeros([32, 10]) */
+export const zeros = (shape: readonly number[], opts: CreateOptions = {}) => filled(shape, 0, opts);
+export const ones = (shape: readonly number[], opts: CreateOptions = {}) => filled(shape, 1, opts);
+export const full = (shape: readonly number[], value: number, opts: CreateOptions = {}) => filled(shape, value, opts);
+export const zerosLike = (x: Tensor, opts: CreateOptions = {}) => filled(x.shape, 0, { dtype: x.dtype, ...opts });
+export const onesLike = (x: Tensor, opts: CreateOptions = {}) => filled(x.shape, 1, { dtype: x.dtype, ...opts });
+
+/** start, start+step, ... below end. Integer arguments give int32 (as PyTorch), otherwise float32. */
+export function arange(start: number, end?: number, step = 1, opts: CreateOptions = {}): Tensor {
+  if (end === undefined) [start, end] = [0, start];
+  if (step === 0) throw new ValueError('arange', 'step must be nonzero');
+  const n = Math.max(0, Math.ceil((end - start) / step));
+  const ints = [start, end, step].every(Number.isInteger);
+  const t = empty([n], opts.dtype ?? (ints ? 'int32' : 'float32'));
+  for (let i = 0; i < n; i++) t.data[i] = start + i * step;
+  return t;
+}
+
+function random(shape: readonly number[], opts: RandomOptions, draw: (g: Generator) => number): Tensor {
+  const t = empty(resolveShape('random', shape), opts.dtype ?? 'float32');
+  const g = opts.generator ?? defaultGenerator;
+  for (let i = 0; i < t.data.length; i++) t.data[i] = draw(g);
+  t.requiresGrad = opts.requiresGrad ?? false;
+  return t;
+}
+
+/** Uniform on [0, 1). */
+export const rand = (shape: readonly number[], opts: RandomOptions = {}) => random(shape, opts, (g) => g.uniform());
+/** Standard normal. */
+export const randn = (shape: readonly number[], opts: RandomOptions = {}) => random(shape, opts, (g) => g.normal());
+/** Uniform on [low, high) scaled: PyTorch's `uniform_(low, high)`. */
+export function uniform(shape: readonly number[], low: number, high: number, opts: RandomOptions = {}): Tensor {
+  return random(shape, opts, (g) => low + (high - low) * g.uniform());
+}
+/** Integers uniform in [low, high), int32. */
+export function randint(low: number, high: number, shape: readonly number[], opts: RandomOptions = {}): Tensor {
+  if (!(high > low)) throw new ValueError('randint', `random_ expects 'from' to be less than 'to', but got from=${low} >= to=${high}`);
+  return random(shape, { dtype: 'int32', ...opts }, (g) => g.int(low, high));
+}
+/** A random permutation of 0..n-1, int32. */
+export function randperm(n: number, opts: { generator?: Generator } = {}): Tensor {
+  return new Tensor((opts.generator ?? defaultGenerator).permutation(n), 'int32', [n]);
+}

@@ -1,0 +1,531 @@
+/**
+ * Public tensor ops. Each op validates its arguments once, here (never in the kernels), allocates its output
+ * through the active backend, calls the backend's kernel, and records a graph node when gradients are needed.
+ * Shape legend in docs: N batch, D features, T time, C channels/classes, M×K @ K×N for matmul.
+ */
+import { isGradEnabled, type Node } from '../autograd/engine.js';
+import type { Primitive, PrimitiveCtx } from '../autograd/grad.js';
+import { activeBackend, type BinaryOp, type CompareOp, kernels, type UnaryOp, type View } from '../backend/backend.js';
+import { fmtShape, ShapeError, ValueError } from '../errors.js';
+import { type DType, promote, type TypedArray } from './dtype.js';
+import { broadcastShapes, contiguousStrides, isContiguous, normDim, normDims, numel, resolveShape, sameShape } from './shape.js';
+import { Tensor, type TensorOrScalar } from './tensor.js';
+
+// ---- plumbing ---------------------------------------------------------------------------------------------
+
+/** A fresh contiguous tensor whose storage comes from the active backend. */
+export function empty(shape: readonly number[], dtype: DType = 'float32'): Tensor {
+  return new Tensor(activeBackend().alloc(dtype, numel(shape)), dtype, [...shape]);
+}
+
+function scalar(v: number | boolean, dtype: DType): Tensor {
+  const t = empty([], dtype);
+  t.data[0] = Number(v);
+  return t;
+}
+
+/** Turn a number operand into a 0-d tensor of a compatible dtype (int stays int, like PyTorch's weak scalars). */
+function lift(x: TensorOrScalar, other: Tensor): Tensor {
+  if (x instanceof Tensor) return x;
+  const dt: DType = typeof x === 'boolean' ? 'bool' : Number.isInteger(x) && other.dtype !== 'float32' ? 'int32' : 'float32';
+  return scalar(x, other.dtype === 'float32' ? 'float32' : dt);
+}
+
+/** Record the node that produced `out` if any input needs a gradient. Returns `out`. */
+function record<P extends Primitive>(prim: P, inputs: Tensor[], out: Tensor, ctx: PrimitiveCtx[P]): Tensor {
+  if (isGradEnabled() && inputs.some((x) => x.requiresGrad)) {
+    out.requiresGrad = true;
+    out._node = { prim, inputs, ctx, released: false } as Node;
+  }
+  return out;
+}
+
+/** A view sharing x's storage (no copy). */
+function viewOf(x: Tensor, shape: readonly number[], strides: readonly number[], offset = x.offset): Tensor {
+  return new Tensor(x.data, x.dtype, [...shape], [...strides], offset);
+}
+
+function broadcastView(x: View, shape: readonly number[]): View {
+  const lead = shape.length - x.shape.length;
+  const strides = shape.map((d, i) => {
+    const j = i - lead;
+    if (j < 0) return 0;
+    return x.shape[j] === 1 && d !== 1 ? 0 : x.strides[j]!;
+  });
+  return { data: x.data, dtype: x.dtype, shape, strides, offset: x.offset };
+}
+
+function requireFloat(op: string, x: Tensor): void {
+  if (x.dtype !== 'float32') throw new ValueError(op, `expected a float32 tensor, got ${x.dtype}`);
+}
+
+// ---- elementwise ------------------------------------------------------------------------------------------
+
+function unaryOp(op: UnaryOp, x: Tensor): Tensor {
+  const xf = x.dtype === 'float32' ? x : cast(x, 'float32');
+  const out = empty(x.shape);
+  kernels()[op](xf, out.data as Float32Array);
+  return record(op, [x], out, null);
+}
+
+/** -x */
+export const neg = (x: Tensor) => unaryOp('neg', x);
+/** e^x */
+export const exp = (x: Tensor) => unaryOp('exp', x);
+/** Natural log; log(0) = -Infinity, log(-1) = NaN (IEEE). */
+export const log = (x: Tensor) => unaryOp('log', x);
+export const sqrt = (x: Tensor) => unaryOp('sqrt', x);
+export const abs = (x: Tensor) => unaryOp('abs', x);
+export const tanh = (x: Tensor) => unaryOp('tanh', x);
+/** 1/(1+e^-x), evaluated without overflow for any x (±1000 included). */
+export const sigmoid = (x: Tensor) => unaryOp('sigmoid', x);
+/** max(x, 0), elementwise (the seed's relu_batch). */
+export const relu = (x: Tensor) => unaryOp('relu', x);
+export const erf = (x: Tensor) => unaryOp('erf', x);
+export const sign = (x: Tensor) => unaryOp('sign', x);
+
+function binaryOp(op: BinaryOp, a: TensorOrScalar, b: TensorOrScalar): Tensor {
+  if (!(a instanceof Tensor) && !(b instanceof Tensor)) throw new ValueError(op, 'expected at least one tensor operand');
+  const ta = a instanceof Tensor ? a : lift(a, b as Tensor);
+  const tb = b instanceof Tensor ? b : lift(b, ta);
+  const shape = broadcastShapes(op, ta.shape, tb.shape);
+  let dtype = promote(ta.dtype, tb.dtype);
+  // True division and pow of ints give floats; bool arithmetic is done as ints... except add/mul of bools.
+  if (op === 'div' || op === 'pow' || dtype === 'bool') dtype = op === 'div' || op === 'pow' ? 'float32' : 'int32';
+  const out = empty(shape, dtype);
+  kernels()[op](broadcastView(ta, shape), broadcastView(tb, shape), out.data);
+  return record(op, [ta, tb], out, null);
+}
+
+/** a + b with NumPy broadcasting. @example add(x, bias) // (N,D) + (D) -> (N,D) */
+export const add = (a: TensorOrScalar, b: TensorOrScalar) => binaryOp('add', a, b);
+export const sub = (a: TensorOrScalar, b: TensorOrScalar) => binaryOp('sub', a, b);
+export const mul = (a: TensorOrScalar, b: TensorOrScalar) => binaryOp('mul', a, b);
+/** True division (ints give floats). x/0 follows IEEE: ±Infinity or NaN. */
+export const div = (a: TensorOrScalar, b: TensorOrScalar) => binaryOp('div', a, b);
+export const pow = (a: TensorOrScalar, b: TensorOrScalar) => binaryOp('pow', a, b);
+/** Elementwise max; NaN propagates. */
+export const maximum = (a: TensorOrScalar, b: TensorOrScalar) => binaryOp('maximum', a, b);
+export const minimum = (a: TensorOrScalar, b: TensorOrScalar) => binaryOp('minimum', a, b);
+
+function compareOp(op: CompareOp, a: TensorOrScalar, b: TensorOrScalar): Tensor {
+  if (!(a instanceof Tensor) && !(b instanceof Tensor)) throw new ValueError(op, 'expected at least one tensor operand');
+  const ta = a instanceof Tensor ? a : lift(a, b as Tensor);
+  const tb = b instanceof Tensor ? b : lift(b, ta);
+  const shape = broadcastShapes(op, ta.shape, tb.shape);
+  const out = empty(shape, 'bool');
+  kernels()[op](broadcastView(ta, shape), broadcastView(tb, shape), out.data as Uint8Array);
+  return out;
+}
+
+/** Elementwise comparisons; they return bool tensors and carry no gradient. */
+export const eq = (a: TensorOrScalar, b: TensorOrScalar) => compareOp('eq', a, b);
+export const ne = (a: TensorOrScalar, b: TensorOrScalar) => compareOp('ne', a, b);
+export const lt = (a: TensorOrScalar, b: TensorOrScalar) => compareOp('lt', a, b);
+export const le = (a: TensorOrScalar, b: TensorOrScalar) => compareOp('le', a, b);
+export const gt = (a: TensorOrScalar, b: TensorOrScalar) => compareOp('gt', a, b);
+export const ge = (a: TensorOrScalar, b: TensorOrScalar) => compareOp('ge', a, b);
+
+/** cond ? a : b, elementwise with broadcasting over all three. */
+export function where(cond: Tensor, a: TensorOrScalar, b: TensorOrScalar): Tensor {
+  if (cond.dtype !== 'bool') throw new ValueError('where', `condition must be a bool tensor, got ${cond.dtype}`);
+  const ta = a instanceof Tensor ? a : lift(a, b instanceof Tensor ? b : cond);
+  const tb = b instanceof Tensor ? b : lift(b, ta);
+  const shape = broadcastShapes('where', broadcastShapes('where', cond.shape, ta.shape), tb.shape);
+  const dtype = promote(ta.dtype, tb.dtype);
+  const out = empty(shape, dtype);
+  kernels().where(broadcastView(cond, shape), broadcastView(ta, shape), broadcastView(tb, shape), out.data);
+  return record('where', [ta, tb], out, { cond });
+}
+
+/** Clamp into [min, max]; either bound may be omitted. The gradient passes where min <= x <= max. */
+export function clamp(x: Tensor, min?: number, max?: number): Tensor {
+  if (min === undefined && max === undefined) throw new ValueError('clamp', 'at least one of min and max must be given');
+  const lo = min ?? -Infinity;
+  const hi = max ?? Infinity;
+  requireFloat('clamp', x);
+  const out = empty(x.shape);
+  kernels().clamp(x, lo, hi, out.data as Float32Array);
+  return record('clamp', [x], out, { lo, hi });
+}
+
+// ---- reductions -------------------------------------------------------------------------------------------
+
+function keptShape(shape: readonly number[], axes: readonly number[], keepDim: boolean): number[] {
+  return keepDim ? shape.map((d, i) => (axes.includes(i) ? 1 : d)) : shape.filter((_, i) => !axes.includes(i));
+}
+
+function reduceOp(op: 'sum' | 'max' | 'min', x: Tensor, dims: number | readonly number[] | undefined, keepDim: boolean): Tensor {
+  const axes = normDims(op, dims, x.rank);
+  if (op !== 'sum') {
+    for (const a of axes) {
+      if (x.shape[a] === 0) throw new ShapeError(op, `cannot reduce over dim ${a} of size 0 (shape ${fmtShape(x.shape)})`);
+    }
+  }
+  const dtype: DType = x.dtype === 'bool' ? 'int32' : x.dtype;
+  const out = empty(keptShape(x.shape, axes, keepDim), dtype);
+  kernels()[op](x, axes, out.data);
+  return record(op, [x], out, { axes, shape: [...x.shape] });
+}
+
+/** Sum over `dims` (all when omitted). @example x.sum(0) // (N,D) -> (D) */
+export const sum = (x: Tensor, dims?: number | readonly number[], keepDim = false) => reduceOp('sum', x, dims, keepDim);
+/** Max over `dims` (values only; see argmax for indices). Ties share the gradient equally. */
+export const max = (x: Tensor, dims?: number | readonly number[], keepDim = false) => reduceOp('max', x, dims, keepDim);
+export const min = (x: Tensor, dims?: number | readonly number[], keepDim = false) => reduceOp('min', x, dims, keepDim);
+
+/** Mean over `dims`. The mean of nothing is NaN, as in PyTorch. */
+export function mean(x: Tensor, dims?: number | readonly number[], keepDim = false): Tensor {
+  requireFloat('mean', x);
+  const axes = normDims('mean', dims, x.rank);
+  const n = axes.reduce((acc, a) => acc * x.shape[a]!, 1);
+  return div(sum(x, axes, keepDim), n);
+}
+
+/**
+ * Variance over `dims` with Bessel's `correction` (default 1, unbiased, as torch.var; BatchNorm uses 0).
+ */
+export function variance(
+  x: Tensor,
+  dims?: number | readonly number[],
+  opts: { correction?: number; keepDim?: boolean } = {},
+): Tensor {
+  requireFloat('var', x);
+  const axes = normDims('var', dims, x.rank);
+  const n = axes.reduce((acc, a) => acc * x.shape[a]!, 1);
+  const centered = sub(x, mean(x, axes, true));
+  return div(sum(mul(centered, centered), axes, opts.keepDim ?? false), Math.max(0, n - (opts.correction ?? 1)));
+}
+
+export function std(x: Tensor, dims?: number | readonly number[], opts: { correction?: number; keepDim?: boolean } = {}): Tensor {
+  return sqrt(variance(x, dims, opts));
+}
+
+function argOp(op: 'argmax' | 'argmin', x: Tensor, dim: number | undefined, keepDim: boolean): Tensor {
+  if (dim === undefined) {
+    if (x.size === 0) throw new ShapeError(op, 'cannot take the arg of an empty tensor');
+    return argOp(op, reshape(x, [x.size]), 0, false);
+  }
+  const axis = normDim(op, dim, x.rank);
+  if (x.shape[axis] === 0) throw new ShapeError(op, `cannot reduce over dim ${axis} of size 0`);
+  const out = empty(keptShape(x.shape, [axis], keepDim), 'int32');
+  kernels()[op](x, axis, out.data as Int32Array);
+  return out;
+}
+
+/** Index of the max along `dim` (of the flattened tensor when omitted). int32, no gradient. */
+export const argmax = (x: Tensor, dim?: number, keepDim = false) => argOp('argmax', x, dim, keepDim);
+export const argmin = (x: Tensor, dim?: number, keepDim = false) => argOp('argmin', x, dim, keepDim);
+
+/** log(sum(exp(x))) over dims, computed stably (max subtracted first). */
+export function logsumexp(x: Tensor, dims: number | readonly number[], keepDim = false): Tensor {
+  const axes = normDims('logsumexp', dims, x.rank);
+  const m = max(x, axes, true).detach();
+  // Rows that are all -inf would give (-inf) - (-inf) = NaN; PyTorch returns -inf there.
+  const safe = where(eq(m, -Infinity), 0, m);
+  const s = add(log(sum(exp(sub(x, safe)), axes, true)), safe);
+  return keepDim ? s : reshape(s, keptShape(x.shape, axes, false));
+}
+
+function softmaxOp(prim: 'softmax' | 'logSoftmax', x: Tensor, dim: number): Tensor {
+  requireFloat(prim, x);
+  const d = normDim(prim, dim, x.rank);
+  if (x.rank === 0) return softmaxOp(prim, reshape(x, [1]), 0).reshape([]);
+  if (d !== x.rank - 1) return transpose(softmaxOp(prim, transpose(x, d, -1), -1), d, -1);
+  const xc = contiguous(x);
+  const out = empty(x.shape);
+  kernels()[prim](xc, out.data as Float32Array);
+  return record(prim, [x], out, null);
+}
+
+/** Softmax along `dim` (max-subtracted: stable for ±1000). @example logits.softmax(-1) // (N,C) rows sum to 1 */
+export const softmax = (x: Tensor, dim = -1) => softmaxOp('softmax', x, dim);
+/** log(softmax(x)) along `dim`, computed as x - max - log(sum(exp(x - max))). */
+export const logSoftmax = (x: Tensor, dim = -1) => softmaxOp('logSoftmax', x, dim);
+
+// ---- matmul -----------------------------------------------------------------------------------------------
+
+/**
+ * Matrix product with batched and broadcast leading dims, as torch.matmul: (..., M, K) @ (..., K, N).
+ * 1-D operands are treated as a row (left) or column (right) vector and that dim is removed from the result.
+ * @example matmul(x, w.mT) // (N, D_in) @ (D_in, D_out) -> (N, D_out)
+ */
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  if (a.rank === 0 || b.rank === 0) {
+    throw new ShapeError('matmul', `both arguments need at least 1 dimension (got ${fmtShape(a.shape)} and ${fmtShape(b.shape)})`);
+  }
+  requireFloat('matmul', a);
+  requireFloat('matmul', b);
+  if (a.rank === 1) return squeeze(matmul(unsqueeze(a, 0), b), -2);
+  if (b.rank === 1) return squeeze(matmul(a, unsqueeze(b, -1)), -1);
+  const [M, K] = a.shape.slice(-2) as [number, number];
+  const [K2, N] = b.shape.slice(-2) as [number, number];
+  if (K !== K2) throw new ShapeError('matmul', `cannot multiply ${fmtShape(a.shape)} by ${fmtShape(b.shape)}: inner dimensions ${K} and ${K2} differ`);
+  const batch = broadcastShapes('matmul', a.shape.slice(0, -2), b.shape.slice(0, -2));
+  const out = empty([...batch, M, N]);
+  kernels().matmul(broadcastView(a, [...batch, M, K]), broadcastView(b, [...batch, K, N]), out.data as Float32Array);
+  return record('matmul', [a, b], out, null);
+}
+
+// ---- views ------------------------------------------------------------------------------------------------
+
+/** Strides for `shape` that address x's elements in the same row-major order, if they exist without a copy. */
+function viewStrides(x: Tensor, shape: readonly number[]): number[] | null {
+  if (isContiguous(x.shape, x.strides)) return contiguousStrides(shape);
+  return null;
+}
+
+/** A view with a new shape (one dim may be -1). Throws if the layout needs a copy: use `reshape`. */
+export function view(x: Tensor, shape: readonly number[]): Tensor {
+  const s = resolveShape('view', shape, x.size);
+  if (numel(s) !== x.size) throw new ShapeError('view', `shape ${fmtShape(shape)} is invalid for input of size ${x.size}`);
+  const st = viewStrides(x, s);
+  if (!st) throw new ShapeError('view', `input ${fmtShape(x.shape)} is not contiguous; use reshape (which copies)`);
+  return record('reshape', [x], viewOf(x, s, st), { shape: [...x.shape] });
+}
+
+/** A tensor with a new shape: a view when the layout allows, a copy otherwise. One dim may be -1. */
+export function reshape(x: Tensor, shape: readonly number[]): Tensor {
+  const s = resolveShape('reshape', shape, x.size);
+  if (numel(s) !== x.size) throw new ShapeError('reshape', `shape ${fmtShape(shape)} is invalid for input of size ${x.size}`);
+  const st = viewStrides(x, s);
+  const src = st ? x : contiguous(x);
+  return record('reshape', [src], viewOf(src, s, st ?? contiguousStrides(s)), { shape: [...src.shape] });
+}
+
+/** Merge dims start..end into one. @example images.flatten(1) // (N,C,H,W) -> (N, C*H*W) */
+export function flatten(x: Tensor, startDim = 0, endDim = -1): Tensor {
+  if (x.rank === 0) return reshape(x, [1]);
+  const s = normDim('flatten', startDim, x.rank);
+  const e = normDim('flatten', endDim, x.rank);
+  if (s > e) throw new ValueError('flatten', `start_dim ${startDim} cannot come after end_dim ${endDim}`);
+  const merged = x.shape.slice(s, e + 1).reduce((p, d) => p * d, 1);
+  return reshape(x, [...x.shape.slice(0, s), merged, ...x.shape.slice(e + 1)]);
+}
+
+/** Remove `dim` if its size is 1 (all size-1 dims when omitted); a dim of another size is left alone. */
+export function squeeze(x: Tensor, dim?: number): Tensor {
+  const drop =
+    dim === undefined ? x.shape.map((d, i) => (d === 1 ? i : -1)).filter((i) => i >= 0) : [normDim('squeeze', dim, x.rank)];
+  const keep = x.shape.map((_, i) => i).filter((i) => !(drop.includes(i) && x.shape[i] === 1));
+  const shape = keep.map((i) => x.shape[i]!);
+  return record('reshape', [x], viewOf(x, shape, keep.map((i) => x.strides[i]!)), { shape: [...x.shape] });
+}
+
+/** Insert a size-1 dim at `dim` (the seed's `np.newaxis`). @example img.unsqueeze(0) // (28,28) -> (1,28,28) */
+export function unsqueeze(x: Tensor, dim: number): Tensor {
+  const d = normDim('unsqueeze', dim, x.rank + 1);
+  const shape = [...x.shape];
+  const strides = [...x.strides];
+  shape.splice(d, 0, 1);
+  strides.splice(d, 0, d < x.rank ? x.strides[d]! * x.shape[d]! : 1);
+  return record('reshape', [x], viewOf(x, shape, strides), { shape: [...x.shape] });
+}
+
+/** Reorder dims (a view). @example x.permute(0, 2, 3, 1) // NCHW -> NHWC */
+export function permute(x: Tensor, perm: readonly number[]): Tensor {
+  if (perm.length !== x.rank) {
+    throw new ShapeError('permute', `number of dims don't match: permutation has ${perm.length}, tensor has ${x.rank} (${fmtShape(x.shape)})`);
+  }
+  const p = perm.map((d) => normDim('permute', d, x.rank));
+  if (new Set(p).size !== p.length) throw new ValueError('permute', `repeated dim in permutation ${fmtShape(perm)}`);
+  const out = viewOf(
+    x,
+    p.map((d) => x.shape[d]!),
+    p.map((d) => x.strides[d]!),
+  );
+  return record('permute', [x], out, { perm: p });
+}
+
+/** Swap two dims (a view). */
+export function transpose(x: Tensor, d0: number, d1: number): Tensor {
+  if (x.rank < 2 && d0 === -2 && d1 === -1) return x;
+  const a = normDim('transpose', d0, x.rank);
+  const b = normDim('transpose', d1, x.rank);
+  const perm = x.shape.map((_, i) => (i === a ? b : i === b ? a : i));
+  return permute(x, perm);
+}
+
+/** Broadcast to `shape` without copying (stride 0 on expanded dims); -1 keeps a dim. */
+export function expand(x: Tensor, shape: readonly number[]): Tensor {
+  if (shape.length < x.rank) {
+    throw new ShapeError('expand', `the number of sizes provided (${shape.length}) must be >= the number of dims (${x.rank})`);
+  }
+  const lead = shape.length - x.rank;
+  const target = shape.map((d, i) => (d === -1 && i >= lead ? x.shape[i - lead]! : d));
+  target.forEach((d, i) => {
+    const src = i >= lead ? x.shape[i - lead]! : 1;
+    if (!Number.isInteger(d) || d < 0 || (src !== 1 && src !== d)) {
+      throw new ShapeError('expand', `cannot expand ${fmtShape(x.shape)} to ${fmtShape(shape)} (dim ${i}: ${src} to ${d})`);
+    }
+  });
+  const v = broadcastView(x, target);
+  return record('expand', [x], viewOf(x, target, v.strides), { shape: [...x.shape] });
+}
+
+/**
+ * Elements start..end (exclusive) step `step` of `dim`, as a view. Negative indices count from the end and
+ * out-of-range bounds are clamped, as in Python slicing.
+ * @example x.slice(0, 0, 32) // the first 32 rows of a batch
+ */
+export function slice(x: Tensor, dim: number, start = 0, end?: number, step = 1): Tensor {
+  const d = normDim('slice', dim, x.rank);
+  if (!Number.isInteger(step) || step <= 0) throw new ValueError('slice', `step must be a positive integer (got ${step})`);
+  const n = x.shape[d]!;
+  const norm = (i: number) => Math.min(Math.max(i < 0 ? i + n : i, 0), n);
+  const s = norm(start);
+  const e = norm(end ?? n);
+  const len = e > s ? Math.ceil((e - s) / step) : 0;
+  const shape = x.shape.map((v, i) => (i === d ? len : v));
+  const strides = x.strides.map((v, i) => (i === d ? v * step : v));
+  const out = viewOf(x, shape, strides, x.offset + (len > 0 ? s * x.strides[d]! : 0));
+  return record('slice', [x], out, { shape: [...x.shape], dim: d, start: s, step });
+}
+
+/** The sub-tensor at `index` of `dim`, that dim removed. */
+export function select(x: Tensor, dim: number, index: number): Tensor {
+  const d = normDim('select', dim, x.rank);
+  const n = x.shape[d]!;
+  if (!Number.isInteger(index) || index < -n || index >= n) {
+    throw new ValueError('select', `index ${index} is out of bounds for dimension ${d} with size ${n}`);
+  }
+  return squeeze(slice(x, d, index < 0 ? index + n : index, (index < 0 ? index + n : index) + 1), d);
+}
+
+// ---- copies -----------------------------------------------------------------------------------------------
+
+/** x laid out row-major: x itself when it already is (and `force` is false), else a copy. */
+export function contiguous(x: Tensor, force = false): Tensor {
+  if (!force && x.offset === 0 && isContiguous(x.shape, x.strides) && x.data.length === x.size) return x;
+  const out = empty(x.shape, x.dtype);
+  kernels().copy(x, out);
+  return record('contiguous', [x], out, null);
+}
+
+/** Convert to another dtype (float to int truncates toward zero). Only float-to-float carries a gradient. */
+export function cast(x: Tensor, dtype: DType): Tensor {
+  if (x.dtype === dtype) return x;
+  const out = empty(x.shape, dtype);
+  kernels().copy(x, out);
+  return out;
+}
+
+/** Write `src` (broadcast) into `dst`'s storage, outside autograd. Used by in-place methods. */
+export function assign(dst: Tensor, src: TensorOrScalar): void {
+  const s = src instanceof Tensor ? src : scalar(src as number, dst.dtype);
+  broadcastShapes('copy_', s.shape, dst.shape);
+  if (s.rank > dst.rank || s.shape.some((d, i) => d !== 1 && d !== dst.shape[dst.rank - s.rank + i])) {
+    throw new ShapeError('copy_', `cannot copy ${fmtShape(s.shape)} into ${fmtShape(dst.shape)}`);
+  }
+  kernels().copy(broadcastView(s, dst.shape), dst);
+}
+
+/** Concatenate along `dim`; all other dims must match. @example cat([b1, b2], 0) // (32,784)+(32,784) -> (64,784) */
+export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
+  if (tensors.length === 0) throw new ValueError('cat', 'expected a non-empty list of tensors');
+  const first = tensors[0]!;
+  const d = normDim('cat', dim, first.rank);
+  tensors.forEach((t, i) => {
+    if (t.rank !== first.rank || t.shape.some((s, j) => j !== d && s !== first.shape[j])) {
+      throw new ShapeError('cat', `sizes of tensors must match except in dimension ${d}: tensor 0 is ${fmtShape(first.shape)}, tensor ${i} is ${fmtShape(t.shape)}`);
+    }
+  });
+  const dtype = tensors.map((t) => t.dtype).reduce(promote);
+  const sizes = tensors.map((t) => t.shape[d]!);
+  const shape = first.shape.map((s, j) => (j === d ? sizes.reduce((a, b) => a + b, 0) : s));
+  const out = empty(shape, dtype);
+  let at = 0;
+  for (const t of tensors) {
+    const part = viewOf(out, t.shape, out.strides, at * out.strides[d]!);
+    kernels().copy(t, part);
+    at += t.shape[d]!;
+  }
+  return record('cat', [...tensors], out, { dim: d, sizes });
+}
+
+/** Stack equal-shaped tensors along a new dim. @example stack(samples) // N × (784) -> (N, 784) */
+export function stack(tensors: readonly Tensor[], dim = 0): Tensor {
+  if (tensors.length === 0) throw new ValueError('stack', 'expected a non-empty list of tensors');
+  const s0 = tensors[0]!.shape;
+  tensors.forEach((t, i) => {
+    if (!sameShape(t.shape, s0)) {
+      throw new ShapeError('stack', `stack expects each tensor to be equal size, but got ${fmtShape(s0)} at entry 0 and ${fmtShape(t.shape)} at entry ${i}`);
+    }
+  });
+  const d = normDim('stack', dim, s0.length + 1);
+  return cat(
+    tensors.map((t) => unsqueeze(t, d)),
+    d,
+  );
+}
+
+function toIndex(op: string, index: Tensor | Int32Array | readonly number[], size: number): Int32Array {
+  let idx: Int32Array;
+  if (index instanceof Tensor) {
+    if (index.rank > 1 || index.dtype === 'float32') {
+      throw new ValueError(op, `index must be a 1-D integer tensor (got ${index.dtype} ${fmtShape(index.shape)})`);
+    }
+    idx = Int32Array.from(contiguous(index).data);
+  } else idx = Int32Array.from(index);
+  for (let i = 0; i < idx.length; i++) {
+    const v = idx[i]!;
+    if (v < -size || v >= size) throw new ValueError(op, `index ${v} is out of bounds for dimension with size ${size}`);
+    if (v < 0) idx[i] = v + size;
+  }
+  return idx;
+}
+
+/**
+ * Gather entries of `dim` by an index array: the DataLoader's batch gather.
+ * @example indexSelect(X, 0, [3, 1, 4]) // rows 3, 1 and 4 of (N, D) -> (3, D)
+ */
+export function indexSelect(x: Tensor, dim: number, index: Tensor | Int32Array | readonly number[]): Tensor {
+  const d = normDim('indexSelect', dim, x.rank);
+  const idx = toIndex('indexSelect', index, x.shape[d]!);
+  const out = empty(
+    x.shape.map((s, i) => (i === d ? idx.length : s)),
+    x.dtype,
+  );
+  kernels().gather(x, d, idx, out.data);
+  return record('indexSelect', [x], out, { dim: d, index: idx, shape: [...x.shape] });
+}
+
+// ---- helpers used by gradient rules and modules -------------------------------------------------------------
+
+export function zerosOf(shape: readonly number[], dtype: DType = 'float32'): Tensor {
+  return empty(shape, dtype);
+}
+
+export function onesLike(x: Tensor): Tensor {
+  const t = empty(x.shape, x.dtype);
+  t.data.fill(1);
+  return t;
+}
+
+/** Sum `g` down to `shape` (the inverse of broadcasting), for gradients of broadcast inputs. */
+export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
+  if (sameShape(g.shape, shape)) return g;
+  const lead = g.rank - shape.length;
+  const axes: number[] = [];
+  for (let i = 0; i < g.rank; i++) if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
+  const s = axes.length ? sum(g, axes, true) : g;
+  return reshape(s, shape);
+}
+
+/** Scatter-add `g` (shape of an indexSelect output) back into zeros of `shape`. */
+export function indexAdd(shape: readonly number[], dim: number, index: Int32Array, g: Tensor): Tensor {
+  const out = empty(shape);
+  kernels().scatterAdd(out, dim, index, g);
+  return out;
+}
+
+/** Place `g` into zeros of `shape` at a strided slice (the gradient of slice). */
+export function sliceScatter(shape: readonly number[], dim: number, start: number, step: number, g: Tensor): Tensor {
+  const out = empty(shape);
+  const strides = out.strides.map((s, i) => (i === dim ? s * step : s));
+  const target = viewOf(out, g.shape, strides, g.shape[dim] ? start * out.strides[dim]! : 0);
+  kernels().copy(g, target);
+  return out;
+}
+
+export type { TypedArray };
