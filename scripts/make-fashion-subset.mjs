@@ -15,7 +15,9 @@ import { constants, gzipSync } from 'node:zlib';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const built = (path) =>
   import(join(root, 'build', path)).catch((e) => {
-    throw new Error(`make-fashion-subset: cannot load build/${path}; run npx tsc -p tsconfig.json first (${e.message})`);
+    throw new Error(
+      `make-fashion-subset: cannot load build/${path}; run npx tsc -p tsconfig.json first (${e.message})`,
+    );
   });
 const { readIdx, encodeIdx } = await built('src/data/idx.js');
 const { Generator } = await built('src/tensor/random.js');
@@ -43,16 +45,21 @@ for (const [split, perClass] of Object.entries(PER_CLASS)) {
   const g = new Generator(SEED);
   const chosen = [];
   for (let c = 0; c < 10; c++) {
-    const members = [];
-    labels.data.forEach((l, i) => l === c && members.push(i));
+    const members = [...labels.data.keys()].filter((i) => labels.data[i] === c);
     if (members.length < perClass) throw new Error(`${split}: class ${c} has only ${members.length} images`);
     chosen.push(...[...g.permutation(members.length).subarray(0, perClass)].map((p) => members[p]));
   }
   chosen.sort((a, b) => a - b);
   const subImages = new Uint8Array(chosen.length * size);
-  chosen.forEach((i, k) => subImages.set(images.data.subarray(i * size, (i + 1) * size), k * size));
+  chosen.forEach((i, k) => {
+    subImages.set(images.data.subarray(i * size, (i + 1) * size), k * size);
+  });
   total += write(`${split}-images-idx3-ubyte.gz`, [chosen.length, h, w], subImages);
-  total += write(`${split}-labels-idx1-ubyte.gz`, [chosen.length], Uint8Array.from(chosen, (i) => labels.data[i]));
+  total += write(
+    `${split}-labels-idx1-ubyte.gz`,
+    [chosen.length],
+    Uint8Array.from(chosen, (i) => labels.data[i]),
+  );
   counts.push(`${chosen.length} ${split === 'train' ? 'training' : 'test'} (${perClass} per class)`);
 }
 
@@ -60,10 +67,11 @@ writeFileSync(
   join(out, 'README.md'),
   `# Fashion-MNIST subset
 
-${counts.join(' and ')} images of Fashion-MNIST (https://github.com/zalandoresearch/fashion-mnist), made by
-\`scripts/make-fashion-subset.mjs\` from Debian's \`dataset-fashion-mnist\` files: per class, a permutation from
-minibatch's \`Generator(${SEED})\` picks the images, which keep their original order. Same IDX format and file names
-as the full set; \`loadFashionMnist()\` falls back to it when the full set is not installed.
+${counts.join(' and ')} images of Fashion-MNIST
+(https://github.com/zalandoresearch/fashion-mnist, MIT licence: see LICENSE), made by
+\`node scripts/make-fashion-subset.mjs\` from Debian's \`dataset-fashion-mnist\` files: per class, a permutation
+from minibatch's \`Generator(${SEED})\` picks the images, which keep their original order. Same IDX format and
+file names as the full set; \`loadFashionMnist()\` falls back to it when the full set is not installed.
 `,
 );
 writeFileSync(
@@ -90,4 +98,6 @@ CONTRACT, TORT OR OTHERWISE, ARISING FROM, OUT OF OR IN CONNECTION WITH THE SOFT
 IN THE SOFTWARE.
 `,
 );
-console.log(`make-fashion-subset: wrote ${counts.join(', ')} to ${out}: ${(total / 1e6).toFixed(2)} MB gzipped`);
+console.log(
+  `make-fashion-subset: wrote ${counts.join(', ')} to ${out}: ${(total / 1e6).toFixed(2)} MB gzipped`,
+);

@@ -11,10 +11,10 @@
 import './backend/js/kernels.js';
 
 export { isGradEnabled, noGrad } from './autograd/engine.js';
-export { type Primitive, gradRules } from './autograd/grad.js';
+export { gradRules, type Primitive } from './autograd/grad.js';
 export {
-  backendInfo,
   type Backend,
+  backendInfo,
   getBackend,
   type KernelTable,
   listBackends,
@@ -23,6 +23,7 @@ export {
   type View,
 } from './backend/backend.js';
 export * from './errors.js';
+export * as functional from './nn/functional.js';
 export * from './tensor/creation.js';
 export type { DType, TypedArray } from './tensor/dtype.js';
 export {

@@ -77,7 +77,15 @@ export function runBackward(
   root: Tensor,
   grad: Tensor,
   opts: BackwardOptions,
-  rules: { [P in Primitive]: (g: Tensor, ctx: PrimitiveCtx[P], inputs: Tensor[], out: Tensor, needs: boolean[]) => (Tensor | null)[] },
+  rules: {
+    [P in Primitive]: (
+      g: Tensor,
+      ctx: PrimitiveCtx[P],
+      inputs: Tensor[],
+      out: Tensor,
+      needs: boolean[],
+    ) => (Tensor | null)[];
+  },
   accumulate: (a: Tensor, b: Tensor) => Tensor,
   accumulateLeaf: (leaf: Tensor, g: Tensor) => void,
 ): void {
@@ -102,7 +110,13 @@ export function runBackward(
         );
       }
       const needs = node.inputs.map((x) => x.requiresGrad);
-      const rule = rules[node.prim] as (g: Tensor, ctx: unknown, inputs: Tensor[], out: Tensor, needs: boolean[]) => (Tensor | null)[];
+      const rule = rules[node.prim] as (
+        g: Tensor,
+        ctx: unknown,
+        inputs: Tensor[],
+        out: Tensor,
+        needs: boolean[],
+      ) => (Tensor | null)[];
       const gs = rule(g, node.ctx, node.inputs, t, needs);
       node.inputs.forEach((x, k) => {
         const gi = gs[k];

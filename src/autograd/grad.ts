@@ -46,7 +46,13 @@ export interface PrimitiveCtx {
 
 export type Primitive = keyof PrimitiveCtx;
 
-type Rule<P extends Primitive> = (g: Tensor, ctx: PrimitiveCtx[P], inputs: Tensor[], out: Tensor, needs: boolean[]) => (Tensor | null)[];
+type Rule<P extends Primitive> = (
+  g: Tensor,
+  ctx: PrimitiveCtx[P],
+  inputs: Tensor[],
+  out: Tensor,
+  needs: boolean[],
+) => (Tensor | null)[];
 
 const { add, sub, mul, div, neg, sumTo } = ops;
 
@@ -69,9 +75,18 @@ export const gradRules: { [P in Primitive]: Rule<P> } = {
   relu: (g, _c, [x]) => [mul(g, ops.gt(x!, 0))],
   erf: (g, _c, [x]) => [mul(g, mul(ops.exp(neg(mul(x!, x!))), 2 / Math.sqrt(Math.PI)))],
   sign: (g) => [ops.zerosOf(g.shape)],
-  add: (g, _c, [a, b], _o, needs) => [needs[0] ? sumTo(g, a!.shape) : null, needs[1] ? sumTo(g, b!.shape) : null],
-  sub: (g, _c, [a, b], _o, needs) => [needs[0] ? sumTo(g, a!.shape) : null, needs[1] ? sumTo(neg(g), b!.shape) : null],
-  mul: (g, _c, [a, b], _o, needs) => [needs[0] ? sumTo(mul(g, b!), a!.shape) : null, needs[1] ? sumTo(mul(g, a!), b!.shape) : null],
+  add: (g, _c, [a, b], _o, needs) => [
+    needs[0] ? sumTo(g, a!.shape) : null,
+    needs[1] ? sumTo(g, b!.shape) : null,
+  ],
+  sub: (g, _c, [a, b], _o, needs) => [
+    needs[0] ? sumTo(g, a!.shape) : null,
+    needs[1] ? sumTo(neg(g), b!.shape) : null,
+  ],
+  mul: (g, _c, [a, b], _o, needs) => [
+    needs[0] ? sumTo(mul(g, b!), a!.shape) : null,
+    needs[1] ? sumTo(mul(g, a!), b!.shape) : null,
+  ],
   div: (g, _c, [a, b], out, needs) => [
     needs[0] ? sumTo(div(g, b!), a!.shape) : null,
     needs[1] ? sumTo(neg(div(mul(g, out), b!)), b!.shape) : null,
@@ -84,18 +99,32 @@ export const gradRules: { [P in Primitive]: Rule<P> } = {
   // Ties split the gradient in half, as PyTorch's maximum/minimum backward does.
   maximum: (g, _c, [a, b], _o, needs) => {
     const share = ops.where(ops.eq(a!, b!), 0.5, ops.gt(a!, b!).float());
-    return [needs[0] ? sumTo(mul(g, share), a!.shape) : null, needs[1] ? sumTo(mul(g, sub(1, share)), b!.shape) : null];
+    return [
+      needs[0] ? sumTo(mul(g, share), a!.shape) : null,
+      needs[1] ? sumTo(mul(g, sub(1, share)), b!.shape) : null,
+    ];
   },
   minimum: (g, _c, [a, b], _o, needs) => {
     const share = ops.where(ops.eq(a!, b!), 0.5, ops.lt(a!, b!).float());
-    return [needs[0] ? sumTo(mul(g, share), a!.shape) : null, needs[1] ? sumTo(mul(g, sub(1, share)), b!.shape) : null];
+    return [
+      needs[0] ? sumTo(mul(g, share), a!.shape) : null,
+      needs[1] ? sumTo(mul(g, sub(1, share)), b!.shape) : null,
+    ];
   },
   where: (g, { cond }, [a, b], _o, needs) => [
     needs[0] ? sumTo(ops.where(cond, g, 0), a!.shape) : null,
     needs[1] ? sumTo(ops.where(cond, 0, g), b!.shape) : null,
   ],
   clamp: (g, { lo, hi }, [x]) => [ops.where(ops.ge(x!, lo), ops.where(ops.le(x!, hi), g, 0), 0)],
-  sum: (g, { axes, shape }) => [ops.expand(ops.reshape(g, shape.map((d, i) => (axes.includes(i) ? 1 : d))), shape)],
+  sum: (g, { axes, shape }) => [
+    ops.expand(
+      ops.reshape(
+        g,
+        shape.map((d, i) => (axes.includes(i) ? 1 : d)),
+      ),
+      shape,
+    ),
+  ],
   max: extremumGrad,
   min: extremumGrad,
   // y = softmax(x): dx = y * (g - sum(g*y)); y = logSoftmax(x): dx = g - softmax(x) * sum(g).

@@ -19,7 +19,18 @@ export interface View {
   readonly offset: number;
 }
 
-export const UNARY_OPS = ['neg', 'exp', 'log', 'sqrt', 'abs', 'tanh', 'sigmoid', 'relu', 'erf', 'sign'] as const;
+export const UNARY_OPS = [
+  'neg',
+  'exp',
+  'log',
+  'sqrt',
+  'abs',
+  'tanh',
+  'sigmoid',
+  'relu',
+  'erf',
+  'sign',
+] as const;
 export type UnaryOp = (typeof UNARY_OPS)[number];
 export const BINARY_OPS = ['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum'] as const;
 export type BinaryOp = (typeof BINARY_OPS)[number];
@@ -143,7 +154,10 @@ function activate(r: Registered): void {
 export function setBackend(name: string): void {
   const r = registry.get(name);
   if (!r) {
-    throw new ValueError('setBackend', `unknown backend '${name}' (registered: ${[...registry.keys()].join(', ')})`);
+    throw new ValueError(
+      'setBackend',
+      `unknown backend '${name}' (registered: ${[...registry.keys()].join(', ')})`,
+    );
   }
   chosenByUser = true;
   activate(r);
@@ -169,7 +183,11 @@ export function activeBackend(): Backend {
 }
 
 /** Debug listing: the active backend, its facts, and which kernels fall back to the reference backend. */
-export function backendInfo(): { name: string; facts: Record<string, string | number | boolean>; fallbacks: string[] } {
+export function backendInfo(): {
+  name: string;
+  facts: Record<string, string | number | boolean>;
+  fallbacks: string[];
+} {
   const r = resolve();
   return { name: r.backend.name, facts: r.backend.describe(), fallbacks: [...fallbacks] };
 }

@@ -131,7 +131,11 @@ export function findFashionMnist(options: { dir?: string; searchPath?: readonly 
 export function fashionMnistSearchPath(env: Record<string, string | undefined> = process.env): string[] {
   const root = env.MINIBATCH_DATA;
   const shipped = shippedFashionMnistDir();
-  return [...(root ? [join(root, 'fashion-mnist'), root] : []), FASHION_MNIST_SYSTEM_DIR, ...(shipped ? [shipped] : [])];
+  return [
+    ...(root ? [join(root, 'fashion-mnist'), root] : []),
+    FASHION_MNIST_SYSTEM_DIR,
+    ...(shipped ? [shipped] : []),
+  ];
 }
 
 let packageRoot: string | null | undefined;
@@ -149,7 +153,10 @@ export function shippedFashionMnistDir(): string | undefined {
     packageRoot = null;
     for (let dir = dirname(fileURLToPath(import.meta.url)); dirname(dir) !== dir; dir = dirname(dir)) {
       const pkg = join(dir, 'package.json');
-      if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: unknown }).name === 'minibatch') {
+      if (
+        existsSync(pkg) &&
+        (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: unknown }).name === 'minibatch'
+      ) {
         packageRoot = dir;
         break;
       }
@@ -181,7 +188,11 @@ function readSplit(dir: string, split: FashionMnistSplitName): FashionMnistSplit
   const labels = readIdx(labelsFile);
   const n = labels.shape[0]!;
   if (!(labels.data instanceof Uint8Array) || labels.shape.length !== 1) {
-    throw new FormatError('fashion-mnist', labelsFile, `expected ubyte labels [N] (got ${fmtShape(labels.shape)})`);
+    throw new FormatError(
+      'fashion-mnist',
+      labelsFile,
+      `expected ubyte labels [N] (got ${fmtShape(labels.shape)})`,
+    );
   }
   const [count, h, w] = images.shape;
   if (!(images.data instanceof Uint8Array) || images.shape.length !== 3 || h !== 28 || w !== 28) {
@@ -192,11 +203,19 @@ function readSplit(dir: string, split: FashionMnistSplitName): FashionMnistSplit
     );
   }
   if (count !== n) {
-    throw new FormatError('fashion-mnist', imagesFile, `has ${count} images but ${labelsFile} has ${n} labels`);
+    throw new FormatError(
+      'fashion-mnist',
+      imagesFile,
+      `has ${count} images but ${labelsFile} has ${n} labels`,
+    );
   }
   const bad = labels.data.findIndex((l) => l >= FASHION_MNIST_CLASSES.length);
   if (bad >= 0) {
-    throw new FormatError('fashion-mnist', labelsFile, `label ${labels.data[bad]} at index ${bad} (expected 0..9)`);
+    throw new FormatError(
+      'fashion-mnist',
+      labelsFile,
+      `label ${labels.data[bad]} at index ${bad} (expected 0..9)`,
+    );
   }
   return { images: images.data, labels: labels.data, length: n };
 }

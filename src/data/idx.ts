@@ -87,12 +87,16 @@ export function decodeIdx(bytes: Uint8Array, file = '<buffer>'): IdxArray {
   };
   if (bytes.length < 4) fail(`too short for an IDX header (got ${bytes.length} bytes, expected at least 4)`);
   if (bytes[0] !== 0 || bytes[1] !== 0) {
-    fail(`bad magic (got ${hex(bytes.subarray(0, 4))}, expected 00 00 then a type code and a dimension count)`);
+    fail(
+      `bad magic (got ${hex(bytes.subarray(0, 4))}, expected 00 00 then a type code and a dimension count)`,
+    );
   }
   const type = TYPES.get(bytes[2]!);
   if (type === undefined) {
     const code = bytes[2]!.toString(16).padStart(2, '0');
-    fail(`unknown type code 0x${code} (expected 08 ubyte, 09 byte, 0b int16, 0c int32, 0d float32 or 0e float64)`);
+    fail(
+      `unknown type code 0x${code} (expected 08 ubyte, 09 byte, 0b int16, 0c int32, 0d float32 or 0e float64)`,
+    );
   }
   const { name, ctor, get } = type!;
   const ndim = bytes[3]!;
@@ -155,7 +159,9 @@ export function encodeIdx(shape: readonly number[], data: Uint8Array): Uint8Arra
   const view = new DataView(out.buffer);
   out[2] = 0x08;
   out[3] = shape.length;
-  shape.forEach((d, i) => view.setUint32(4 + 4 * i, d));
+  shape.forEach((d, i) => {
+    view.setUint32(4 + 4 * i, d);
+  });
   out.set(data, headerBytes);
   return out;
 }

@@ -92,7 +92,10 @@ export class RandomSampler implements Sampler {
   private readonly replacement: boolean;
   private readonly nextGenerator: () => Generator;
 
-  constructor(dataSource: DataSource, options: RandomOptions & { replacement?: boolean; numSamples?: number } = {}) {
+  constructor(
+    dataSource: DataSource,
+    options: RandomOptions & { replacement?: boolean; numSamples?: number } = {},
+  ) {
     this.n = sizeOf('RandomSampler', dataSource);
     this.replacement = options.replacement ?? false;
     this.length = options.numSamples ?? this.n;
@@ -166,7 +169,8 @@ export class WeightedRandomSampler implements Sampler {
       throw new ValueError(op, 'probability tensor contains either `inf`, `nan` or element < 0');
     }
     const positive = this.weights.filter((w) => w > 0).length;
-    if (positive === 0) throw new ValueError(op, 'invalid multinomial distribution (sum of probabilities <= 0)');
+    if (positive === 0)
+      throw new ValueError(op, 'invalid multinomial distribution (sum of probabilities <= 0)');
     if (!this.replacement && numSamples > positive) {
       throw new ValueError(
         op,
@@ -226,7 +230,10 @@ export class BatchSampler implements Sampler<Int32Array> {
   ) {
     checkPositive('BatchSampler', 'batch_size', batchSize);
     if (typeof dropLast !== 'boolean') {
-      throw new ValueError('BatchSampler', `drop_last should be a boolean value, but got drop_last=${dropLast}`);
+      throw new ValueError(
+        'BatchSampler',
+        `drop_last should be a boolean value, but got drop_last=${dropLast}`,
+      );
     }
   }
 
@@ -275,12 +282,15 @@ export class VariableBatchSampler implements Sampler<Int32Array> {
   ) {
     if (typeof sizes !== 'function') {
       if (sizes.length === 0) throw new ValueError('VariableBatchSampler', 'sizes must not be empty');
-      sizes.forEach((s) => checkPositive('VariableBatchSampler', 'batch_size', s));
+      for (const s of sizes) checkPositive('VariableBatchSampler', 'batch_size', s);
     }
   }
 
   private sizeAt(epoch: number, step: number): number {
-    const s = typeof this.sizes === 'function' ? this.sizes(epoch, step) : this.sizes[Math.min(step, this.sizes.length - 1)]!;
+    const s =
+      typeof this.sizes === 'function'
+        ? this.sizes(epoch, step)
+        : this.sizes[Math.min(step, this.sizes.length - 1)]!;
     checkPositive('VariableBatchSampler', 'batch_size', s);
     return s;
   }
@@ -377,10 +387,14 @@ export class BucketBatchSampler implements Sampler<Int32Array> {
     const batches: Int32Array[] = [];
     for (let start = 0; start < n; start += this.bucketSize) {
       // Typed-array sort is stable, so equal lengths keep their (shuffled) order.
-      const bucket = order.slice(start, start + this.bucketSize).sort((a, b) => this.lengths[a]! - this.lengths[b]!);
-      for (let b = 0; b < bucket.length; b += this.batchSize) batches.push(bucket.slice(b, b + this.batchSize));
+      const bucket = order
+        .slice(start, start + this.bucketSize)
+        .sort((a, b) => this.lengths[a]! - this.lengths[b]!);
+      for (let b = 0; b < bucket.length; b += this.batchSize)
+        batches.push(bucket.slice(b, b + this.batchSize));
     }
-    if (this.dropLast && batches.length > 0 && batches[batches.length - 1]!.length < this.batchSize) batches.pop();
+    if (this.dropLast && batches.length > 0 && batches[batches.length - 1]!.length < this.batchSize)
+      batches.pop();
     if (!g) {
       yield* batches;
       return;

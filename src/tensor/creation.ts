@@ -37,15 +37,22 @@ function inferShape(data: Nested): number[] {
  * @example tensor([[1, 2], [3, 4]]) // float32 [2,2]
  * @example tensor(new Float32Array(784 * 32), { shape: [32, 784] }) // a batch, no copy
  */
-export function tensor(data: Nested | TypedArray, opts: CreateOptions & { shape?: readonly number[] } = {}): Tensor {
+export function tensor(
+  data: Nested | TypedArray,
+  opts: CreateOptions & { shape?: readonly number[] } = {},
+): Tensor {
   if (ArrayBuffer.isView(data)) {
     const arr = data as TypedArray;
     const shape = resolveShape('tensor', opts.shape ?? [arr.length], arr.length);
     if (numel(shape) !== arr.length) {
-      throw new ShapeError('tensor', `shape ${fmtShape(shape)} needs ${numel(shape)} elements, the array has ${arr.length}`);
+      throw new ShapeError(
+        'tensor',
+        `shape ${fmtShape(shape)} needs ${numel(shape)} elements, the array has ${arr.length}`,
+      );
     }
     const dt = dtypeOfArray(arr);
-    if (opts.dtype && opts.dtype !== dt) throw new ValueError('tensor', `a ${arr.constructor.name} holds ${dt}, not ${opts.dtype}`);
+    if (opts.dtype && opts.dtype !== dt)
+      throw new ValueError('tensor', `a ${arr.constructor.name} holds ${dt}, not ${opts.dtype}`);
     return new Tensor(arr, dt, shape, undefined, 0, opts.requiresGrad ?? false);
   }
   const shape = inferShape(data as Nested);
@@ -54,12 +61,16 @@ export function tensor(data: Nested | TypedArray, opts: CreateOptions & { shape?
   let i = 0;
   const walk = (d: Nested, depth: number): void => {
     if (depth === shape.length) {
-      if (Array.isArray(d)) throw new ShapeError('tensor', `ragged nested array: expected a number at depth ${depth}`);
+      if (Array.isArray(d))
+        throw new ShapeError('tensor', `ragged nested array: expected a number at depth ${depth}`);
       t.data[i++] = Number(d);
       return;
     }
     if (!Array.isArray(d) || d.length !== shape[depth]) {
-      throw new ShapeError('tensor', `ragged nested array: expected length ${shape[depth]} at depth ${depth}, got ${Array.isArray(d) ? d.length : 'a number'}`);
+      throw new ShapeError(
+        'tensor',
+        `ragged nested array: expected length ${shape[depth]} at depth ${depth}, got ${Array.isArray(d) ? d.length : 'a number'}`,
+      );
     }
     for (const e of d as readonly Nested[]) walk(e, depth + 1);
   };
@@ -78,9 +89,12 @@ function filled(shape: readonly number[], value: number, opts: CreateOptions): T
 /** @example zeros([32, 10]) */
 export const zeros = (shape: readonly number[], opts: CreateOptions = {}) => filled(shape, 0, opts);
 export const ones = (shape: readonly number[], opts: CreateOptions = {}) => filled(shape, 1, opts);
-export const full = (shape: readonly number[], value: number, opts: CreateOptions = {}) => filled(shape, value, opts);
-export const zerosLike = (x: Tensor, opts: CreateOptions = {}) => filled(x.shape, 0, { dtype: x.dtype, ...opts });
-export const onesLike = (x: Tensor, opts: CreateOptions = {}) => filled(x.shape, 1, { dtype: x.dtype, ...opts });
+export const full = (shape: readonly number[], value: number, opts: CreateOptions = {}) =>
+  filled(shape, value, opts);
+export const zerosLike = (x: Tensor, opts: CreateOptions = {}) =>
+  filled(x.shape, 0, { dtype: x.dtype, ...opts });
+export const onesLike = (x: Tensor, opts: CreateOptions = {}) =>
+  filled(x.shape, 1, { dtype: x.dtype, ...opts });
 
 /** start, start+step, ... below end. Integer arguments give int32 (as PyTorch), otherwise float32. */
 export function arange(start: number, end?: number, step = 1, opts: CreateOptions = {}): Tensor {
@@ -102,16 +116,32 @@ function random(shape: readonly number[], opts: RandomOptions, draw: (g: Generat
 }
 
 /** Uniform on [0, 1). */
-export const rand = (shape: readonly number[], opts: RandomOptions = {}) => random(shape, opts, (g) => g.uniform());
+export const rand = (shape: readonly number[], opts: RandomOptions = {}) =>
+  random(shape, opts, (g) => g.uniform());
 /** Standard normal. */
-export const randn = (shape: readonly number[], opts: RandomOptions = {}) => random(shape, opts, (g) => g.normal());
+export const randn = (shape: readonly number[], opts: RandomOptions = {}) =>
+  random(shape, opts, (g) => g.normal());
 /** Uniform on [low, high) scaled: PyTorch's `uniform_(low, high)`. */
-export function uniform(shape: readonly number[], low: number, high: number, opts: RandomOptions = {}): Tensor {
+export function uniform(
+  shape: readonly number[],
+  low: number,
+  high: number,
+  opts: RandomOptions = {},
+): Tensor {
   return random(shape, opts, (g) => low + (high - low) * g.uniform());
 }
 /** Integers uniform in [low, high), int32. */
-export function randint(low: number, high: number, shape: readonly number[], opts: RandomOptions = {}): Tensor {
-  if (!(high > low)) throw new ValueError('randint', `random_ expects 'from' to be less than 'to', but got from=${low} >= to=${high}`);
+export function randint(
+  low: number,
+  high: number,
+  shape: readonly number[],
+  opts: RandomOptions = {},
+): Tensor {
+  if (!(high > low))
+    throw new ValueError(
+      'randint',
+      `random_ expects 'from' to be less than 'to', but got from=${low} >= to=${high}`,
+    );
   return random(shape, { dtype: 'int32', ...opts }, (g) => g.int(low, high));
 }
 /** A random permutation of 0..n-1, int32. */

@@ -5,10 +5,26 @@
  */
 import { isGradEnabled, type Node } from '../autograd/engine.js';
 import type { Primitive, PrimitiveCtx } from '../autograd/grad.js';
-import { activeBackend, type BinaryOp, type CompareOp, kernels, type UnaryOp, type View } from '../backend/backend.js';
+import {
+  activeBackend,
+  type BinaryOp,
+  type CompareOp,
+  kernels,
+  type UnaryOp,
+  type View,
+} from '../backend/backend.js';
 import { fmtShape, ShapeError, ValueError } from '../errors.js';
 import { type DType, promote, type TypedArray } from './dtype.js';
-import { broadcastShapes, contiguousStrides, isContiguous, normDim, normDims, numel, resolveShape, sameShape } from './shape.js';
+import {
+  broadcastShapes,
+  contiguousStrides,
+  isContiguous,
+  normDim,
+  normDims,
+  numel,
+  resolveShape,
+  sameShape,
+} from './shape.js';
 import { Tensor, type TensorOrScalar } from './tensor.js';
 
 // ---- plumbing ---------------------------------------------------------------------------------------------
@@ -27,7 +43,8 @@ function scalar(v: number | boolean, dtype: DType): Tensor {
 /** Turn a number operand into a 0-d tensor of a compatible dtype (int stays int, like PyTorch's weak scalars). */
 function lift(x: TensorOrScalar, other: Tensor): Tensor {
   if (x instanceof Tensor) return x;
-  const dt: DType = typeof x === 'boolean' ? 'bool' : Number.isInteger(x) && other.dtype !== 'float32' ? 'int32' : 'float32';
+  const dt: DType =
+    typeof x === 'boolean' ? 'bool' : Number.isInteger(x) && other.dtype !== 'float32' ? 'int32' : 'float32';
   return scalar(x, other.dtype === 'float32' ? 'float32' : dt);
 }
 
@@ -85,13 +102,15 @@ export const erf = (x: Tensor) => unaryOp('erf', x);
 export const sign = (x: Tensor) => unaryOp('sign', x);
 
 function binaryOp(op: BinaryOp, a: TensorOrScalar, b: TensorOrScalar): Tensor {
-  if (!(a instanceof Tensor) && !(b instanceof Tensor)) throw new ValueError(op, 'expected at least one tensor operand');
+  if (!(a instanceof Tensor) && !(b instanceof Tensor))
+    throw new ValueError(op, 'expected at least one tensor operand');
   const ta = a instanceof Tensor ? a : lift(a, b as Tensor);
   const tb = b instanceof Tensor ? b : lift(b, ta);
   const shape = broadcastShapes(op, ta.shape, tb.shape);
   let dtype = promote(ta.dtype, tb.dtype);
   // True division and pow of ints give floats; bool arithmetic is done as ints... except add/mul of bools.
-  if (op === 'div' || op === 'pow' || dtype === 'bool') dtype = op === 'div' || op === 'pow' ? 'float32' : 'int32';
+  if (op === 'div' || op === 'pow' || dtype === 'bool')
+    dtype = op === 'div' || op === 'pow' ? 'float32' : 'int32';
   const out = empty(shape, dtype);
   kernels()[op](broadcastView(ta, shape), broadcastView(tb, shape), out.data);
   return record(op, [ta, tb], out, null);
@@ -109,7 +128,8 @@ export const maximum = (a: TensorOrScalar, b: TensorOrScalar) => binaryOp('maxim
 export const minimum = (a: TensorOrScalar, b: TensorOrScalar) => binaryOp('minimum', a, b);
 
 function compareOp(op: CompareOp, a: TensorOrScalar, b: TensorOrScalar): Tensor {
-  if (!(a instanceof Tensor) && !(b instanceof Tensor)) throw new ValueError(op, 'expected at least one tensor operand');
+  if (!(a instanceof Tensor) && !(b instanceof Tensor))
+    throw new ValueError(op, 'expected at least one tensor operand');
   const ta = a instanceof Tensor ? a : lift(a, b as Tensor);
   const tb = b instanceof Tensor ? b : lift(b, ta);
   const shape = broadcastShapes(op, ta.shape, tb.shape);
@@ -128,7 +148,8 @@ export const ge = (a: TensorOrScalar, b: TensorOrScalar) => compareOp('ge', a, b
 
 /** cond ? a : b, elementwise with broadcasting over all three. */
 export function where(cond: Tensor, a: TensorOrScalar, b: TensorOrScalar): Tensor {
-  if (cond.dtype !== 'bool') throw new ValueError('where', `condition must be a bool tensor, got ${cond.dtype}`);
+  if (cond.dtype !== 'bool')
+    throw new ValueError('where', `condition must be a bool tensor, got ${cond.dtype}`);
   const ta = a instanceof Tensor ? a : lift(a, b instanceof Tensor ? b : cond);
   const tb = b instanceof Tensor ? b : lift(b, ta);
   const shape = broadcastShapes('where', broadcastShapes('where', cond.shape, ta.shape), tb.shape);
@@ -140,7 +161,8 @@ export function where(cond: Tensor, a: TensorOrScalar, b: TensorOrScalar): Tenso
 
 /** Clamp into [min, max]; either bound may be omitted. The gradient passes where min <= x <= max. */
 export function clamp(x: Tensor, min?: number, max?: number): Tensor {
-  if (min === undefined && max === undefined) throw new ValueError('clamp', 'at least one of min and max must be given');
+  if (min === undefined && max === undefined)
+    throw new ValueError('clamp', 'at least one of min and max must be given');
   const lo = min ?? -Infinity;
   const hi = max ?? Infinity;
   requireFloat('clamp', x);
@@ -152,14 +174,22 @@ export function clamp(x: Tensor, min?: number, max?: number): Tensor {
 // ---- reductions -------------------------------------------------------------------------------------------
 
 function keptShape(shape: readonly number[], axes: readonly number[], keepDim: boolean): number[] {
-  return keepDim ? shape.map((d, i) => (axes.includes(i) ? 1 : d)) : shape.filter((_, i) => !axes.includes(i));
+  return keepDim
+    ? shape.map((d, i) => (axes.includes(i) ? 1 : d))
+    : shape.filter((_, i) => !axes.includes(i));
 }
 
-function reduceOp(op: 'sum' | 'max' | 'min', x: Tensor, dims: number | readonly number[] | undefined, keepDim: boolean): Tensor {
+function reduceOp(
+  op: 'sum' | 'max' | 'min',
+  x: Tensor,
+  dims: number | readonly number[] | undefined,
+  keepDim: boolean,
+): Tensor {
   const axes = normDims(op, dims, x.rank);
   if (op !== 'sum') {
     for (const a of axes) {
-      if (x.shape[a] === 0) throw new ShapeError(op, `cannot reduce over dim ${a} of size 0 (shape ${fmtShape(x.shape)})`);
+      if (x.shape[a] === 0)
+        throw new ShapeError(op, `cannot reduce over dim ${a} of size 0 (shape ${fmtShape(x.shape)})`);
     }
   }
   const dtype: DType = x.dtype === 'bool' ? 'int32' : x.dtype;
@@ -169,10 +199,13 @@ function reduceOp(op: 'sum' | 'max' | 'min', x: Tensor, dims: number | readonly 
 }
 
 /** Sum over `dims` (all when omitted). @example x.sum(0) // (N,D) -> (D) */
-export const sum = (x: Tensor, dims?: number | readonly number[], keepDim = false) => reduceOp('sum', x, dims, keepDim);
+export const sum = (x: Tensor, dims?: number | readonly number[], keepDim = false) =>
+  reduceOp('sum', x, dims, keepDim);
 /** Max over `dims` (values only; see argmax for indices). Ties share the gradient equally. */
-export const max = (x: Tensor, dims?: number | readonly number[], keepDim = false) => reduceOp('max', x, dims, keepDim);
-export const min = (x: Tensor, dims?: number | readonly number[], keepDim = false) => reduceOp('min', x, dims, keepDim);
+export const max = (x: Tensor, dims?: number | readonly number[], keepDim = false) =>
+  reduceOp('max', x, dims, keepDim);
+export const min = (x: Tensor, dims?: number | readonly number[], keepDim = false) =>
+  reduceOp('min', x, dims, keepDim);
 
 /** Mean over `dims`. The mean of nothing is NaN, as in PyTorch. */
 export function mean(x: Tensor, dims?: number | readonly number[], keepDim = false): Tensor {
@@ -194,10 +227,17 @@ export function variance(
   const axes = normDims('var', dims, x.rank);
   const n = axes.reduce((acc, a) => acc * x.shape[a]!, 1);
   const centered = sub(x, mean(x, axes, true));
-  return div(sum(mul(centered, centered), axes, opts.keepDim ?? false), Math.max(0, n - (opts.correction ?? 1)));
+  return div(
+    sum(mul(centered, centered), axes, opts.keepDim ?? false),
+    Math.max(0, n - (opts.correction ?? 1)),
+  );
 }
 
-export function std(x: Tensor, dims?: number | readonly number[], opts: { correction?: number; keepDim?: boolean } = {}): Tensor {
+export function std(
+  x: Tensor,
+  dims?: number | readonly number[],
+  opts: { correction?: number; keepDim?: boolean } = {},
+): Tensor {
   return sqrt(variance(x, dims, opts));
 }
 
@@ -252,18 +292,30 @@ export const logSoftmax = (x: Tensor, dim = -1) => softmaxOp('logSoftmax', x, di
  */
 export function matmul(a: Tensor, b: Tensor): Tensor {
   if (a.rank === 0 || b.rank === 0) {
-    throw new ShapeError('matmul', `both arguments need at least 1 dimension (got ${fmtShape(a.shape)} and ${fmtShape(b.shape)})`);
+    throw new ShapeError(
+      'matmul',
+      `both arguments need at least 1 dimension (got ${fmtShape(a.shape)} and ${fmtShape(b.shape)})`,
+    );
   }
   requireFloat('matmul', a);
   requireFloat('matmul', b);
+  if (a.rank === 1 && b.rank === 1) return reshape(matmul(unsqueeze(a, 0), unsqueeze(b, -1)), []);
   if (a.rank === 1) return squeeze(matmul(unsqueeze(a, 0), b), -2);
   if (b.rank === 1) return squeeze(matmul(a, unsqueeze(b, -1)), -1);
   const [M, K] = a.shape.slice(-2) as [number, number];
   const [K2, N] = b.shape.slice(-2) as [number, number];
-  if (K !== K2) throw new ShapeError('matmul', `cannot multiply ${fmtShape(a.shape)} by ${fmtShape(b.shape)}: inner dimensions ${K} and ${K2} differ`);
+  if (K !== K2)
+    throw new ShapeError(
+      'matmul',
+      `cannot multiply ${fmtShape(a.shape)} by ${fmtShape(b.shape)}: inner dimensions ${K} and ${K2} differ`,
+    );
   const batch = broadcastShapes('matmul', a.shape.slice(0, -2), b.shape.slice(0, -2));
   const out = empty([...batch, M, N]);
-  kernels().matmul(broadcastView(a, [...batch, M, K]), broadcastView(b, [...batch, K, N]), out.data as Float32Array);
+  kernels().matmul(
+    broadcastView(a, [...batch, M, K]),
+    broadcastView(b, [...batch, K, N]),
+    out.data as Float32Array,
+  );
   return record('matmul', [a, b], out, null);
 }
 
@@ -278,16 +330,19 @@ function viewStrides(x: Tensor, shape: readonly number[]): number[] | null {
 /** A view with a new shape (one dim may be -1). Throws if the layout needs a copy: use `reshape`. */
 export function view(x: Tensor, shape: readonly number[]): Tensor {
   const s = resolveShape('view', shape, x.size);
-  if (numel(s) !== x.size) throw new ShapeError('view', `shape ${fmtShape(shape)} is invalid for input of size ${x.size}`);
+  if (numel(s) !== x.size)
+    throw new ShapeError('view', `shape ${fmtShape(shape)} is invalid for input of size ${x.size}`);
   const st = viewStrides(x, s);
-  if (!st) throw new ShapeError('view', `input ${fmtShape(x.shape)} is not contiguous; use reshape (which copies)`);
+  if (!st)
+    throw new ShapeError('view', `input ${fmtShape(x.shape)} is not contiguous; use reshape (which copies)`);
   return record('reshape', [x], viewOf(x, s, st), { shape: [...x.shape] });
 }
 
 /** A tensor with a new shape: a view when the layout allows, a copy otherwise. One dim may be -1. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   const s = resolveShape('reshape', shape, x.size);
-  if (numel(s) !== x.size) throw new ShapeError('reshape', `shape ${fmtShape(shape)} is invalid for input of size ${x.size}`);
+  if (numel(s) !== x.size)
+    throw new ShapeError('reshape', `shape ${fmtShape(shape)} is invalid for input of size ${x.size}`);
   const st = viewStrides(x, s);
   const src = st ? x : contiguous(x);
   return record('reshape', [src], viewOf(src, s, st ?? contiguousStrides(s)), { shape: [...src.shape] });
@@ -306,10 +361,21 @@ export function flatten(x: Tensor, startDim = 0, endDim = -1): Tensor {
 /** Remove `dim` if its size is 1 (all size-1 dims when omitted); a dim of another size is left alone. */
 export function squeeze(x: Tensor, dim?: number): Tensor {
   const drop =
-    dim === undefined ? x.shape.map((d, i) => (d === 1 ? i : -1)).filter((i) => i >= 0) : [normDim('squeeze', dim, x.rank)];
+    dim === undefined
+      ? x.shape.map((d, i) => (d === 1 ? i : -1)).filter((i) => i >= 0)
+      : [normDim('squeeze', dim, x.rank)];
   const keep = x.shape.map((_, i) => i).filter((i) => !(drop.includes(i) && x.shape[i] === 1));
   const shape = keep.map((i) => x.shape[i]!);
-  return record('reshape', [x], viewOf(x, shape, keep.map((i) => x.strides[i]!)), { shape: [...x.shape] });
+  return record(
+    'reshape',
+    [x],
+    viewOf(
+      x,
+      shape,
+      keep.map((i) => x.strides[i]!),
+    ),
+    { shape: [...x.shape] },
+  );
 }
 
 /** Insert a size-1 dim at `dim` (the seed's `np.newaxis`). @example img.unsqueeze(0) // (28,28) -> (1,28,28) */
@@ -325,10 +391,14 @@ export function unsqueeze(x: Tensor, dim: number): Tensor {
 /** Reorder dims (a view). @example x.permute(0, 2, 3, 1) // NCHW -> NHWC */
 export function permute(x: Tensor, perm: readonly number[]): Tensor {
   if (perm.length !== x.rank) {
-    throw new ShapeError('permute', `number of dims don't match: permutation has ${perm.length}, tensor has ${x.rank} (${fmtShape(x.shape)})`);
+    throw new ShapeError(
+      'permute',
+      `number of dims don't match: permutation has ${perm.length}, tensor has ${x.rank} (${fmtShape(x.shape)})`,
+    );
   }
   const p = perm.map((d) => normDim('permute', d, x.rank));
-  if (new Set(p).size !== p.length) throw new ValueError('permute', `repeated dim in permutation ${fmtShape(perm)}`);
+  if (new Set(p).size !== p.length)
+    throw new ValueError('permute', `repeated dim in permutation ${fmtShape(perm)}`);
   const out = viewOf(
     x,
     p.map((d) => x.shape[d]!),
@@ -349,14 +419,20 @@ export function transpose(x: Tensor, d0: number, d1: number): Tensor {
 /** Broadcast to `shape` without copying (stride 0 on expanded dims); -1 keeps a dim. */
 export function expand(x: Tensor, shape: readonly number[]): Tensor {
   if (shape.length < x.rank) {
-    throw new ShapeError('expand', `the number of sizes provided (${shape.length}) must be >= the number of dims (${x.rank})`);
+    throw new ShapeError(
+      'expand',
+      `the number of sizes provided (${shape.length}) must be >= the number of dims (${x.rank})`,
+    );
   }
   const lead = shape.length - x.rank;
   const target = shape.map((d, i) => (d === -1 && i >= lead ? x.shape[i - lead]! : d));
   target.forEach((d, i) => {
     const src = i >= lead ? x.shape[i - lead]! : 1;
     if (!Number.isInteger(d) || d < 0 || (src !== 1 && src !== d)) {
-      throw new ShapeError('expand', `cannot expand ${fmtShape(x.shape)} to ${fmtShape(shape)} (dim ${i}: ${src} to ${d})`);
+      throw new ShapeError(
+        'expand',
+        `cannot expand ${fmtShape(x.shape)} to ${fmtShape(shape)} (dim ${i}: ${src} to ${d})`,
+      );
     }
   });
   const v = broadcastView(x, target);
@@ -370,7 +446,8 @@ export function expand(x: Tensor, shape: readonly number[]): Tensor {
  */
 export function slice(x: Tensor, dim: number, start = 0, end?: number, step = 1): Tensor {
   const d = normDim('slice', dim, x.rank);
-  if (!Number.isInteger(step) || step <= 0) throw new ValueError('slice', `step must be a positive integer (got ${step})`);
+  if (!Number.isInteger(step) || step <= 0)
+    throw new ValueError('slice', `step must be a positive integer (got ${step})`);
   const n = x.shape[d]!;
   const norm = (i: number) => Math.min(Math.max(i < 0 ? i + n : i, 0), n);
   const s = norm(start);
@@ -427,7 +504,10 @@ export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
   const d = normDim('cat', dim, first.rank);
   tensors.forEach((t, i) => {
     if (t.rank !== first.rank || t.shape.some((s, j) => j !== d && s !== first.shape[j])) {
-      throw new ShapeError('cat', `sizes of tensors must match except in dimension ${d}: tensor 0 is ${fmtShape(first.shape)}, tensor ${i} is ${fmtShape(t.shape)}`);
+      throw new ShapeError(
+        'cat',
+        `sizes of tensors must match except in dimension ${d}: tensor 0 is ${fmtShape(first.shape)}, tensor ${i} is ${fmtShape(t.shape)}`,
+      );
     }
   });
   const dtype = tensors.map((t) => t.dtype).reduce(promote);
@@ -449,7 +529,10 @@ export function stack(tensors: readonly Tensor[], dim = 0): Tensor {
   const s0 = tensors[0]!.shape;
   tensors.forEach((t, i) => {
     if (!sameShape(t.shape, s0)) {
-      throw new ShapeError('stack', `stack expects each tensor to be equal size, but got ${fmtShape(s0)} at entry 0 and ${fmtShape(t.shape)} at entry ${i}`);
+      throw new ShapeError(
+        'stack',
+        `stack expects each tensor to be equal size, but got ${fmtShape(s0)} at entry 0 and ${fmtShape(t.shape)} at entry ${i}`,
+      );
     }
   });
   const d = normDim('stack', dim, s0.length + 1);
@@ -463,13 +546,17 @@ function toIndex(op: string, index: Tensor | Int32Array | readonly number[], siz
   let idx: Int32Array;
   if (index instanceof Tensor) {
     if (index.rank > 1 || index.dtype === 'float32') {
-      throw new ValueError(op, `index must be a 1-D integer tensor (got ${index.dtype} ${fmtShape(index.shape)})`);
+      throw new ValueError(
+        op,
+        `index must be a 1-D integer tensor (got ${index.dtype} ${fmtShape(index.shape)})`,
+      );
     }
     idx = Int32Array.from(contiguous(index).data);
   } else idx = Int32Array.from(index);
   for (let i = 0; i < idx.length; i++) {
     const v = idx[i]!;
-    if (v < -size || v >= size) throw new ValueError(op, `index ${v} is out of bounds for dimension with size ${size}`);
+    if (v < -size || v >= size)
+      throw new ValueError(op, `index ${v} is out of bounds for dimension with size ${size}`);
     if (v < 0) idx[i] = v + size;
   }
   return idx;
@@ -520,7 +607,13 @@ export function indexAdd(shape: readonly number[], dim: number, index: Int32Arra
 }
 
 /** Place `g` into zeros of `shape` at a strided slice (the gradient of slice). */
-export function sliceScatter(shape: readonly number[], dim: number, start: number, step: number, g: Tensor): Tensor {
+export function sliceScatter(
+  shape: readonly number[],
+  dim: number,
+  start: number,
+  step: number,
+  g: Tensor,
+): Tensor {
   const out = empty(shape);
   const strides = out.strides.map((s, i) => (i === dim ? s * step : s));
   const target = viewOf(out, g.shape, strides, g.shape[dim] ? start * out.strides[dim]! : 0);

@@ -25,7 +25,10 @@ export function formatTensor(t: Tensor): string {
   const render = (d: number, off: number, indent: string): string => {
     if (d === shape.length) return pad(fmt(vals[off]!));
     const n = shape[d]!;
-    const idx = n > 2 * EDGE ? [...Array(EDGE).keys(), -1, ...Array.from({ length: EDGE }, (_, i) => n - EDGE + i)] : [...Array(n).keys()];
+    const idx =
+      n > 2 * EDGE
+        ? [...Array(EDGE).keys(), -1, ...Array.from({ length: EDGE }, (_, i) => n - EDGE + i)]
+        : [...Array(n).keys()];
     const parts = idx.map((i) => (i < 0 ? '...' : render(d + 1, off + i * strides[d]!, `${indent} `)));
     const sep = d === shape.length - 1 ? ', ' : `,\n${indent} `;
     return `[${parts.join(sep)}]`;

@@ -95,7 +95,8 @@ export class Generator {
   }
 
   setState(state: readonly number[]): this {
-    if (state.length !== 5) throw new RangeError(`Generator.setState: expected 5 numbers, got ${state.length}`);
+    if (state.length !== 5)
+      throw new RangeError(`Generator.setState: expected 5 numbers, got ${state.length}`);
     for (let i = 0; i < 4; i++) this.s[i] = state[i]! >>> 0;
     this.spare = Number.isNaN(state[4]) ? null : state[4]!;
     return this;

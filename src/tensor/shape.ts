@@ -37,7 +37,10 @@ export function broadcastShapes(op: string, a: readonly number[], b: readonly nu
     const da = a[a.length - n + i] ?? 1;
     const db = b[b.length - n + i] ?? 1;
     if (da !== db && da !== 1 && db !== 1) {
-      throw new ShapeError(op, `shapes ${fmtShape(a)} and ${fmtShape(b)} cannot be broadcast (dim ${i}: ${da} vs ${db})`);
+      throw new ShapeError(
+        op,
+        `shapes ${fmtShape(a)} and ${fmtShape(b)} cannot be broadcast (dim ${i}: ${da} vs ${db})`,
+      );
     }
     out[i] = da === 1 ? db : da;
   }
@@ -49,7 +52,10 @@ export function normDim(op: string, dim: number, rank: number): number {
   const lo = rank === 0 ? -1 : -rank;
   const hi = rank === 0 ? 0 : rank - 1;
   if (!Number.isInteger(dim) || dim < lo || dim > hi) {
-    throw new ValueError(op, `dimension out of range (expected to be in range of [${lo}, ${hi}], but got ${dim})`);
+    throw new ValueError(
+      op,
+      `dimension out of range (expected to be in range of [${lo}, ${hi}], but got ${dim})`,
+    );
   }
   return dim < 0 ? dim + Math.max(rank, 1) : dim;
 }
@@ -59,7 +65,8 @@ export function normDims(op: string, dims: number | readonly number[] | undefine
   if (dims === undefined) return Array.from({ length: rank }, (_, i) => i);
   const list = typeof dims === 'number' ? [dims] : dims;
   const out = [...new Set(list.map((d) => normDim(op, d, rank)))].sort((x, y) => x - y);
-  if (out.length !== list.length) throw new ValueError(op, `dim ${JSON.stringify(list)} appears multiple times`);
+  if (out.length !== list.length)
+    throw new ValueError(op, `dim ${JSON.stringify(list)} appears multiple times`);
   return out;
 }
 

@@ -11,10 +11,10 @@
  * Memory: storage is an ordinary typed array owned by the JavaScript garbage collector. Nothing is disposed by
  * hand; backward releases the graph it consumed. See ARCHITECTURE.md, "Memory".
  */
-import { runBackward, type BackwardOptions, type Node } from '../autograd/engine.js';
+import { type BackwardOptions, type Node, runBackward } from '../autograd/engine.js';
 import { accumulateGrad, gradRules } from '../autograd/grad.js';
 import type { View } from '../backend/backend.js';
-import { ShapeError, fmtShape } from '../errors.js';
+import { fmtShape, ShapeError } from '../errors.js';
 import type { DType, TypedArray } from './dtype.js';
 import * as ops from './ops.js';
 import { formatTensor } from './print.js';
@@ -76,11 +76,17 @@ export class Tensor implements View {
     let g = grad;
     if (!g) {
       if (this.size !== 1) {
-        throw new ShapeError('backward', `grad can be implicitly created only for scalar outputs (got ${fmtShape(this.shape)})`);
+        throw new ShapeError(
+          'backward',
+          `grad can be implicitly created only for scalar outputs (got ${fmtShape(this.shape)})`,
+        );
       }
       g = ops.onesLike(this);
     } else if (g.shape.join() !== this.shape.join()) {
-      throw new ShapeError('backward', `gradient has shape ${fmtShape(g.shape)}, expected ${fmtShape(this.shape)}`);
+      throw new ShapeError(
+        'backward',
+        `gradient has shape ${fmtShape(g.shape)}, expected ${fmtShape(this.shape)}`,
+      );
     }
     runBackward(this, g, opts, gradRules, ops.add, accumulateGrad);
   }
@@ -94,7 +100,8 @@ export class Tensor implements View {
 
   /** The value of a one-element tensor. */
   item(): number {
-    if (this.size !== 1) throw new ShapeError('item', `a tensor with ${this.size} elements cannot be converted to a number`);
+    if (this.size !== 1)
+      throw new ShapeError('item', `a tensor with ${this.size} elements cannot be converted to a number`);
     return this.data[this.offset]!;
   }
 

@@ -38,7 +38,8 @@ export function rowOffsets(shape: readonly number[], strides: readonly number[],
 }
 
 const inner = (v: { shape: readonly number[] }) => (v.shape.length === 0 ? 1 : v.shape[v.shape.length - 1]!);
-const innerStride = (v: { strides: readonly number[] }) => (v.strides.length === 0 ? 1 : v.strides[v.strides.length - 1]!);
+const innerStride = (v: { strides: readonly number[] }) =>
+  v.strides.length === 0 ? 1 : v.strides[v.strides.length - 1]!;
 
 function unary(f: (x: number) => number): UnaryKernel {
   return (x, out) => {
@@ -176,8 +177,10 @@ function argReduce(better: (x: number, best: number) => boolean) {
 }
 
 /** NaN-propagating max/min, as torch.maximum/amax do. */
-const nanMax = (a: number, b: number) => (a > b || Number.isNaN(a) ? a : Number.isNaN(b) ? b : b >= a ? b : a);
-const nanMin = (a: number, b: number) => (a < b || Number.isNaN(a) ? a : Number.isNaN(b) ? b : b <= a ? b : a);
+const nanMax = (a: number, b: number) =>
+  a > b || Number.isNaN(a) ? a : Number.isNaN(b) ? b : Math.max(b, a);
+const nanMin = (a: number, b: number) =>
+  a < b || Number.isNaN(a) ? a : Number.isNaN(b) ? b : Math.min(b, a);
 
 /** C[m,n] = sum_k A[m,k] B[k,n] for each batch; B rows are made contiguous first so the inner loop is unit-stride. */
 function matmul(a: View, b: View, out: Float32Array): void {
@@ -195,7 +198,8 @@ function matmul(a: View, b: View, out: Float32Array): void {
   const bd = b.data;
   const acc = new Float64Array(N);
   for (let t = 0; t < aRows.length; t++) {
-    for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) bc[k * N + n] = bd[bRows[t]! + k * sbk + n * sbn]!;
+    for (let k = 0; k < K; k++)
+      for (let n = 0; n < N; n++) bc[k * N + n] = bd[bRows[t]! + k * sbk + n * sbn]!;
     const ob = t * M * N;
     for (let m = 0; m < M; m++) {
       acc.fill(0);
@@ -334,7 +338,7 @@ export const jsKernels: KernelTable = {
       }
     }
   },
-  clamp: (x, lo, hi, out) => unary((v) => (v < lo ? lo : v > hi ? hi : v))(x, out),
+  clamp: (x, lo, hi, out) => unary((v) => (v < lo ? lo : Math.min(v, hi)))(x, out),
   sum: reduce(0, (acc, x) => acc + x),
   max: reduce(-Infinity, nanMax),
   min: reduce(Infinity, nanMin),
@@ -353,7 +357,11 @@ registerBackend(
     name: 'js',
     priority: 0,
     alloc: (dtype, n) =>
-      (dtype === 'float32' ? new Float32Array(n) : dtype === 'int32' ? new Int32Array(n) : new Uint8Array(n)) as never,
+      (dtype === 'float32'
+        ? new Float32Array(n)
+        : dtype === 'int32'
+          ? new Int32Array(n)
+          : new Uint8Array(n)) as never,
     describe: () => ({ kind: 'TypeScript reference', threads: 1 }),
   },
   jsKernels,
