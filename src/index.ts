@@ -35,6 +35,7 @@ export {
   cat,
   clamp,
   contiguous,
+  customOp,
   div,
   eq,
   erf,

@@ -42,6 +42,11 @@ export interface PrimitiveCtx {
   contiguous: null;
   cat: { dim: number; sizes: number[] };
   indexSelect: { dim: number; index: Int32Array; shape: number[] };
+  /**
+   * A fused op defined with `customOp` (BatchNorm, cross-entropy, attention...): its forward runs its own
+   * kernel and its backward is the analytic formula, kept beside the forward in the op's own file.
+   */
+  custom: { name: string; backward: (g: Tensor, needs: boolean[]) => (Tensor | null)[] };
 }
 
 export type Primitive = keyof PrimitiveCtx;
@@ -154,6 +159,7 @@ export const gradRules: { [P in Primitive]: Rule<P> } = {
     });
   },
   indexSelect: (g, { dim, index, shape }) => [ops.indexAdd(shape, dim, index, g)],
+  custom: (g, { backward }, _i, _o, needs) => backward(g, needs),
 };
 
 /**

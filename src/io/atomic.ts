@@ -7,13 +7,13 @@
 import { randomBytes } from 'node:crypto';
 import {
   closeSync,
+  promises as fsp,
   fsyncSync,
   openSync,
   renameSync,
   statSync,
   unlinkSync,
   writeFileSync,
-  promises as fsp,
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 

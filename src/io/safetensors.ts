@@ -36,13 +36,15 @@ interface ArrayOf {
 }
 
 /** A safetensors dtype this module reads and writes. */
-export type Dtype = keyof ArrayOf;
+export type SafetensorsDtype = keyof ArrayOf;
 
 /** The floating-point dtypes, which {@link toFloat32Array} and {@link fromFloat32Array} convert. */
 export type FloatDtype = 'F64' | 'F32' | 'BF16' | 'F16';
 
 /** One tensor: its dtype, its shape (`[]` for a scalar) and its row-major elements. */
-export type TensorEntry = { [D in Dtype]: { dtype: D; shape: number[]; data: ArrayOf[D] } }[Dtype];
+export type TensorEntry = {
+  [D in SafetensorsDtype]: { dtype: D; shape: number[]; data: ArrayOf[D] };
+}[SafetensorsDtype];
 
 /** What {@link decodeSafetensors} returns: the tensors in file order, and `__metadata__` if present. */
 export interface SafetensorsFile {
@@ -50,7 +52,7 @@ export interface SafetensorsFile {
   metadata: Record<string, string> | undefined;
 }
 
-type AnyArray = ArrayOf[Dtype];
+type AnyArray = ArrayOf[SafetensorsDtype];
 
 interface DtypeInfo {
   size: number;
@@ -59,9 +61,10 @@ interface DtypeInfo {
   is: (data: unknown) => boolean;
 }
 
-function info<T extends AnyArray>(
-  Ctor: { new (buffer: ArrayBufferLike, byteOffset: number, length: number): T; BYTES_PER_ELEMENT: number },
-): DtypeInfo {
+function info<T extends AnyArray>(Ctor: {
+  new (buffer: ArrayBufferLike, byteOffset: number, length: number): T;
+  BYTES_PER_ELEMENT: number;
+}): DtypeInfo {
   return {
     size: Ctor.BYTES_PER_ELEMENT,
     view: (buffer, byteOffset, length) => new Ctor(buffer, byteOffset, length),
@@ -73,7 +76,7 @@ function info<T extends AnyArray>(
  * Listed in the order of tensor.rs's `enum Dtype`, whose derived ordering the writer sorts by (descending), so
  * larger elements come first and every tensor starts at an offset aligned to its element size.
  */
-const DTYPES: Record<Dtype, DtypeInfo> = {
+const DTYPES: Record<SafetensorsDtype, DtypeInfo> = {
   BOOL: info(Uint8Array),
   U8: info(Uint8Array),
   I8: info(Int8Array),
@@ -88,12 +91,25 @@ const DTYPES: Record<Dtype, DtypeInfo> = {
   I64: info(BigInt64Array),
   U64: info(BigUint64Array),
 };
-const RANK = Object.fromEntries(Object.keys(DTYPES).map((d, i) => [d, i])) as Record<Dtype, number>;
+const RANK = Object.fromEntries(Object.keys(DTYPES).map((d, i) => [d, i])) as Record<
+  SafetensorsDtype,
+  number
+>;
 
 /** Dtypes the format defines that have no typed array here: named in errors instead of "unknown". */
-const UNSUPPORTED = ['F8_E5M2', 'F8_E4M3', 'F8_E8M0', 'F8_E4M3FNUZ', 'F8_E5M2FNUZ', 'F4', 'F6_E2M3', 'F6_E3M2', 'C64'];
+const UNSUPPORTED = [
+  'F8_E5M2',
+  'F8_E4M3',
+  'F8_E8M0',
+  'F8_E4M3FNUZ',
+  'F8_E5M2FNUZ',
+  'F4',
+  'F6_E2M3',
+  'F6_E3M2',
+  'C64',
+];
 
-function isDtype(d: unknown): d is Dtype {
+function isDtype(d: unknown): d is SafetensorsDtype {
   return typeof d === 'string' && Object.hasOwn(DTYPES, d);
 }
 
@@ -150,7 +166,9 @@ export function encodeSafetensors(
 }
 
 function checkEntry(op: string, name: string, t: TensorEntry): void {
-  if (name === '__metadata__') throw new ValueError(op, `'__metadata__' is reserved and cannot name a tensor`);
+  if (name === '__metadata__') {
+    throw new ValueError(op, `'__metadata__' is reserved and cannot name a tensor`);
+  }
   if (!isDtype(t.dtype)) {
     throw new ValueError(op, `tensor '${name}': unknown dtype '${t.dtype}' (expected one of ${dtypeList()})`);
   }
@@ -163,7 +181,10 @@ function checkEntry(op: string, name: string, t: TensorEntry): void {
   }
   if (!DTYPES[t.dtype].is(t.data)) {
     const got = (t.data as object | null)?.constructor?.name ?? String(t.data);
-    throw new ValueError(op, `tensor '${name}': ${t.dtype} data must be a ${arrayName(t.dtype)} (got ${got})`);
+    throw new ValueError(
+      op,
+      `tensor '${name}': ${t.dtype} data must be a ${arrayName(t.dtype)} (got ${got})`,
+    );
   }
   if (t.data.length !== numel) {
     throw new ValueError(
@@ -200,7 +221,7 @@ export function decodeSafetensors(bytes: Uint8Array, file = '<bytes>'): Safetens
 
 interface Slot {
   name: string;
-  dtype: Dtype;
+  dtype: SafetensorsDtype;
   shape: number[];
   begin: number;
   end: number;
@@ -212,10 +233,14 @@ function decode(op: string, bytes: Uint8Array, file: string): SafetensorsFile {
   };
   if (bytes.length < 8) fail(`file is too short for the 8-byte header length (got ${bytes.length} bytes)`);
   const n64 = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
-  if (n64 > BigInt(MAX_HEADER_SIZE)) fail(`header length ${n64} exceeds MAX_HEADER_SIZE (${MAX_HEADER_SIZE})`);
+  if (n64 > BigInt(MAX_HEADER_SIZE)) {
+    fail(`header length ${n64} exceeds MAX_HEADER_SIZE (${MAX_HEADER_SIZE})`);
+  }
   const n = Number(n64);
   if (8 + n > bytes.length) {
-    fail(`header length ${n} runs past the end of the file (got ${bytes.length} bytes, expected at least ${8 + n})`);
+    fail(
+      `header length ${n} runs past the end of the file (got ${bytes.length} bytes, expected at least ${8 + n})`,
+    );
   }
 
   let text = '';
@@ -241,7 +266,9 @@ function decode(op: string, bytes: Uint8Array, file: string): SafetensorsFile {
     if (name === '__metadata__') {
       if (!isRecord(raw)) fail(`'__metadata__' must be an object (got ${JSON.stringify(raw)})`);
       for (const [k, v] of Object.entries(raw as object)) {
-        if (typeof v !== 'string') fail(`'__metadata__' must map strings to strings (key '${k}' has ${typeOf(v)})`);
+        if (typeof v !== 'string') {
+          fail(`'__metadata__' must map strings to strings (key '${k}' has ${typeOf(v)})`);
+        }
       }
       metadata = raw as Record<string, string>;
       continue;
@@ -257,7 +284,9 @@ function decode(op: string, bytes: Uint8Array, file: string): SafetensorsFile {
       );
     }
     const numel = checkShape(shape);
-    if (numel === undefined) fail(`${where}: shape must be a list of non-negative integers (got ${JSON.stringify(shape)})`);
+    if (numel === undefined) {
+      fail(`${where}: shape must be a list of non-negative integers (got ${JSON.stringify(shape)})`);
+    }
     const [begin, end] = Array.isArray(offsets) ? offsets : [];
     if (
       !Array.isArray(offsets) ||
@@ -267,9 +296,11 @@ function decode(op: string, bytes: Uint8Array, file: string): SafetensorsFile {
       begin < 0 ||
       end < begin
     ) {
-      fail(`${where}: data_offsets must be [BEGIN, END] with 0 <= BEGIN <= END (got ${JSON.stringify(offsets)})`);
+      fail(
+        `${where}: data_offsets must be [BEGIN, END] with 0 <= BEGIN <= END (got ${JSON.stringify(offsets)})`,
+      );
     }
-    const d = dtype as Dtype;
+    const d = dtype as SafetensorsDtype;
     const nbytes = (numel as number) * DTYPES[d].size;
     if (end - begin !== nbytes) {
       fail(
@@ -288,10 +319,14 @@ function decode(op: string, bytes: Uint8Array, file: string): SafetensorsFile {
   for (const s of slots) {
     if (s.begin > pos) fail(`hole in the data buffer: bytes [${pos},${s.begin}) belong to no tensor`);
     if (s.begin < pos) {
-      fail(`tensors '${prev!.name}' [${prev!.begin},${prev!.end}) and '${s.name}' [${s.begin},${s.end}) overlap`);
+      fail(
+        `tensors '${prev!.name}' [${prev!.begin},${prev!.end}) and '${s.name}' [${s.begin},${s.end}) overlap`,
+      );
     }
     if (s.end > dataLength) {
-      fail(`tensor '${s.name}' ends at byte ${s.end} of the data buffer, which has only ${dataLength} bytes (truncated?)`);
+      fail(
+        `tensor '${s.name}' ends at byte ${s.end} of the data buffer, which has only ${dataLength} bytes (truncated?)`,
+      );
     }
     pos = s.end;
     prev = s;
@@ -305,7 +340,9 @@ function decode(op: string, bytes: Uint8Array, file: string): SafetensorsFile {
     const count = (s.end - s.begin) / size;
     const at = bytes.byteOffset + from;
     const data =
-      at % size === 0 ? view(bytes.buffer, at, count) : view(bytes.slice(from, 8 + n + s.end).buffer, 0, count);
+      at % size === 0
+        ? view(bytes.buffer, at, count)
+        : view(bytes.slice(from, 8 + n + s.end).buffer, 0, count);
     tensors.set(s.name, { dtype: s.dtype, shape: s.shape, data } as TensorEntry);
   }
   return { tensors, metadata };
@@ -357,7 +394,7 @@ function dtypeList(): string {
   return Object.keys(DTYPES).join(', ');
 }
 
-function arrayName(dtype: Dtype): string {
+function arrayName(dtype: SafetensorsDtype): string {
   return DTYPES[dtype].view(new ArrayBuffer(0), 0, 0).constructor.name;
 }
 
@@ -493,7 +530,10 @@ export function toFloat32Array(entry: TensorEntry): Float32Array {
       return new Float32Array(bits.buffer);
     }
     default:
-      throw new ValueError('toFloat32Array', `dtype ${entry.dtype} is not a float dtype (expected F64, F32, BF16 or F16)`);
+      throw new ValueError(
+        'toFloat32Array',
+        `dtype ${entry.dtype} is not a float dtype (expected F64, F32, BF16 or F16)`,
+      );
   }
 }
 
@@ -504,7 +544,11 @@ export function toFloat32Array(entry: TensorEntry): Float32Array {
  * @example
  * const half = fromFloat32Array(new Float32Array([1, 2.5]), [2], 'F16'); // data: Uint16Array [0x3c00, 0x4100]
  */
-export function fromFloat32Array(data: Float32Array, shape: number[], dtype: FloatDtype = 'F32'): TensorEntry {
+export function fromFloat32Array(
+  data: Float32Array,
+  shape: number[],
+  dtype: FloatDtype = 'F32',
+): TensorEntry {
   switch (dtype) {
     case 'F32':
       return { dtype, shape, data };
@@ -515,6 +559,9 @@ export function fromFloat32Array(data: Float32Array, shape: number[], dtype: Flo
     case 'BF16':
       return { dtype, shape, data: Uint16Array.from(data, f32ToBf16) };
     default:
-      throw new ValueError('fromFloat32Array', `dtype ${dtype} is not a float dtype (expected F64, F32, BF16 or F16)`);
+      throw new ValueError(
+        'fromFloat32Array',
+        `dtype ${dtype} is not a float dtype (expected F64, F32, BF16 or F16)`,
+      );
   }
 }

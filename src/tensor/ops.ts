@@ -577,6 +577,21 @@ export function indexSelect(x: Tensor, dim: number, index: Tensor | Int32Array |
   return record('indexSelect', [x], out, { dim: d, index: idx, shape: [...x.shape] });
 }
 
+/**
+ * Record a fused op whose gradient is an analytic formula (PyTorch's autograd.Function). `out` was computed
+ * by the op's own kernel; `backward(g, needs)` returns one gradient per input (null where not needed). It runs
+ * with gradient recording off.
+ * @example customOp('batchNorm', [x, weight, bias], y, (g, needs) => [dx, dw, db])
+ */
+export function customOp(
+  name: string,
+  inputs: Tensor[],
+  out: Tensor,
+  backward: (g: Tensor, needs: boolean[]) => (Tensor | null)[],
+): Tensor {
+  return record('custom', inputs, out, { name, backward });
+}
+
 // ---- helpers used by gradient rules and modules -------------------------------------------------------------
 
 export function zerosOf(shape: readonly number[], dtype: DType = 'float32'): Tensor {

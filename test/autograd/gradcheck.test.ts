@@ -53,6 +53,17 @@ const cases: Record<Primitive, [(...xs: Tensor[]) => Tensor, () => Tensor[]]> = 
   contiguous: [(x) => mb.contiguous(mb.transpose(x, 0, 1)), () => [r(3, 4)]],
   cat: [(a, b) => mb.cat([a!, b!], 1), () => [r(2, 3), r(2, 2)]],
   indexSelect: [(x) => mb.indexSelect(x, 0, [2, 0, 2, 1]), () => [r(3, 4)]],
+  // A fused op: y = a·b² with its hand-written backward.
+  custom: [
+    (a, b) =>
+      mb.customOp(
+        'cube',
+        [a!, b!],
+        mb.noGrad(() => mb.mul(a!, mb.mul(b!, b!))),
+        (g) => [mb.mul(g, mb.mul(b!, b!)), mb.mul(g, mb.mul(mb.mul(a!, b!), 2))],
+      ),
+    () => [r(3), r(3)],
+  ],
 };
 
 forEachBackend(() => {
