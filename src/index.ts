@@ -23,7 +23,14 @@ export {
   type View,
 } from './backend/backend.js';
 export * from './errors.js';
+export { atomicWriteFile, atomicWriteFileSync } from './io/atomic.js';
+export { fromEntries, load, save, toEntries } from './io/checkpoint.js';
+export * from './io/safetensors.js';
 export * as functional from './nn/functional.js';
+export * from './nn/layers.js';
+export { binaryCrossEntropyWithLogits, crossEntropy, mseLoss, nllLoss, type Reduction } from './nn/losses.js';
+export { Module } from './nn/module.js';
+export * from './optim/schedules.js';
 export * from './tensor/creation.js';
 export type { DType, TypedArray } from './tensor/dtype.js';
 export {
@@ -83,3 +90,4 @@ export {
 } from './tensor/ops.js';
 export { defaultGenerator, Generator, manualSeed } from './tensor/random.js';
 export { Tensor } from './tensor/tensor.js';
+export { GradScaler } from './train/grad-scaler.js';

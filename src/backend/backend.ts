@@ -93,6 +93,54 @@ export interface KernelTable {
   /** Softmax / log-softmax over the last axis of a contiguous [R, C] input. */
   softmax: (x: View, out: Float32Array) => void;
   logSoftmax: (x: View, out: Float32Array) => void;
+  /**
+   * Fused BatchNorm over contiguous x viewed as (N, C, S) (S = L or H·W, 1 for (N, C)): per-channel batch
+   * mean and biased variance, out = (x - mean)·invstd·w + b; writes mean and invstd = 1/sqrt(var + eps).
+   */
+  batchNormForward: (
+    x: Float32Array,
+    N: number,
+    C: number,
+    S: number,
+    weight: Float32Array | null,
+    bias: Float32Array | null,
+    eps: number,
+    out: Float32Array,
+    mean: Float32Array,
+    invstd: Float32Array,
+  ) => void;
+  /** The analytic backward: dx = w·invstd·(dy - mean(dy) - x̂·mean(dy·x̂)), dw = Σ dy·x̂, db = Σ dy. */
+  batchNormBackward: (
+    x: Float32Array,
+    dy: Float32Array,
+    N: number,
+    C: number,
+    S: number,
+    weight: Float32Array | null,
+    mean: Float32Array,
+    invstd: Float32Array,
+    dx: Float32Array,
+    dweight: Float32Array,
+    dbias: Float32Array,
+  ) => void;
+  /** im2col of contiguous x (N, C, H, W) into cols (N, C·kh·kw, Ho·Wo) for a convolution's GEMM. */
+  im2col: (x: Float32Array, g: ConvGeometry, cols: Float32Array) => void;
+  /** col2im: the adjoint of im2col, accumulating cols back into dx (N, C, H, W), which starts zeroed. */
+  col2im: (cols: Float32Array, g: ConvGeometry, dx: Float32Array) => void;
+}
+
+/** Geometry of a 2-D convolution or pooling window over (N, C, H, W) input. */
+export interface ConvGeometry {
+  N: number;
+  C: number;
+  H: number;
+  W: number;
+  kh: number;
+  kw: number;
+  stride: number;
+  padding: number;
+  Ho: number;
+  Wo: number;
 }
 
 export type KernelName = keyof KernelTable;

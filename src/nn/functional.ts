@@ -1,12 +1,15 @@
 /**
  * Functional forms of the layers: each nn module's forward is one call to a function here.
- * Shapes: N batch, D features, C classes.
+ * Shape legend: N batch, D features, C channels or classes, L length, H×W image, k kernel size.
  */
-import { ValueError } from '../errors.js';
+import { type ConvGeometry, kernels } from '../backend/backend.js';
+import { fmtShape, ShapeError, ValueError } from '../errors.js';
 import * as ops from '../tensor/ops.js';
+import { defaultGenerator, type Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 export { logSoftmax, relu, sigmoid, softmax, tanh } from '../tensor/ops.js';
+export * from './losses.js';
 
 /**
  * y = x·Wᵀ + b, PyTorch's layout: weight is (out, in). x: (..., in) -> (..., out).
@@ -14,7 +17,13 @@ export { logSoftmax, relu, sigmoid, softmax, tanh } from '../tensor/ops.js';
  */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
   if (weight.rank !== 2)
-    throw new ValueError('linear', `weight must be 2-D (out, in), got shape [${weight.shape}]`);
+    throw new ShapeError('linear', `weight must be 2-D (out, in), got ${fmtShape(weight.shape)}`);
+  if (x.rank === 0 || x.shape[x.rank - 1] !== weight.shape[1]) {
+    throw new ShapeError(
+      'linear',
+      `input ${fmtShape(x.shape)} does not end in in_features=${weight.shape[1]} (weight ${fmtShape(weight.shape)})`,
+    );
+  }
   const y = ops.matmul(x, weight.mT);
   return bias ? ops.add(y, bias) : y;
 }
@@ -22,4 +31,268 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
 /** GELU, exact (erf) form as PyTorch's default: x·Φ(x) = x/2·(1 + erf(x/√2)). */
 export function gelu(x: Tensor): Tensor {
   return ops.mul(ops.mul(x, 0.5), ops.add(ops.erf(ops.mul(x, Math.SQRT1_2)), 1));
+}
+
+/**
+ * Inverted dropout: zero each element with probability p and scale the rest by 1/(1-p), so eval needs no
+ * rescale. Identity when not training or p = 0; p = 1 gives zeros.
+ */
+export function dropout(
+  x: Tensor,
+  p = 0.5,
+  training = true,
+  generator: Generator = defaultGenerator,
+): Tensor {
+  if (!(p >= 0 && p <= 1))
+    throw new ValueError('dropout', `dropout probability has to be between 0 and 1, but got ${p}`);
+  if (!training || p === 0 || x.size === 0) return x;
+  if (p === 1) return ops.mul(x, 0);
+  const keep = ops.empty(x.shape, 'bool');
+  const m = keep.data as Uint8Array;
+  for (let i = 0; i < m.length; i++) m[i] = generator.uniform() < 1 - p ? 1 : 0;
+  return ops.mul(x, ops.mul(keep, 1 / (1 - p)));
+}
+
+export interface BatchNormOptions {
+  runningMean?: Tensor | null;
+  runningVar?: Tensor | null;
+  weight?: Tensor | null;
+  bias?: Tensor | null;
+  training?: boolean;
+  /** Running-average factor (PyTorch default 0.1); null gives a cumulative average. */
+  momentum?: number | null;
+  eps?: number;
+  /** Counter for the cumulative average (momentum null); incremented in training. */
+  numBatchesTracked?: Tensor | null;
+}
+
+/**
+ * Batch normalisation over (N, C), (N, C, L) or (N, C, H, W), statistics per channel C (seed section 5).
+ * Training: one fused op whose backward is the analytic formula (not autograd through mean and var); running
+ * statistics are updated in place with the unbiased variance. Eval: the running statistics.
+ */
+export function batchNorm(x: Tensor, opts: BatchNormOptions = {}): Tensor {
+  const {
+    runningMean = null,
+    runningVar = null,
+    weight = null,
+    bias = null,
+    training = true,
+    momentum = 0.1,
+    eps = 1e-5,
+  } = opts;
+  if (x.rank < 2)
+    throw new ShapeError(
+      'batchNorm',
+      `expected input of rank 2 or more (N, C, ...), got ${fmtShape(x.shape)}`,
+    );
+  const [N, C] = x.shape as [number, number];
+  const S = x.size / Math.max(N * C, 1);
+  for (const [name, t] of [
+    ['weight', weight],
+    ['bias', bias],
+    ['running_mean', runningMean],
+    ['running_var', runningVar],
+  ] as const) {
+    if (t && (t.rank !== 1 || t.shape[0] !== C)) {
+      throw new ShapeError(
+        'batchNorm',
+        `${name} has shape ${fmtShape(t.shape)}, expected [${C}] for input ${fmtShape(x.shape)}`,
+      );
+    }
+  }
+  const chan = [1, C, ...x.shape.slice(2).map(() => 1)];
+  if (!training && runningMean && runningVar) {
+    const invstd = ops.div(1, ops.sqrt(ops.add(runningVar, eps)));
+    let y = ops.mul(ops.sub(x, runningMean.reshape(chan)), invstd.reshape(chan));
+    if (weight) y = ops.mul(y, weight.reshape(chan));
+    return bias ? ops.add(y, bias.reshape(chan)) : y;
+  }
+  if (N * S <= 1) {
+    throw new ValueError(
+      'batchNorm',
+      `expected more than 1 value per channel when training, got input size ${fmtShape(x.shape)}`,
+    );
+  }
+  const xc = ops.contiguous(x);
+  const xd = xc.data as Float32Array;
+  const out = ops.empty(x.shape);
+  const mean = new Float32Array(C);
+  const invstd = new Float32Array(C);
+  const wd = weight ? (ops.contiguous(weight).data as Float32Array) : null;
+  const bd = bias ? (ops.contiguous(bias).data as Float32Array) : null;
+  kernels().batchNormForward(xd, N, C, S, wd, bd, eps, out.data as Float32Array, mean, invstd);
+  if (training && runningMean && runningVar) {
+    const n = N * S;
+    let m = momentum ?? 0;
+    if (opts.numBatchesTracked) {
+      opts.numBatchesTracked.data[0]! += 1;
+      if (momentum === null) m = 1 / opts.numBatchesTracked.data[0]!;
+    }
+    const rm = runningMean.data as Float32Array;
+    const rv = runningVar.data as Float32Array;
+    for (let c = 0; c < C; c++) {
+      const v = 1 / (invstd[c]! * invstd[c]!) - eps;
+      rm[runningMean.offset + c] = (1 - m) * rm[runningMean.offset + c]! + m * mean[c]!;
+      rv[runningVar.offset + c] = (1 - m) * rv[runningVar.offset + c]! + (m * v * n) / (n - 1);
+    }
+  }
+  const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
+  return ops.customOp('batchNorm', inputs, out, (g) => {
+    const dy = ops.contiguous(g).data as Float32Array;
+    const dx = ops.empty(x.shape);
+    const dw = ops.empty([C]);
+    const db = ops.empty([C]);
+    kernels().batchNormBackward(
+      xd,
+      dy,
+      N,
+      C,
+      S,
+      wd,
+      mean,
+      invstd,
+      dx.data as Float32Array,
+      dw.data as Float32Array,
+      db.data as Float32Array,
+    );
+    return [dx, ...(weight ? [dw] : []), ...(bias ? [db] : [])];
+  });
+}
+
+/** Layer normalisation over the trailing dims given by `normalizedShape` (biased variance, eps inside sqrt). */
+export function layerNorm(
+  x: Tensor,
+  normalizedShape: readonly number[],
+  weight?: Tensor | null,
+  bias?: Tensor | null,
+  eps = 1e-5,
+): Tensor {
+  const k = normalizedShape.length;
+  if (k === 0 || x.rank < k || x.shape.slice(-k).join() !== normalizedShape.join()) {
+    throw new ShapeError(
+      'layerNorm',
+      `input ${fmtShape(x.shape)} does not end in normalized_shape ${fmtShape(normalizedShape)}`,
+    );
+  }
+  const dims = Array.from({ length: k }, (_, i) => x.rank - k + i);
+  const mu = ops.mean(x, dims, true);
+  const xm = ops.sub(x, mu);
+  const v = ops.mean(ops.mul(xm, xm), dims, true);
+  let y = ops.mul(xm, ops.div(1, ops.sqrt(ops.add(v, eps))));
+  if (weight) y = ops.mul(y, weight);
+  return bias ? ops.add(y, bias) : y;
+}
+
+function geometry(
+  op: string,
+  x: Tensor,
+  kh: number,
+  kw: number,
+  stride: number,
+  padding: number,
+): ConvGeometry {
+  if (x.rank !== 4) throw new ShapeError(op, `expected 4-D input (N, C, H, W), got ${fmtShape(x.shape)}`);
+  if (!(stride >= 1) || !(padding >= 0))
+    throw new ValueError(
+      op,
+      `stride must be >= 1 and padding >= 0 (got stride=${stride}, padding=${padding})`,
+    );
+  const [N, C, H, W] = x.shape as [number, number, number, number];
+  const Ho = Math.floor((H + 2 * padding - kh) / stride) + 1;
+  const Wo = Math.floor((W + 2 * padding - kw) / stride) + 1;
+  if (Ho <= 0 || Wo <= 0) {
+    throw new ShapeError(
+      op,
+      `kernel ${kh}x${kw} is larger than the padded input ${H + 2 * padding}x${W + 2 * padding} (input ${fmtShape(x.shape)})`,
+    );
+  }
+  return { N, C, H, W, kh, kw, stride, padding, Ho, Wo };
+}
+
+/**
+ * Sliding windows as columns (im2col): (N, C, H, W) -> (N, C·kh·kw, Ho·Wo). The gradient is col2im.
+ * This is how convolutions become one GEMM.
+ */
+export function unfold(x: Tensor, kernelSize: number | [number, number], stride = 1, padding = 0): Tensor {
+  const [kh, kw] = typeof kernelSize === 'number' ? [kernelSize, kernelSize] : kernelSize;
+  const g = geometry('unfold', x, kh, kw, stride, padding);
+  const out = ops.empty([g.N, g.C * kh * kw, g.Ho * g.Wo]);
+  kernels().im2col(ops.contiguous(x).data as Float32Array, g, out.data as Float32Array);
+  return ops.customOp('unfold', [x], out, (grad) => {
+    const dx = ops.empty(x.shape);
+    kernels().col2im(ops.contiguous(grad).data as Float32Array, g, dx.data as Float32Array);
+    return [dx];
+  });
+}
+
+/**
+ * 2-D convolution, NCHW: x (N, Cin, H, W), weight (Cout, Cin, kh, kw), bias (Cout) -> (N, Cout, Ho, Wo).
+ * Lowered to im2col + one batched GEMM, so it runs on the fastest matmul the backend has.
+ */
+export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, stride = 1, padding = 0): Tensor {
+  if (weight.rank !== 4)
+    throw new ShapeError('conv2d', `weight must be (Cout, Cin, kh, kw), got ${fmtShape(weight.shape)}`);
+  const [Cout, Cin, kh, kw] = weight.shape as [number, number, number, number];
+  if (x.rank !== 4 || x.shape[1] !== Cin) {
+    throw new ShapeError(
+      'conv2d',
+      `expected input (N, ${Cin}, H, W) for weight ${fmtShape(weight.shape)}, got ${fmtShape(x.shape)}`,
+    );
+  }
+  const cols = unfold(x, [kh, kw], stride, padding); // (N, Cin·kh·kw, L)
+  const g = geometry('conv2d', x, kh, kw, stride, padding);
+  let y = ops.matmul(weight.reshape([Cout, Cin * kh * kw]), cols); // (N, Cout, L)
+  if (bias) y = ops.add(y, bias.reshape([Cout, 1]));
+  return y.reshape([g.N, Cout, g.Ho, g.Wo]);
+}
+
+/**
+ * Max pooling over k×k windows (stride defaults to k), NCHW. The gradient goes to the first maximum of each
+ * window, as in PyTorch.
+ */
+export function maxPool2d(x: Tensor, kernelSize: number, stride = kernelSize, padding = 0): Tensor {
+  const g = geometry('maxPool2d', x, kernelSize, kernelSize, stride, padding);
+  if (padding * 2 > kernelSize)
+    throw new ValueError(
+      'maxPool2d',
+      `pad should be at most half of effective kernel size, but got pad=${padding} and kernel_size=${kernelSize}`,
+    );
+  const { N, C, H, W, Ho, Wo } = g;
+  const xd = ops.contiguous(x).data as Float32Array;
+  const out = ops.empty([N, C, Ho, Wo]);
+  const od = out.data as Float32Array;
+  const arg = new Int32Array(od.length); // flat index into x of each window's max
+  for (let p = 0, o = 0; p < N * C; p++) {
+    const base = p * H * W;
+    for (let oy = 0; oy < Ho; oy++) {
+      for (let ox = 0; ox < Wo; ox++, o++) {
+        let best = -Infinity;
+        let bi = -1;
+        for (let i = 0; i < kernelSize; i++) {
+          const y = oy * stride + i - padding;
+          if (y < 0 || y >= H) continue;
+          for (let j = 0; j < kernelSize; j++) {
+            const xx = ox * stride + j - padding;
+            if (xx < 0 || xx >= W) continue;
+            const v = xd[base + y * W + xx]!;
+            if (v > best || Number.isNaN(v) || bi < 0) {
+              best = v;
+              bi = base + y * W + xx;
+              if (Number.isNaN(v)) break;
+            }
+          }
+        }
+        od[o] = best;
+        arg[o] = bi;
+      }
+    }
+  }
+  return ops.customOp('maxPool2d', [x], out, (grad) => {
+    const gd = ops.contiguous(grad).data as Float32Array;
+    const dx = ops.empty(x.shape);
+    const dd = dx.data as Float32Array;
+    for (let o = 0; o < gd.length; o++) dd[arg[o]!]! += gd[o]!;
+    return [dx];
+  });
 }

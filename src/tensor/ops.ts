@@ -598,6 +598,13 @@ export function zerosOf(shape: readonly number[], dtype: DType = 'float32'): Ten
   return empty(shape, dtype);
 }
 
+/** 0..n-1 as an int32 row (1, n): compared with a column of class indices it makes one-hot masks. */
+export function arangeLike(n: number): Tensor {
+  const t = empty([1, n], 'int32');
+  for (let i = 0; i < n; i++) t.data[i] = i;
+  return t;
+}
+
 export function onesLike(x: Tensor): Tensor {
   const t = empty(x.shape, x.dtype);
   t.data.fill(1);

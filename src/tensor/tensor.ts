@@ -253,10 +253,10 @@ export class Tensor implements View {
   matmul(b: Tensor): Tensor {
     return ops.matmul(this, b);
   }
-  reshape(...shape: number[] | [number[]]): Tensor {
+  reshape(...shape: number[] | [readonly number[]]): Tensor {
     return ops.reshape(this, flat(shape));
   }
-  view(...shape: number[] | [number[]]): Tensor {
+  view(...shape: number[] | [readonly number[]]): Tensor {
     return ops.view(this, flat(shape));
   }
   flatten(startDim = 0, endDim = -1): Tensor {
@@ -275,10 +275,10 @@ export class Tensor implements View {
   get mT(): Tensor {
     return ops.transpose(this, -2, -1);
   }
-  permute(...perm: number[] | [number[]]): Tensor {
+  permute(...perm: number[] | [readonly number[]]): Tensor {
     return ops.permute(this, flat(perm));
   }
-  expand(...shape: number[] | [number[]]): Tensor {
+  expand(...shape: number[] | [readonly number[]]): Tensor {
     return ops.expand(this, flat(shape));
   }
   slice(dim: number, start?: number, end?: number, step = 1): Tensor {
@@ -311,6 +311,6 @@ export class Tensor implements View {
   }
 }
 
-function flat(args: number[] | [number[]]): number[] {
-  return Array.isArray(args[0]) ? (args[0] as number[]) : (args as number[]);
+function flat(args: number[] | [readonly number[]]): number[] {
+  return Array.isArray(args[0]) ? [...(args[0] as readonly number[])] : (args as number[]);
 }

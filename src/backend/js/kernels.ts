@@ -9,7 +9,14 @@
  */
 import type { TypedArray } from '../../tensor/dtype.js';
 import { numel } from '../../tensor/shape.js';
-import type { BinaryKernel, CompareKernel, KernelTable, UnaryKernel, View } from '../backend.js';
+import type {
+  BinaryKernel,
+  CompareKernel,
+  ConvGeometry,
+  KernelTable,
+  UnaryKernel,
+  View,
+} from '../backend.js';
 import { registerBackend } from '../backend.js';
 
 /** Storage offset of each row of `v` (every dim but the last), in row-major order. */
@@ -300,6 +307,130 @@ function softmaxRows(log: boolean) {
   };
 }
 
+/** Shape legend: N batch, C channels, S spatial positions per channel (L, or H·W). x is (N, C, S) contiguous. */
+function batchNormForward(
+  x: Float32Array,
+  N: number,
+  C: number,
+  S: number,
+  weight: Float32Array | null,
+  bias: Float32Array | null,
+  eps: number,
+  out: Float32Array,
+  mean: Float32Array,
+  invstd: Float32Array,
+): void {
+  const n = N * S;
+  for (let c = 0; c < C; c++) {
+    // Two passes (mean, then squared deviations), in float64: the one-pass formula loses digits.
+    let s = 0;
+    for (let i = 0; i < N; i++) for (let j = 0, o = (i * C + c) * S; j < S; j++) s += x[o + j]!;
+    const m = s / n;
+    let v = 0;
+    for (let i = 0; i < N; i++) {
+      for (let j = 0, o = (i * C + c) * S; j < S; j++) {
+        const d = x[o + j]! - m;
+        v += d * d;
+      }
+    }
+    const is = 1 / Math.sqrt(v / n + eps);
+    mean[c] = m;
+    invstd[c] = is;
+    const w = weight ? weight[c]! : 1;
+    const b = bias ? bias[c]! : 0;
+    for (let i = 0; i < N; i++)
+      for (let j = 0, o = (i * C + c) * S; j < S; j++) out[o + j] = (x[o + j]! - m) * is * w + b;
+  }
+}
+
+function batchNormBackward(
+  x: Float32Array,
+  dy: Float32Array,
+  N: number,
+  C: number,
+  S: number,
+  weight: Float32Array | null,
+  mean: Float32Array,
+  invstd: Float32Array,
+  dx: Float32Array,
+  dweight: Float32Array,
+  dbias: Float32Array,
+): void {
+  const n = N * S;
+  for (let c = 0; c < C; c++) {
+    const m = mean[c]!;
+    const is = invstd[c]!;
+    let sdy = 0;
+    let sdyx = 0;
+    for (let i = 0; i < N; i++) {
+      for (let j = 0, o = (i * C + c) * S; j < S; j++) {
+        sdy += dy[o + j]!;
+        sdyx += dy[o + j]! * (x[o + j]! - m) * is;
+      }
+    }
+    dbias[c] = sdy;
+    dweight[c] = sdyx;
+    const k = (weight ? weight[c]! : 1) * is;
+    const mdy = sdy / n;
+    const mdyx = sdyx / n;
+    for (let i = 0; i < N; i++) {
+      for (let j = 0, o = (i * C + c) * S; j < S; j++)
+        dx[o + j] = k * (dy[o + j]! - mdy - (x[o + j]! - m) * is * mdyx);
+    }
+  }
+}
+
+/** cols[n, (c·kh + i)·kw + j, oy·Wo + ox] = x[n, c, oy·stride + i - pad, ox·stride + j - pad] (0 outside). */
+function im2col(x: Float32Array, g: ConvGeometry, cols: Float32Array): void {
+  const { N, C, H, W, kh, kw, stride, padding, Ho, Wo } = g;
+  const L = Ho * Wo;
+  let o = 0;
+  for (let n = 0; n < N; n++) {
+    for (let c = 0; c < C; c++) {
+      const xb = (n * C + c) * H * W;
+      for (let i = 0; i < kh; i++) {
+        for (let j = 0; j < kw; j++, o += L) {
+          for (let oy = 0; oy < Ho; oy++) {
+            const y = oy * stride + i - padding;
+            const row = o + oy * Wo;
+            if (y < 0 || y >= H) {
+              cols.fill(0, row, row + Wo);
+              continue;
+            }
+            for (let ox = 0; ox < Wo; ox++) {
+              const xx = ox * stride + j - padding;
+              cols[row + ox] = xx >= 0 && xx < W ? x[xb + y * W + xx]! : 0;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+function col2im(cols: Float32Array, g: ConvGeometry, dx: Float32Array): void {
+  const { N, C, H, W, kh, kw, stride, padding, Ho, Wo } = g;
+  const L = Ho * Wo;
+  let o = 0;
+  for (let n = 0; n < N; n++) {
+    for (let c = 0; c < C; c++) {
+      const xb = (n * C + c) * H * W;
+      for (let i = 0; i < kh; i++) {
+        for (let j = 0; j < kw; j++, o += L) {
+          for (let oy = 0; oy < Ho; oy++) {
+            const y = oy * stride + i - padding;
+            if (y < 0 || y >= H) continue;
+            for (let ox = 0; ox < Wo; ox++) {
+              const xx = ox * stride + j - padding;
+              if (xx >= 0 && xx < W) dx[xb + y * W + xx]! += cols[o + oy * Wo + ox]!;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 /** Exported for backends that reuse parts of the reference (and for tests). */
 export const jsKernels: KernelTable = {
   neg: unary((x) => -x),
@@ -350,6 +481,10 @@ export const jsKernels: KernelTable = {
   scatterAdd,
   softmax: softmaxRows(false),
   logSoftmax: softmaxRows(true),
+  batchNormForward,
+  batchNormBackward,
+  im2col,
+  col2im,
 };
 
 registerBackend(

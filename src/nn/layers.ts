@@ -1,0 +1,305 @@
+/**
+ * nn modules: tiny classes whose forward is one functional call. Parameter layouts, initialisation and
+ * state-dict names are PyTorch's, so weights move between the two unchanged.
+ */
+import { fmtShape, ValueError } from '../errors.js';
+import { ones, uniform, zeros } from '../tensor/creation.js';
+import { defaultGenerator, type Generator } from '../tensor/random.js';
+import type { Tensor } from '../tensor/tensor.js';
+import * as F from './functional.js';
+import { Module } from './module.js';
+
+/** U(-1/√fanIn, 1/√fanIn): what PyTorch's kaiming_uniform_(a=√5) and its bias init reduce to. */
+function initUniform(shape: number[], fanIn: number, generator: Generator): Tensor {
+  const bound = fanIn > 0 ? 1 / Math.sqrt(fanIn) : 0;
+  return uniform(shape, -bound, bound, { generator });
+}
+
+/** A number as Python's repr prints it (1e-05, 0.1), so reprs read like PyTorch's. */
+function py(x: number): string {
+  if (x === 0 || Math.abs(x) >= 1e-4) return String(x);
+  const [m, e] = x.toExponential().split('e') as [string, string];
+  return `${m}e${e[0]}${e.slice(1).padStart(2, '0')}`;
+}
+
+function positiveInt(op: string, name: string, v: number): void {
+  if (!Number.isInteger(v) || v <= 0)
+    throw new ValueError(op, `${name} must be a positive integer, got ${v}`);
+}
+
+export interface InitOptions {
+  bias?: boolean;
+  /** Generator for the initial weights (the default generator otherwise; `manualSeed` re-seeds it). */
+  generator?: Generator;
+}
+
+/** y = x·Wᵀ + b. weight: (out, in), bias: (out). (N, in) -> (N, out). */
+export class Linear extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    { bias = true, generator = defaultGenerator }: InitOptions = {},
+  ) {
+    super();
+    positiveInt('Linear', 'in_features', inFeatures);
+    positiveInt('Linear', 'out_features', outFeatures);
+    this.weight = this.registerParameter(
+      'weight',
+      initUniform([outFeatures, inFeatures], inFeatures, generator),
+    );
+    this.bias = this.registerParameter(
+      'bias',
+      bias ? initUniform([outFeatures], inFeatures, generator) : null,
+    );
+  }
+  forward(x: Tensor): Tensor {
+    return F.linear(x, this.weight, this.bias);
+  }
+  override extraRepr(): string {
+    return `in_features=${this.inFeatures}, out_features=${this.outFeatures}, bias=${this.bias ? 'True' : 'False'}`;
+  }
+}
+
+/** Modules applied in order; children are named "0", "1", ... as in PyTorch. */
+export class Sequential extends Module {
+  readonly layers: Module[];
+  constructor(...layers: Module[]) {
+    super();
+    this.layers = layers;
+    layers.forEach((m, i) => {
+      this.registerModule(String(i), m);
+    });
+  }
+  forward(x: Tensor): Tensor {
+    let y = x;
+    for (const m of this.layers) y = m.forward(y);
+    return y;
+  }
+}
+
+export class ReLU extends Module {
+  forward(x: Tensor): Tensor {
+    return F.relu(x);
+  }
+}
+export class Sigmoid extends Module {
+  forward(x: Tensor): Tensor {
+    return F.sigmoid(x);
+  }
+}
+export class Tanh extends Module {
+  forward(x: Tensor): Tensor {
+    return F.tanh(x);
+  }
+}
+export class GELU extends Module {
+  forward(x: Tensor): Tensor {
+    return F.gelu(x);
+  }
+}
+export class Softmax extends Module {
+  constructor(readonly dim = -1) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return F.softmax(x, this.dim);
+  }
+  override extraRepr(): string {
+    return `dim=${this.dim}`;
+  }
+}
+export class LogSoftmax extends Module {
+  constructor(readonly dim = -1) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return F.logSoftmax(x, this.dim);
+  }
+  override extraRepr(): string {
+    return `dim=${this.dim}`;
+  }
+}
+
+/** (N, C, H, W) -> (N, C·H·W) by default (dims startDim..endDim merged). */
+export class Flatten extends Module {
+  constructor(
+    readonly startDim = 1,
+    readonly endDim = -1,
+  ) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return x.flatten(this.startDim, this.endDim);
+  }
+  override extraRepr(): string {
+    return `start_dim=${this.startDim}, end_dim=${this.endDim}`;
+  }
+}
+
+/** Inverted dropout with probability p (default 0.5), seeded; identity in eval mode. */
+export class Dropout extends Module {
+  constructor(
+    readonly p = 0.5,
+    readonly generator: Generator = defaultGenerator,
+  ) {
+    super();
+    if (!(p >= 0 && p <= 1))
+      throw new ValueError('Dropout', `dropout probability has to be between 0 and 1, but got ${p}`);
+  }
+  forward(x: Tensor): Tensor {
+    return F.dropout(x, this.p, this.training, this.generator);
+  }
+  override extraRepr(): string {
+    return `p=${this.p}, inplace=False`;
+  }
+}
+
+export interface BatchNormOptions {
+  eps?: number;
+  /** PyTorch's default 0.1; null for a cumulative moving average. */
+  momentum?: number | null;
+  affine?: boolean;
+  trackRunningStats?: boolean;
+}
+
+/** Shared by BatchNorm1d/2d; `ranks` are the input ranks each accepts. */
+abstract class BatchNormBase extends Module {
+  readonly weight: Tensor | null;
+  readonly bias: Tensor | null;
+  readonly runningMean: Tensor | null;
+  readonly runningVar: Tensor | null;
+  readonly numBatchesTracked: Tensor | null;
+  readonly eps: number;
+  readonly momentum: number | null;
+  protected abstract readonly ranks: number[];
+
+  constructor(
+    readonly numFeatures: number,
+    { eps = 1e-5, momentum = 0.1, affine = true, trackRunningStats = true }: BatchNormOptions = {},
+  ) {
+    super();
+    positiveInt(new.target.name, 'num_features', numFeatures);
+    this.eps = eps;
+    this.momentum = momentum;
+    this.weight = this.registerParameter('weight', affine ? ones([numFeatures]) : null);
+    this.bias = this.registerParameter('bias', affine ? zeros([numFeatures]) : null);
+    this.runningMean = trackRunningStats ? this.registerBuffer('running_mean', zeros([numFeatures])) : null;
+    this.runningVar = trackRunningStats ? this.registerBuffer('running_var', ones([numFeatures])) : null;
+    // int64 in PyTorch; int32 here, written as I64 by save().
+    this.numBatchesTracked = trackRunningStats
+      ? this.registerBuffer('num_batches_tracked', zeros([], { dtype: 'int32' }))
+      : null;
+  }
+
+  forward(x: Tensor): Tensor {
+    if (!this.ranks.includes(x.rank)) {
+      throw new ValueError(
+        this.constructor.name,
+        `expected ${this.ranks.map((r) => `${r}D`).join(' or ')} input (got ${x.rank}D input ${fmtShape(x.shape)})`,
+      );
+    }
+    return F.batchNorm(x, {
+      runningMean: this.runningMean,
+      runningVar: this.runningVar,
+      weight: this.weight,
+      bias: this.bias,
+      training: this.training || !this.runningMean,
+      momentum: this.momentum,
+      eps: this.eps,
+      numBatchesTracked: this.training ? this.numBatchesTracked : null,
+    });
+  }
+
+  override extraRepr(): string {
+    return `${this.numFeatures}, eps=${py(this.eps)}, momentum=${this.momentum ?? 'None'}, affine=${this.weight ? 'True' : 'False'}, track_running_stats=${this.runningMean ? 'True' : 'False'}`;
+  }
+}
+
+/** BatchNorm over (N, C) or (N, C, L): statistics per channel C. */
+export class BatchNorm1d extends BatchNormBase {
+  protected readonly ranks = [2, 3];
+}
+
+/** BatchNorm over images (N, C, H, W): statistics per channel C. */
+export class BatchNorm2d extends BatchNormBase {
+  protected readonly ranks = [4];
+}
+
+/** Normalise over the trailing `normalizedShape` dims, with an elementwise affine (weight 1, bias 0). */
+export class LayerNorm extends Module {
+  readonly normalizedShape: number[];
+  readonly weight: Tensor | null;
+  readonly bias: Tensor | null;
+  constructor(
+    normalizedShape: number | number[],
+    readonly eps = 1e-5,
+    elementwiseAffine = true,
+  ) {
+    super();
+    this.normalizedShape = typeof normalizedShape === 'number' ? [normalizedShape] : normalizedShape;
+    this.weight = this.registerParameter('weight', elementwiseAffine ? ones(this.normalizedShape) : null);
+    this.bias = this.registerParameter('bias', elementwiseAffine ? zeros(this.normalizedShape) : null);
+  }
+  forward(x: Tensor): Tensor {
+    return F.layerNorm(x, this.normalizedShape, this.weight, this.bias, this.eps);
+  }
+  override extraRepr(): string {
+    return `(${this.normalizedShape.join(', ')},), eps=${py(this.eps)}, elementwise_affine=${this.weight ? 'True' : 'False'}`;
+  }
+}
+
+/** 2-D convolution on NCHW images. weight: (Cout, Cin, k, k), bias: (Cout). */
+export class Conv2d extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+  readonly stride: number;
+  readonly padding: number;
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly kernelSize: number,
+    {
+      stride = 1,
+      padding = 0,
+      bias = true,
+      generator = defaultGenerator,
+    }: InitOptions & { stride?: number; padding?: number } = {},
+  ) {
+    super();
+    positiveInt('Conv2d', 'in_channels', inChannels);
+    positiveInt('Conv2d', 'out_channels', outChannels);
+    positiveInt('Conv2d', 'kernel_size', kernelSize);
+    this.stride = stride;
+    this.padding = padding;
+    const fanIn = inChannels * kernelSize * kernelSize;
+    this.weight = this.registerParameter(
+      'weight',
+      initUniform([outChannels, inChannels, kernelSize, kernelSize], fanIn, generator),
+    );
+    this.bias = this.registerParameter('bias', bias ? initUniform([outChannels], fanIn, generator) : null);
+  }
+  forward(x: Tensor): Tensor {
+    return F.conv2d(x, this.weight, this.bias, this.stride, this.padding);
+  }
+  override extraRepr(): string {
+    return `${this.inChannels}, ${this.outChannels}, kernel_size=(${this.kernelSize}, ${this.kernelSize}), stride=(${this.stride}, ${this.stride})${this.padding ? `, padding=(${this.padding}, ${this.padding})` : ''}${this.bias ? '' : ', bias=False'}`;
+  }
+}
+
+export class MaxPool2d extends Module {
+  constructor(
+    readonly kernelSize: number,
+    readonly stride = kernelSize,
+    readonly padding = 0,
+  ) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return F.maxPool2d(x, this.kernelSize, this.stride, this.padding);
+  }
+  override extraRepr(): string {
+    return `kernel_size=${this.kernelSize}, stride=${this.stride}, padding=${this.padding}, dilation=1, ceil_mode=False`;
+  }
+}

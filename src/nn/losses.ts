@@ -1,0 +1,184 @@
+/**
+ * Batch losses, PyTorch's formulas and defaults (REFERENCE.md §1.2). Shape legend: N batch, C classes,
+ * d… extra dims ((N, C, T) for sequences: the class dim is 1, as in PyTorch).
+ *
+ * NOTE: the seed's `cross_entropy_batch` takes probabilities and adds 1e-8 inside the log; `crossEntropy`
+ * takes logits and uses log-softmax, so it is exact for any logits (±1000 included) with no epsilon.
+ */
+import { fmtShape, ShapeError, ValueError } from '../errors.js';
+import * as ops from '../tensor/ops.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+export type Reduction = 'mean' | 'sum' | 'none';
+
+function reduce(op: string, loss: Tensor, reduction: Reduction): Tensor {
+  if (reduction === 'mean') return ops.mean(loss);
+  if (reduction === 'sum') return ops.sum(loss);
+  if (reduction === 'none') return loss;
+  throw new ValueError(
+    op,
+    `${String(reduction)} is not a valid value for reduction (expected mean, sum or none)`,
+  );
+}
+
+/** Mean squared error (the seed's mse_loss_batch). */
+export function mseLoss(
+  input: Tensor,
+  target: Tensor,
+  { reduction = 'mean' }: { reduction?: Reduction } = {},
+): Tensor {
+  if (input.shape.join() !== target.shape.join()) {
+    throw new ShapeError(
+      'mseLoss',
+      `input ${fmtShape(input.shape)} and target ${fmtShape(target.shape)} must have the same shape`,
+    );
+  }
+  const d = ops.sub(input, target);
+  return reduce('mseLoss', ops.mul(d, d), reduction);
+}
+
+export interface CrossEntropyOptions {
+  /** Per-class weight (C). */
+  weight?: Tensor | null;
+  /** Targets equal to this are ignored (class-index targets only). Default -100. */
+  ignoreIndex?: number;
+  reduction?: Reduction;
+  /** Mix the target with the uniform distribution: (1-ε)·target + ε/C. */
+  labelSmoothing?: number;
+}
+
+/** Move the class dim (1) last and flatten: (N, C, d…) -> (N·d…, C). */
+function classLast(x: Tensor): Tensor {
+  if (x.rank <= 2) return x.rank === 1 ? x.reshape([1, -1]) : x;
+  const perm = [0, ...Array.from({ length: x.rank - 2 }, (_, i) => i + 2), 1];
+  return ops.permute(x, perm).reshape([-1, x.shape[1]!]);
+}
+
+/**
+ * Negative log-likelihood of log-probabilities `logp` (N, C, d…) at class indices `target` (N, d…), int32.
+ * With `weight`, `mean` divides by the summed weights of the non-ignored targets (PyTorch's rule).
+ */
+export function nllLoss(logp: Tensor, target: Tensor, opts: CrossEntropyOptions = {}): Tensor {
+  return classIndexLoss('nllLoss', logp, target, { ...opts, labelSmoothing: 0 }, false);
+}
+
+/**
+ * Cross-entropy from logits (N, C) or (N, C, d…) with class-index targets (int32, (N) or (N, d…)) or class
+ * probabilities (float32, same shape as the logits). Options as PyTorch: weight, ignoreIndex, reduction,
+ * labelSmoothing.
+ * @example crossEntropy(logits, labels) // (N,10) logits, (N) int32 labels -> scalar
+ */
+export function crossEntropy(input: Tensor, target: Tensor, opts: CrossEntropyOptions = {}): Tensor {
+  const eps = opts.labelSmoothing ?? 0;
+  if (!(eps >= 0 && eps <= 1))
+    throw new ValueError('crossEntropy', `label_smoothing must be between 0.0 and 1.0. Got: ${eps}`);
+  if (target.dtype === 'float32') return probabilityLoss(input, target, opts);
+  return classIndexLoss('crossEntropy', input, target, opts, true);
+}
+
+function checkWeight(op: string, weight: Tensor | null | undefined, C: number): void {
+  if (weight && (weight.rank !== 1 || weight.shape[0] !== C)) {
+    throw new ShapeError(
+      op,
+      `weight tensor should be defined either for all ${C} classes or no classes but got weight tensor of shape: ${fmtShape(weight.shape)}`,
+    );
+  }
+}
+
+function classIndexLoss(
+  op: string,
+  input: Tensor,
+  target: Tensor,
+  opts: CrossEntropyOptions,
+  fromLogits: boolean,
+): Tensor {
+  const { weight = null, ignoreIndex = -100, reduction = 'mean', labelSmoothing = 0 } = opts;
+  if (target.dtype !== 'int32')
+    throw new ValueError(op, `expected class indices as an int32 tensor, got ${target.dtype}`);
+  const expected = input.rank === 1 ? [] : [input.shape[0]!, ...input.shape.slice(2)];
+  if (target.shape.join() !== expected.join()) {
+    throw new ShapeError(
+      op,
+      `expected target of shape ${fmtShape(expected)} for input ${fmtShape(input.shape)}, got ${fmtShape(target.shape)}`,
+    );
+  }
+  const C = input.rank === 1 ? input.shape[0]! : input.shape[1]!;
+  checkWeight(op, weight, C);
+  const t = ops.contiguous(target).data as Int32Array;
+  for (const v of t) {
+    if (v !== ignoreIndex && (v < 0 || v >= C))
+      throw new ValueError(op, `target ${v} is out of bounds for ${C} classes`);
+  }
+  const x = classLast(input); // (M, C)
+  const logp = fromLogits ? ops.logSoftmax(x, -1) : x;
+  const tm = ops.reshape(target, [-1, 1]); // (M, 1)
+  const valid = ops.ne(tm, ignoreIndex); // (M, 1)
+  const onehot = ops.mul(ops.eq(ops.arangeLike(C), tm), valid); // (M, C), zero rows where ignored
+  const w = weight ?? null;
+  const picked = w ? ops.mul(onehot, w) : onehot.float();
+  const nll = ops.neg(ops.sum(ops.mul(logp, picked), -1)); // (M)
+  const denom = ops.sum(picked); // Σ w_{y_n} over non-ignored (count without weights)
+  let loss = nll;
+  let smooth: Tensor | null = null;
+  if (labelSmoothing > 0) {
+    const lw = w ? ops.mul(logp, w) : logp;
+    smooth = ops.mul(ops.neg(ops.sum(lw, -1)), ops.reshape(valid, [-1]).float()); // (M)
+    loss = ops.add(ops.mul(nll, 1 - labelSmoothing), ops.mul(smooth, labelSmoothing / C));
+  }
+  if (reduction === 'none') return loss.reshape(target.shape);
+  if (reduction === 'sum') return ops.sum(loss);
+  if (reduction === 'mean') return ops.div(ops.sum(loss), denom); // 0/0 = NaN when all are ignored, as PyTorch
+  return reduce(op, loss, reduction);
+}
+
+function probabilityLoss(input: Tensor, target: Tensor, opts: CrossEntropyOptions): Tensor {
+  const { weight = null, reduction = 'mean', labelSmoothing = 0 } = opts;
+  if (opts.ignoreIndex !== undefined && opts.ignoreIndex !== -100) {
+    throw new ValueError('crossEntropy', 'ignore_index is not supported for floating point target');
+  }
+  if (input.shape.join() !== target.shape.join()) {
+    throw new ShapeError(
+      'crossEntropy',
+      `probability target ${fmtShape(target.shape)} must have the shape of the input ${fmtShape(input.shape)}`,
+    );
+  }
+  const C = input.rank === 1 ? input.shape[0]! : input.shape[1]!;
+  checkWeight('crossEntropy', weight, C);
+  const logp = ops.logSoftmax(classLast(input), -1);
+  let p = classLast(target);
+  if (labelSmoothing > 0) p = ops.add(ops.mul(p, 1 - labelSmoothing), labelSmoothing / C);
+  const terms = ops.mul(logp, weight ? ops.mul(p, weight) : p);
+  const loss = ops.neg(ops.sum(terms, -1));
+  if (reduction === 'none')
+    return loss.reshape(input.rank === 1 ? [] : [input.shape[0]!, ...input.shape.slice(2)]);
+  return reduce('crossEntropy', loss, reduction);
+}
+
+/**
+ * Binary cross-entropy on logits, stable for any x: (1-y)·x + lw·(log(1+e^-|x|) + max(-x, 0)), with
+ * lw = 1 + (posWeight-1)·y.
+ */
+export function binaryCrossEntropyWithLogits(
+  input: Tensor,
+  target: Tensor,
+  {
+    weight = null,
+    posWeight = null,
+    reduction = 'mean',
+  }: { weight?: Tensor | null; posWeight?: Tensor | null; reduction?: Reduction } = {},
+): Tensor {
+  if (input.shape.join() !== target.shape.join()) {
+    throw new ShapeError(
+      'binaryCrossEntropyWithLogits',
+      `target size ${fmtShape(target.shape)} must be the same as input size ${fmtShape(input.shape)}`,
+    );
+  }
+  const softplusNeg = ops.add(
+    ops.log(ops.add(ops.exp(ops.neg(ops.abs(input))), 1)),
+    ops.relu(ops.neg(input)),
+  );
+  const lw = posWeight ? ops.add(ops.mul(ops.sub(posWeight, 1), target), 1) : null;
+  let loss = ops.add(ops.mul(ops.sub(1, target), input), lw ? ops.mul(lw, softplusNeg) : softplusNeg);
+  if (weight) loss = ops.mul(loss, weight);
+  return reduce('binaryCrossEntropyWithLogits', loss, reduction);
+}

@@ -1,0 +1,143 @@
+/**
+ * The Module base: parameters, buffers and child modules registered by name, PyTorch's state-dict keys
+ * (`0.weight`, `1.running_mean`, ...), train/eval mode, and a repr like PyTorch's.
+ *
+ * @example
+ * class TwoLayer extends Module {
+ *   fc1 = this.registerModule('fc1', new Linear(784, 128));
+ *   fc2 = this.registerModule('fc2', new Linear(128, 10));
+ *   forward(x: Tensor) { return this.fc2.forward(this.fc1.forward(x).relu()); }
+ * }
+ */
+import { noGrad } from '../autograd/engine.js';
+import { fmtShape, ShapeError, ValueError } from '../errors.js';
+import { sameShape } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+export abstract class Module {
+  /** Training mode (Dropout drops, BatchNorm uses batch statistics). `eval()` turns it off. */
+  training = true;
+  private readonly params = new Map<string, Tensor | null>();
+  private readonly buffers_ = new Map<string, Tensor>();
+  private readonly children_ = new Map<string, Module>();
+
+  abstract forward(x: Tensor, ...rest: Tensor[]): Tensor;
+
+  /** Register a parameter (a leaf that requires grad); null registers an absent one (bias=false). */
+  protected registerParameter<T extends Tensor | null>(name: string, t: T): T {
+    if (t) t.requiresGrad = true;
+    this.params.set(name, t);
+    return t;
+  }
+
+  /** Register state that is saved but not trained (BatchNorm's running statistics). */
+  protected registerBuffer(name: string, t: Tensor): Tensor {
+    this.buffers_.set(name, t);
+    return t;
+  }
+
+  protected registerModule<M extends Module>(name: string, m: M): M {
+    this.children_.set(name, m);
+    return m;
+  }
+
+  /** Direct children with their names. */
+  namedChildren(): [string, Module][] {
+    return [...this.children_];
+  }
+
+  /** Parameters with dotted names, own first, then children's (PyTorch's order). */
+  namedParameters(prefix = ''): [string, Tensor][] {
+    const out: [string, Tensor][] = [];
+    for (const [k, p] of this.params) if (p) out.push([prefix + k, p]);
+    for (const [k, m] of this.children_) out.push(...m.namedParameters(`${prefix}${k}.`));
+    return out;
+  }
+
+  parameters(): Tensor[] {
+    return this.namedParameters().map(([, p]) => p);
+  }
+
+  namedBuffers(prefix = ''): [string, Tensor][] {
+    const out: [string, Tensor][] = [...this.buffers_].map(([k, b]) => [prefix + k, b] as [string, Tensor]);
+    for (const [k, m] of this.children_) out.push(...m.namedBuffers(`${prefix}${k}.`));
+    return out;
+  }
+
+  /** Set training mode on this module and all children. */
+  train(on = true): this {
+    this.training = on;
+    for (const m of this.children_.values()) m.train(on);
+    return this;
+  }
+
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** Zero every parameter's gradient in place. */
+  zeroGrad(): void {
+    for (const p of this.parameters()) p.grad?.zero_();
+  }
+
+  /**
+   * Parameters and buffers by PyTorch key: within a module parameters, then buffers, then children.
+   * The tensors are the module's own (not copies): save them, or clone to snapshot.
+   */
+  stateDict(prefix = ''): Record<string, Tensor> {
+    const out: Record<string, Tensor> = {};
+    for (const [k, p] of this.params) if (p) out[prefix + k] = p;
+    for (const [k, b] of this.buffers_) out[prefix + k] = b;
+    for (const [k, m] of this.children_) Object.assign(out, m.stateDict(`${prefix}${k}.`));
+    return out;
+  }
+
+  /**
+   * Copy values into this module's parameters and buffers. `strict` (default) rejects missing and unexpected
+   * keys, like PyTorch; shapes must match. `num_batches_tracked` may be missing (PyTorch inserts 0 too).
+   */
+  loadStateDict(sd: Record<string, Tensor>, { strict = true }: { strict?: boolean } = {}): void {
+    const own = this.stateDict();
+    const optional = (k: string) => k.endsWith('num_batches_tracked');
+    const missing = Object.keys(own).filter((k) => !(k in sd) && !optional(k));
+    const unexpected = Object.keys(sd).filter((k) => !(k in own));
+    if (strict && (missing.length || unexpected.length)) {
+      const parts = [];
+      if (missing.length)
+        parts.push(`missing key(s) in state_dict: ${missing.map((k) => `"${k}"`).join(', ')}`);
+      if (unexpected.length)
+        parts.push(`unexpected key(s) in state_dict: ${unexpected.map((k) => `"${k}"`).join(', ')}`);
+      throw new ValueError(
+        'loadStateDict',
+        `error(s) in loading state_dict for ${this.constructor.name}: ${parts.join('. ')}`,
+      );
+    }
+    for (const [k, t] of Object.entries(own)) {
+      const src = sd[k];
+      if (!src) continue;
+      if (!sameShape(src.shape, t.shape)) {
+        throw new ShapeError(
+          'loadStateDict',
+          `size mismatch for ${k}: copying a param with shape ${fmtShape(src.shape)}, the shape in current model is ${fmtShape(t.shape)}`,
+        );
+      }
+    }
+    noGrad(() => {
+      for (const [k, t] of Object.entries(own)) if (sd[k]) t.copy_(sd[k]!);
+    });
+  }
+
+  /** The text inside the parentheses of this module's repr (`in_features=784, ...`). */
+  extraRepr(): string {
+    return '';
+  }
+
+  /** PyTorch's repr: `Sequential(\n  (0): Linear(in_features=784, out_features=256, bias=True)\n ...)`. */
+  toString(): string {
+    const name = this.constructor.name;
+    if (this.children_.size === 0) return `${name}(${this.extraRepr()})`;
+    const lines = [...this.children_].map(([k, m]) => `  (${k}): ${m.toString().split('\n').join('\n  ')}`);
+    const extra = this.extraRepr();
+    return `${name}(${extra ? `\n  ${extra}` : ''}\n${lines.join('\n')}\n)`;
+  }
+}

@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { it } from 'node:test';
+import * as mb from '../../src/index.js';
+import { assertClose, type FixtureTensor, fixture, forEachBackend, ft } from '../helpers.js';
+
+type Case = {
+  op: string;
+  input: FixtureTensor;
+  target: FixtureTensor;
+  loss: FixtureTensor | number;
+  dinput: FixtureTensor;
+  reduction?: mb.Reduction;
+  label_smoothing?: number;
+  ignore_index?: number;
+  weight?: FixtureTensor;
+  target_kind?: string;
+};
+
+const describeCase = (c: Case) =>
+  [
+    c.op,
+    c.target_kind,
+    c.reduction,
+    c.label_smoothing && `smoothing ${c.label_smoothing}`,
+    c.ignore_index !== undefined && `ignore ${c.ignore_index}`,
+    c.weight && 'weight',
+    `input ${c.input.shape}`,
+  ]
+    .filter(Boolean)
+    .join(', ');
+
+forEachBackend(() => {
+  for (const c of fixture<{ cases: Case[] }>('losses.json').cases) {
+    it(`${describeCase(c)} matches PyTorch (loss and gradient)`, () => {
+      const x = ft(c.input, true);
+      let loss: mb.Tensor;
+      if (c.op === 'mse') loss = mb.mseLoss(x, ft(c.target), { reduction: c.reduction ?? 'mean' });
+      else if (c.op === 'bce_with_logits') loss = mb.binaryCrossEntropyWithLogits(x, ft(c.target));
+      else {
+        const target =
+          c.target_kind === 'probabilities'
+            ? ft(c.target)
+            : mb.tensor(Int32Array.from(c.target.data), { shape: c.target.shape });
+        loss = mb.crossEntropy(x, target, {
+          ...(c.reduction && { reduction: c.reduction }),
+          ...(c.label_smoothing && { labelSmoothing: c.label_smoothing }),
+          ...(c.ignore_index !== undefined && { ignoreIndex: c.ignore_index }),
+          ...(c.weight && { weight: ft(c.weight) }),
+        });
+      }
+      assertClose(loss, typeof c.loss === 'number' ? [c.loss] : c.loss.data, { label: 'loss' });
+      loss.sum().backward();
+      assertClose(x.grad!, c.dinput, { label: 'dinput' });
+    });
+  }
+
+  it('crossEntropy is exact for logits of ±1000 (no 1e-8 epsilon) and NaN when every target is ignored', () => {
+    const logits = mb.tensor([[1000, -1000, 0]]);
+    assertClose(mb.crossEntropy(logits, mb.tensor(new Int32Array([0]))), [0]);
+    assertClose(mb.crossEntropy(logits, mb.tensor(new Int32Array([1]))), [2000]);
+    assert.ok(Number.isNaN(mb.crossEntropy(logits, mb.tensor(new Int32Array([-100]))).item()));
+  });
+
+  it('bad loss input is rejected with clear messages', () => {
+    const x = mb.zeros([4, 3]);
+    assert.throws(
+      () => mb.crossEntropy(x, mb.tensor(new Int32Array([0, 1, 3, 0]))),
+      /crossEntropy: target 3 is out of bounds for 3 classes/,
+    );
+    assert.throws(
+      () => mb.crossEntropy(x, mb.tensor(new Int32Array([0, 1]))),
+      /crossEntropy: expected target of shape \[4\] for input \[4,3\], got \[2\]/,
+    );
+    assert.throws(
+      () => mb.crossEntropy(x, mb.zeros([4, 3]), { ignoreIndex: 1 }),
+      /ignore_index is not supported for floating point target/,
+    );
+    assert.throws(
+      () => mb.crossEntropy(x, mb.tensor(new Int32Array(4)), { weight: mb.ones([2]) }),
+      /weight tensor should be defined either for all 3 classes/,
+    );
+    assert.throws(
+      () => mb.mseLoss(x, mb.zeros([3])),
+      /mseLoss: input \[4,3\] and target \[3\] must have the same shape/,
+    );
+    assert.throws(
+      () => mb.mseLoss(x, x, { reduction: 'avg' as never }),
+      /mseLoss: avg is not a valid value for reduction/,
+    );
+  });
+});

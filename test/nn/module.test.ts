@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict';
+import { it } from 'node:test';
+import * as mb from '../../src/index.js';
+import { assertClose, forEachBackend } from '../helpers.js';
+
+forEachBackend(() => {
+  const mlp = () =>
+    new mb.Sequential(
+      new mb.Linear(12, 16),
+      new mb.BatchNorm1d(16),
+      new mb.ReLU(),
+      new mb.Linear(16, 8),
+      new mb.ReLU(),
+      new mb.Linear(8, 3),
+    );
+
+  it("state-dict keys and order are PyTorch's", () => {
+    assert.deepEqual(Object.keys(mlp().stateDict()), [
+      '0.weight',
+      '0.bias',
+      '1.weight',
+      '1.bias',
+      '1.running_mean',
+      '1.running_var',
+      '1.num_batches_tracked',
+      '3.weight',
+      '3.bias',
+      '5.weight',
+      '5.bias',
+    ]);
+    assert.equal(mlp().parameters().length, 8);
+  });
+
+  it("repr looks like PyTorch's", () => {
+    assert.equal(
+      String(
+        new mb.Sequential(
+          new mb.Linear(784, 256),
+          new mb.BatchNorm1d(256),
+          new mb.ReLU(),
+          new mb.Dropout(0.2),
+        ),
+      ),
+      'Sequential(\n  (0): Linear(in_features=784, out_features=256, bias=True)\n  (1): BatchNorm1d(256, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)\n  (2): ReLU()\n  (3): Dropout(p=0.2, inplace=False)\n)',
+    );
+  });
+
+  it('Linear init is U(-1/sqrt(in), 1/sqrt(in)) and seeded', () => {
+    const a = new mb.Linear(100, 50, { generator: new mb.Generator(1) });
+    const b = new mb.Linear(100, 50, { generator: new mb.Generator(1) });
+    assert.deepEqual(a.weight.toList(), b.weight.toList());
+    assert.ok(a.weight.abs().max().item() <= 0.1);
+    assert.ok(a.weight.abs().max().item() > 0.09);
+    assert.ok(Math.abs(a.weight.mean().item()) < 0.01);
+  });
+
+  it('loadStateDict copies values, rejects missing/unexpected keys and size mismatches', () => {
+    const a = mlp();
+    const b = mlp();
+    b.loadStateDict(a.stateDict());
+    assert.deepEqual(b.stateDict()['3.weight']!.toList(), a.stateDict()['3.weight']!.toList());
+    const sd = { ...a.stateDict() };
+    delete sd['0.bias'];
+    delete sd['1.num_batches_tracked'];
+    assert.throws(
+      () => b.loadStateDict(sd),
+      /loadStateDict: error\(s\) in loading state_dict for Sequential: missing key\(s\) in state_dict: "0.bias"/,
+    );
+    assert.throws(
+      () => b.loadStateDict({ ...a.stateDict(), extra: mb.zeros([1]) }),
+      /unexpected key\(s\) in state_dict: "extra"/,
+    );
+    assert.throws(
+      () => b.loadStateDict({ ...a.stateDict(), '0.bias': mb.zeros([3]) }),
+      /size mismatch for 0.bias: copying a param with shape \[3\], the shape in current model is \[16\]/,
+    );
+    b.loadStateDict(sd, { strict: false });
+  });
+
+  it('Dropout: inverted, seeded, identity in eval, p=1 zeros', () => {
+    const x = mb.ones([1000]);
+    const d = new mb.Dropout(0.3, new mb.Generator(5));
+    const y = d.forward(x);
+    const kept = y.gt(0).float().mean().item();
+    assert.ok(Math.abs(kept - 0.7) < 0.05, `kept ${kept}`);
+    assertClose(y.max(), [1 / 0.7]);
+    const y2 = new mb.Dropout(0.3, new mb.Generator(5)).forward(x);
+    assert.deepEqual(y.toList(), y2.toList());
+    d.eval();
+    assert.equal(d.forward(x), x);
+    assert.equal(new mb.Dropout(1).forward(x).sum().item(), 0);
+    assert.throws(
+      () => new mb.Dropout(1.5),
+      /Dropout: dropout probability has to be between 0 and 1, but got 1.5/,
+    );
+  });
+
+  it('train()/eval() reach every child; zeroGrad zeroes in place', () => {
+    const m = mlp();
+    m.eval();
+    assert.equal((m.layers[1] as mb.BatchNorm1d).training, false);
+    m.train();
+    const loss = m.forward(mb.randn([4, 12])).sum();
+    loss.backward();
+    const g = m.parameters()[0]!.grad!;
+    m.zeroGrad();
+    assert.equal(m.parameters()[0]!.grad, g);
+    assert.equal(g.abs().sum().item(), 0);
+  });
+
+  it('Flatten, activations and Conv2d compose into a small CNN', () => {
+    const cnn = new mb.Sequential(
+      new mb.Conv2d(1, 4, 3, { padding: 1 }),
+      new mb.ReLU(),
+      new mb.MaxPool2d(2),
+      new mb.Flatten(),
+      new mb.Linear(4 * 14 * 14, 10),
+      new mb.LogSoftmax(1),
+    );
+    const y = cnn.forward(mb.randn([2, 1, 28, 28]));
+    assert.deepEqual(y.shape, [2, 10]);
+    assertClose(y.exp().sum(1), [1, 1]);
+    assert.match(
+      String(cnn),
+      /\(0\): Conv2d\(1, 4, kernel_size=\(3, 3\), stride=\(1, 1\), padding=\(1, 1\)\)/,
+    );
+    for (const M of [mb.GELU, mb.Tanh, mb.Sigmoid])
+      assert.deepEqual(new M().forward(mb.zeros([2])).shape, [2]);
+    assertClose(new mb.Softmax(0).forward(mb.zeros([4])), [0.25, 0.25, 0.25, 0.25]);
+  });
+});
