@@ -30,7 +30,13 @@ export * as functional from './nn/functional.js';
 export * from './nn/layers.js';
 export { binaryCrossEntropyWithLogits, crossEntropy, mseLoss, nllLoss, type Reduction } from './nn/losses.js';
 export { Module } from './nn/module.js';
+export { Adam, AdamW } from './optim/adam.js';
+export { clipGradNorm, clipGradValue } from './optim/clip.js';
+export { Optimizer, type OptimizerStateDict } from './optim/optimizer.js';
 export * from './optim/schedules.js';
+export { SGD } from './optim/sgd.js';
+export { findBatchSize, profileBatchSizes, profileConvergence } from './profile/profile.js';
+export { autocast, type Precision } from './tensor/autocast.js';
 export * from './tensor/creation.js';
 export type { DType, TypedArray } from './tensor/dtype.js';
 export {
@@ -90,4 +96,7 @@ export {
 } from './tensor/ops.js';
 export { defaultGenerator, Generator, manualSeed } from './tensor/random.js';
 export { Tensor } from './tensor/tensor.js';
+export { loadCheckpoint, saveCheckpoint } from './train/checkpoint.js';
+export { type EpochLog, evaluate, type FitOptions, type FitResult, fit } from './train/fit.js';
 export { GradScaler } from './train/grad-scaler.js';
+export { buildModel, MODEL_NAMES, type ModelName } from './train/models.js';

@@ -59,7 +59,15 @@ type Rule<P extends Primitive> = (
   needs: boolean[],
 ) => (Tensor | null)[];
 
-const { add, sub, mul, div, neg, sumTo } = ops;
+// Wrappers, not destructuring: this module and ops.ts import each other, so ops' bindings must be read at
+// call time, not at load time.
+type Operand = Tensor | number;
+const add = (a: Operand, b: Operand) => ops.add(a, b);
+const sub = (a: Operand, b: Operand) => ops.sub(a, b);
+const mul = (a: Operand, b: Operand) => ops.mul(a, b);
+const div = (a: Operand, b: Operand) => ops.div(a, b);
+const neg = (a: Tensor) => ops.neg(a);
+const sumTo = (g: Tensor, shape: readonly number[]) => ops.sumTo(g, shape);
 
 /** d/dx of max/min reductions: ties share the gradient equally (torch.amax semantics). */
 const extremumGrad = (g: Tensor, { axes, shape }: PrimitiveCtx['max'], [x]: Tensor[], out: Tensor) => {

@@ -21,7 +21,8 @@ export abstract class Module {
   private readonly buffers_ = new Map<string, Tensor>();
   private readonly children_ = new Map<string, Module>();
 
-  abstract forward(x: Tensor, ...rest: Tensor[]): Tensor;
+  // Extra arguments (masks, options) are up to each module; TypeScript checks them per subclass.
+  abstract forward(x: Tensor, ...rest: unknown[]): Tensor;
 
   /** Register a parameter (a leaf that requires grad); null registers an absent one (bias=false). */
   protected registerParameter<T extends Tensor | null>(name: string, t: T): T {

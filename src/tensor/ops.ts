@@ -14,6 +14,7 @@ import {
   type View,
 } from '../backend/backend.js';
 import { fmtShape, ShapeError, ValueError } from '../errors.js';
+import { autocastPrecision, type Precision, roundInPlace } from './autocast.js';
 import { type DType, promote, type TypedArray } from './dtype.js';
 import {
   broadcastShapes,
@@ -31,8 +32,13 @@ import { Tensor, type TensorOrScalar } from './tensor.js';
 
 /** A fresh contiguous tensor whose storage comes from the active backend. */
 export function empty(shape: readonly number[], dtype: DType = 'float32'): Tensor {
-  return new Tensor(activeBackend().alloc(dtype, numel(shape)), dtype, [...shape]);
+  const n = numel(shape);
+  allocated.bytes += n * (dtype === 'bool' ? 1 : 4);
+  return new Tensor(activeBackend().alloc(dtype, n), dtype, [...shape]);
 }
+
+/** Bytes of tensor storage allocated since the process started: the profiler's per-step memory measure. */
+export const allocated = { bytes: 0 };
 
 function scalar(v: number | boolean, dtype: DType): Tensor {
   const t = empty([], dtype);
@@ -311,12 +317,24 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
     );
   const batch = broadcastShapes('matmul', a.shape.slice(0, -2), b.shape.slice(0, -2));
   const out = empty([...batch, M, N]);
+  const precision = autocastPrecision();
+  // Under autocast the GEMM sees 16-bit operands and gives a 16-bit result; the graph keeps the float32 inputs.
+  const ra = precision === 'fp32' ? a : rounded(a, precision);
+  const rb = precision === 'fp32' ? b : rounded(b, precision);
   kernels().matmul(
-    broadcastView(a, [...batch, M, K]),
-    broadcastView(b, [...batch, K, N]),
+    broadcastView(ra, [...batch, M, K]),
+    broadcastView(rb, [...batch, K, N]),
     out.data as Float32Array,
   );
+  if (precision !== 'fp32') roundInPlace(out.data as Float32Array, precision);
   return record('matmul', [a, b], out, null);
+}
+
+function rounded(t: Tensor, precision: Precision): Tensor {
+  const c = empty(t.shape);
+  kernels().copy(t, c);
+  roundInPlace(c.data as Float32Array, precision);
+  return c;
 }
 
 // ---- views ------------------------------------------------------------------------------------------------

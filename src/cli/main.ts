@@ -1,0 +1,334 @@
+/**
+ * The `minibatch` command line: train, profile, find-batch-size, bench. Libraries throw; this is the one place
+ * errors become a single line on stderr and a non-zero exit code (the stack only with --verbose).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { backendInfo } from '../backend/backend.js';
+import { loadFashionMnist } from '../data/fashion-mnist.js';
+import { MinibatchError, ValueError } from '../errors.js';
+import { atomicWriteFile } from '../io/atomic.js';
+import { lineCharts, renderSvg } from '../profile/plot.js';
+import {
+  findBatchSize,
+  type ProfileMode,
+  profileBatchSizes,
+  profileConvergence,
+} from '../profile/profile.js';
+import type { Precision } from '../tensor/autocast.js';
+import { Generator } from '../tensor/random.js';
+import { buildModel, MODEL_NAMES, type ModelName, sampleShape } from '../train/models.js';
+import '../backend/js/kernels.js';
+import { checkTrainArgs, datasetOptions, toTensors, train } from './train.js';
+
+const USAGE = `usage: minibatch <command> [options]
+
+commands:
+  train            train a model on Fashion-MNIST (the subset shipped in the package unless --data)
+  profile          throughput and memory per batch size (--mode inference|train), or --mode convergence
+  find-batch-size  the largest batch that fits a memory budget, and the fastest one
+  bench            the benchmark suite of bench/ (from a source checkout)
+
+train options:
+  --data DIR|full      a directory with Fashion-MNIST IDX files, or 'full' for the installed dataset
+                       (MINIBATCH_DATA, /usr/share/datasets/fashion-mnist); default: the shipped subset
+  --model mlp|mlp-bn|cnn   (mlp)          --epochs N (5)            --batch-size B (64)
+  --optimizer sgd|adamw (sgd)             --lr X (0.05 sgd, 0.001 adamw)
+  --warmup-steps W (0)  --schedule cosine|step|constant (cosine)    --accumulate K (1)
+  --precision fp32|bf16|fp16 (fp32)       --workers N (0)           --seed S (0)
+  --save FILE  --resume FILE  --report FILE.html  --json  --quiet
+profile options:
+  --model M  --batch-sizes 1,8,32,128,512  --mode inference|train|convergence  --plot FILE.svg  --json
+  --budget-seconds S | --budget-samples N  --scale-lr linear|sqrt|none  (convergence mode)
+find-batch-size options:
+  --model M  --memory-budget MB (512)  --json
+common: --backend js|wasm|native  --verbose  --help`;
+
+/** A bad command line: reported as one line plus the usage hint. */
+class UsageError extends MinibatchError {}
+
+function oneOf<T extends string>(flag: string, v: string | undefined, allowed: readonly T[], dflt: T): T {
+  if (v === undefined) return dflt;
+  if (!allowed.includes(v as T))
+    throw new UsageError('minibatch', `--${flag} must be one of ${allowed.join(', ')} (got '${v}')`);
+  return v as T;
+}
+
+function num(flag: string, v: string | undefined, dflt: number): number;
+function num(flag: string, v: string | undefined, dflt?: number): number | undefined;
+function num(flag: string, v: string | undefined, dflt?: number): number | undefined {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n))
+    throw new UsageError('minibatch', `--${flag} expects a number (got '${v}')`);
+  return n;
+}
+
+function batchSizes(v: string | undefined): number[] {
+  const list = (v ?? '1,8,32,128,512').split(',').map((s) => num('batch-sizes', s.trim(), Number.NaN));
+  if (list.some((b) => !Number.isInteger(b) || b <= 0))
+    throw new UsageError('minibatch', `--batch-sizes must be positive integers (got '${v}')`);
+  return list;
+}
+
+const OPTIONS = {
+  data: { type: 'string' },
+  model: { type: 'string' },
+  epochs: { type: 'string' },
+  'batch-size': { type: 'string' },
+  'batch-sizes': { type: 'string' },
+  optimizer: { type: 'string' },
+  lr: { type: 'string' },
+  'warmup-steps': { type: 'string' },
+  schedule: { type: 'string' },
+  accumulate: { type: 'string' },
+  precision: { type: 'string' },
+  workers: { type: 'string' },
+  seed: { type: 'string' },
+  save: { type: 'string' },
+  resume: { type: 'string' },
+  report: { type: 'string' },
+  mode: { type: 'string' },
+  plot: { type: 'string' },
+  'budget-seconds': { type: 'string' },
+  'budget-samples': { type: 'string' },
+  'scale-lr': { type: 'string' },
+  'memory-budget': { type: 'string' },
+  backend: { type: 'string' },
+  json: { type: 'boolean' },
+  quiet: { type: 'boolean' },
+  verbose: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
+
+async function profileCommand(v: Values, out: (s: string) => void, log: (s: string) => void): Promise<void> {
+  const model = oneOf('model', v.model, MODEL_NAMES, 'mlp');
+  const mode = oneOf('mode', v.mode, ['inference', 'train', 'convergence'] as const, 'inference');
+  const sizes = batchSizes(v['batch-sizes']);
+  const makeModel = () => buildModel(model, new Generator(0));
+  const backend = backendInfo().name;
+  if (mode === 'convergence') {
+    const ds = loadFashionMnist(datasetOptions(v.data));
+    const [x, y] = toTensors(ds.train.images, ds.train.labels, model);
+    const [xTest, yTest] = toTensors(ds.test.images, ds.test.labels, model);
+    const budgetSeconds = num('budget-seconds', v['budget-seconds']);
+    const rows = profileConvergence({
+      makeModel,
+      x,
+      y,
+      xTest,
+      yTest,
+      batchSizes: sizes,
+      baseLr: num('lr', v.lr, 0.05),
+      baseBatch: Math.min(...sizes),
+      scaleLr: oneOf('scale-lr', v['scale-lr'], ['linear', 'sqrt', 'none'] as const, 'sqrt'),
+      ...(budgetSeconds !== undefined
+        ? { budgetSeconds }
+        : { budgetSamples: num('budget-samples', v['budget-samples'], x.shape[0]!) }),
+      onRow: (r) =>
+        log(
+          `batch ${r.batch_size}: lr ${r.lr.toPrecision(3)}, ${r.updates} updates, train loss ${r.final_train_loss.toFixed(4)}, test accuracy ${(100 * r.test_accuracy).toFixed(2)}%, ${r.seconds.toFixed(1)} s`,
+        ),
+    });
+    if (v.plot) {
+      const spec = lineCharts(
+        rows,
+        'batch_size',
+        [
+          { field: 'final_train_loss', title: 'final train loss' },
+          { field: 'test_accuracy', title: 'test accuracy' },
+          { field: 'seconds', title: 'wall time (s)' },
+        ],
+        { logX: true, xTitle: 'batch size', title: `convergence at equal budget (${backend})` },
+      );
+      await atomicWriteFile(v.plot, await renderSvg(spec));
+    }
+    if (v.json) out(JSON.stringify({ backend, mode, rows }));
+    else out(table(rows));
+    return;
+  }
+  const rows = profileBatchSizes({
+    makeModel,
+    sampleShape: sampleShape(model),
+    batchSizes: sizes,
+    mode: mode as ProfileMode,
+    onRow: (r) =>
+      log(`${r.label}: ${Math.round(r.samples_per_sec)} samples/s, ${r.ms_per_batch.toFixed(3)} ms/batch`),
+  });
+  if (v.plot) {
+    const spec = lineCharts(
+      rows.filter((r) => r.label !== 'per-sample loop'),
+      'batch_size',
+      [
+        { field: 'samples_per_sec', title: 'samples/s', log: true },
+        { field: 'ms_per_batch', title: 'ms per batch', log: true },
+        { field: 'alloc_mb_per_batch', title: 'tensor MB per batch', log: true },
+      ],
+      { logX: true, xTitle: 'batch size', title: `${model} ${mode} on ${backend}` },
+    );
+    await atomicWriteFile(v.plot, await renderSvg(spec));
+  }
+  if (v.json) {
+    out(
+      JSON.stringify({
+        backend,
+        mode,
+        model,
+        rows: rows.map(
+          ({
+            batch_size,
+            label,
+            samples_per_sec,
+            ms_per_batch,
+            ms_p25,
+            ms_p75,
+            peak_rss_mb,
+            alloc_mb_per_batch,
+            speedup_vs_1,
+          }) => ({
+            batch_size,
+            label,
+            samples_per_sec,
+            ms_per_batch,
+            ms_p25,
+            ms_p75,
+            peak_rss_mb,
+            alloc_mb_per_batch,
+            speedup_vs_1,
+          }),
+        ),
+      }),
+    );
+  } else out(table(rows));
+}
+
+function table(rows: object[]): string {
+  const keys = Object.keys(rows[0] ?? {});
+  const fmt = (x: unknown) =>
+    typeof x === 'number' ? (Number.isInteger(x) ? String(x) : x.toPrecision(4)) : String(x);
+  const cells = rows.map((r) => keys.map((k) => fmt((r as Record<string, unknown>)[k])));
+  const w = keys.map((k, i) => Math.max(k.length, ...cells.map((c) => c[i]!.length)));
+  const line = (c: string[]) => c.map((s, i) => s.padStart(w[i]!)).join('  ');
+  return [line(keys), ...cells.map(line)].join('\n');
+}
+
+/** Run the CLI; returns the exit code. `out` gets results (stdout), `log` progress and messages (stderr). */
+export async function main(
+  argv: string[],
+  out = (s: string) => process.stdout.write(`${s}\n`),
+  log = (s: string) => process.stderr.write(`${s}\n`),
+): Promise<number> {
+  let verbose = argv.includes('--verbose');
+  try {
+    const { values: v, positionals } = parseArgs({
+      args: argv,
+      options: OPTIONS,
+      allowPositionals: true,
+      strict: true,
+    });
+    verbose = !!v.verbose;
+    const [command, ...extra] = positionals;
+    if (v.help || !command) {
+      out(USAGE);
+      return v.help ? 0 : 2;
+    }
+    if (extra.length) throw new UsageError('minibatch', `unexpected argument '${extra[0]}'`);
+    if (v.backend) {
+      const { setBackend } = await import('../backend/backend.js');
+      setBackend(v.backend);
+    }
+    switch (command) {
+      case 'train': {
+        const args = {
+          ...(v.data !== undefined && { data: v.data }),
+          model: oneOf('model', v.model, MODEL_NAMES, 'mlp') as ModelName,
+          epochs: num('epochs', v.epochs, 5),
+          batchSize: num('batch-size', v['batch-size'], 64),
+          optimizer: oneOf('optimizer', v.optimizer, ['sgd', 'adamw'] as const, 'sgd'),
+          ...(v.lr !== undefined && { lr: num('lr', v.lr) }),
+          warmupSteps: num('warmup-steps', v['warmup-steps'], 0),
+          schedule: oneOf('schedule', v.schedule, ['cosine', 'step', 'constant'] as const, 'cosine'),
+          accumulate: num('accumulate', v.accumulate, 1),
+          precision: oneOf('precision', v.precision, ['fp32', 'bf16', 'fp16'] as const, 'fp32') as Precision,
+          workers: num('workers', v.workers, 0),
+          seed: num('seed', v.seed, 0),
+          ...(v.save !== undefined && { save: v.save }),
+          ...(v.resume !== undefined && { resume: v.resume }),
+          ...(v.report !== undefined && { report: v.report }),
+          json: !!v.json,
+          quiet: !!v.quiet || !process.stderr.isTTY,
+        };
+        checkTrainArgs(args);
+        const r = await train(args, log);
+        if (v.json) out(JSON.stringify(r));
+        else
+          out(
+            `test accuracy ${(100 * r.test_accuracy).toFixed(2)}% (test loss ${r.test_loss.toFixed(4)}) after ${r.epochs} epochs, ${Math.round(r.samples_per_sec)} samples/s on ${r.backend}, ${r.seconds.toFixed(1)} s`,
+          );
+        return 0;
+      }
+      case 'profile':
+        await profileCommand(v, out, log);
+        return 0;
+      case 'find-batch-size': {
+        const model = oneOf('model', v.model, MODEL_NAMES, 'mlp');
+        const budget = num('memory-budget', v['memory-budget'], 512);
+        if (!(budget > 0))
+          throw new UsageError('minibatch', `--memory-budget must be positive (got ${budget})`);
+        const r = findBatchSize({
+          makeModel: () => buildModel(model, new Generator(0)),
+          sampleShape: sampleShape(model),
+          memoryBudgetMb: budget,
+        });
+        if (v.json)
+          out(
+            JSON.stringify({
+              backend: backendInfo().name,
+              model,
+              memory_budget_mb: budget,
+              largest_fitting: r.largestFitting,
+              best_throughput: r.bestThroughput,
+              rows: r.rows,
+            }),
+          );
+        else
+          out(
+            `${table(r.rows)}\nlargest batch within ${budget} MB: ${r.largestFitting}; best throughput: ${r.bestThroughput}`,
+          );
+        return 0;
+      }
+      case 'bench': {
+        const root = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
+        const script = [join(root, 'build/bench/run.js'), join(root, 'bench/run.js')].find(existsSync);
+        if (!script)
+          throw new ValueError(
+            'bench',
+            'the benchmarks ship with the source checkout: run `npm run bench` there',
+          );
+        return spawnSync(process.execPath, [script, ...argv.slice(1)], { stdio: 'inherit' }).status ?? 1;
+      }
+      default:
+        throw new UsageError(
+          'minibatch',
+          `unknown command '${command}' (expected train, profile, find-batch-size or bench)`,
+        );
+    }
+  } catch (e) {
+    const err = e as Error & { code?: string };
+    const msg = err.code?.startsWith('ERR_PARSE_ARGS')
+      ? `minibatch: ${err.message}`
+      : err instanceof MinibatchError
+        ? err.message
+        : `minibatch: ${err.message}`;
+    log(`error: ${msg}`);
+    if (e instanceof UsageError || err.code?.startsWith('ERR_PARSE_ARGS'))
+      log("run 'minibatch --help' for usage");
+    if (verbose && err.stack) log(err.stack);
+    return e instanceof UsageError || err.code?.startsWith('ERR_PARSE_ARGS') ? 2 : 1;
+  }
+}

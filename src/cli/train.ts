@@ -1,0 +1,238 @@
+/**
+ * `minibatch train`: train a model on Fashion-MNIST (the subset shipped in the package by default) with
+ * mini-batches, report test accuracy, and optionally save/resume checkpoints and write an HTML report.
+ */
+import cliProgress from 'cli-progress';
+import { backendInfo } from '../backend/backend.js';
+import { DataLoader } from '../data/dataloader.js';
+import { TensorDataset } from '../data/dataset.js';
+import { loadFashionMnist, shippedFashionMnistDir } from '../data/fashion-mnist.js';
+import { ValueError } from '../errors.js';
+import { AdamW } from '../optim/adam.js';
+import { constant, cosineAnnealing, type Schedule, stepDecay } from '../optim/schedules.js';
+import { SGD } from '../optim/sgd.js';
+import type { Precision } from '../tensor/autocast.js';
+import { tensor } from '../tensor/creation.js';
+import { defaultGenerator, Generator } from '../tensor/random.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { loadCheckpoint, saveCheckpoint } from '../train/checkpoint.js';
+import { type EpochLog, evaluate, fit } from '../train/fit.js';
+import { buildModel, type ModelName, sampleShape } from '../train/models.js';
+import { writeReport } from './report.js';
+
+export interface TrainArgs {
+  data?: string;
+  model: ModelName;
+  epochs: number;
+  batchSize: number;
+  optimizer: 'sgd' | 'adamw';
+  lr?: number;
+  warmupSteps: number;
+  schedule: 'cosine' | 'step' | 'constant';
+  accumulate: number;
+  precision: Precision;
+  workers: number;
+  seed: number;
+  save?: string;
+  resume?: string;
+  report?: string;
+  json: boolean;
+  quiet: boolean;
+}
+
+export interface TrainResult {
+  backend: string;
+  model: string;
+  epochs: number;
+  batch_size: number;
+  train_loss: number;
+  test_loss: number;
+  test_accuracy: number;
+  samples_per_sec: number;
+  seconds: number;
+  peak_rss_mb: number;
+  data: string;
+}
+
+/**
+ * Which Fashion-MNIST to read: the subset shipped in the package by default (predictable: about a minute to
+ * train); `full` searches the installed dataset (MINIBATCH_DATA, Debian's /usr/share/datasets/fashion-mnist);
+ * anything else is a directory.
+ */
+export function datasetOptions(data: string | undefined): { dir?: string } {
+  if (data === 'full') return {};
+  const dir = data ?? shippedFashionMnistDir();
+  if (!dir)
+    throw new ValueError(
+      'train',
+      'the shipped dataset is missing from this installation; pass --data DIR or --data full',
+    );
+  return { dir };
+}
+
+/** Images as float32 in [0, 1], shaped for the model; labels as int32. */
+export function toTensors(images: Uint8Array, labels: Uint8Array, model: ModelName): [Tensor, Tensor] {
+  const n = labels.length;
+  const x = new Float32Array(images.length);
+  for (let i = 0; i < x.length; i++) x[i] = images[i]! / 255;
+  return [tensor(x, { shape: [n, ...sampleShape(model)] }), tensor(Int32Array.from(labels))];
+}
+
+/** lr after `warmup` linear steps from 0, then the chosen decay over the remaining updates. */
+export function makeSchedule(
+  kind: TrainArgs['schedule'],
+  lr: number,
+  warmup: number,
+  total: number,
+): Schedule {
+  const after: Schedule =
+    kind === 'cosine'
+      ? cosineAnnealing(lr, Math.max(1, total - warmup))
+      : kind === 'step'
+        ? stepDecay(lr, Math.max(1, Math.ceil((total - warmup) / 3)), 0.1)
+        : constant(lr);
+  return (step) => (step < warmup ? (lr * (step + 1)) / warmup : after(step - warmup));
+}
+
+export async function train(
+  args: TrainArgs,
+  log: (s: string) => void = (s) => process.stderr.write(`${s}\n`),
+): Promise<TrainResult> {
+  const t0 = performance.now();
+  const ds = loadFashionMnist(datasetOptions(args.data));
+  const [xTrain, yTrain] = toTensors(ds.train.images, ds.train.labels, args.model);
+  const [xTest, yTest] = toTensors(ds.test.images, ds.test.labels, args.model);
+  const backend = backendInfo().name;
+  log(
+    `minibatch train: backend ${backend}, model ${args.model}, data ${ds.source} (${ds.train.length} train / ${ds.test.length} test)`,
+  );
+
+  defaultGenerator.manualSeed(args.seed);
+  const model = buildModel(args.model, new Generator(args.seed));
+  const lr = args.lr ?? (args.optimizer === 'sgd' ? 0.05 : 1e-3);
+  const trainLoader = new DataLoader(new TensorDataset(xTrain, yTrain), {
+    batchSize: args.batchSize,
+    shuffle: true,
+    seed: args.seed,
+    numWorkers: 0,
+  });
+  const testLoader = new DataLoader(new TensorDataset(xTest, yTest), { batchSize: 1000 });
+  const updatesPerEpoch = Math.ceil(trainLoader.length / args.accumulate);
+  const schedule = makeSchedule(args.schedule, lr, args.warmupSteps, updatesPerEpoch * args.epochs);
+  const optimizer =
+    args.optimizer === 'sgd'
+      ? new SGD(model.parameters(), { lr, momentum: 0.9 })
+      : new AdamW(model.parameters(), { lr });
+
+  let startEpoch = 0;
+  let startStep = 0;
+  const history: EpochLog[] = [];
+  if (args.resume) {
+    const ck = await loadCheckpoint(args.resume, model, optimizer);
+    startEpoch = ck.epoch;
+    startStep = ck.step;
+    history.push(...(ck.history as EpochLog[]));
+    log(`resumed from ${args.resume} at epoch ${startEpoch}`);
+  }
+
+  const bar = args.quiet
+    ? null
+    : new cliProgress.SingleBar(
+        {
+          format:
+            'epoch {epoch} |{bar}| {value}/{total} batches | {rate} samples/s | loss {loss} | ETA {eta_formatted}',
+          stream: process.stderr,
+          hideCursor: true,
+          etaBuffer: 50,
+        },
+        cliProgress.Presets.shades_classic,
+      );
+  let epochT0 = 0;
+  let epochSamples = 0;
+  const result = await fit(model, {
+    train: (epoch) => {
+      trainLoader.setEpoch(epoch);
+      return trainLoader;
+    },
+    val: testLoader,
+    optimizer,
+    epochs: args.epochs,
+    accumulateSteps: args.accumulate,
+    schedule,
+    precision: args.precision,
+    startEpoch,
+    startStep,
+    // Each epoch's shuffle and dropout come from (seed, epoch) alone, so a resumed run repeats them exactly.
+    onEpochStart: (epoch) => {
+      defaultGenerator.manualSeed(args.seed * 1000 + epoch);
+      epochT0 = performance.now();
+      epochSamples = 0;
+      bar?.start(trainLoader.length, 0, { epoch: epoch + 1, rate: '-', loss: '-' });
+    },
+    callbacks: {
+      onBatchEnd: (b) => {
+        epochSamples += b.samples;
+        const rate = Math.round(epochSamples / ((performance.now() - epochT0) / 1000));
+        bar?.update(b.batch + 1, { loss: b.loss.toFixed(4), rate });
+      },
+      onEpochEnd: async (e) => {
+        bar?.stop();
+        history.push(e);
+        log(
+          `epoch ${e.epoch}/${args.epochs}: train loss ${e.trainLoss.toFixed(4)}, test loss ${e.valLoss!.toFixed(4)}, test accuracy ${(100 * e.valAccuracy!).toFixed(2)}%, ${Math.round(e.samples / e.seconds)} samples/s${e.skippedSteps ? `, ${e.skippedSteps} fp16 steps skipped` : ''}`,
+        );
+        if (args.save)
+          await saveCheckpoint(args.save, {
+            model,
+            optimizer,
+            epoch: e.epoch,
+            step: startStep + e.epoch * updatesPerEpoch - startEpoch * updatesPerEpoch,
+            history,
+            args,
+          });
+        return undefined;
+      },
+    },
+  });
+  const test = await evaluate(model, testLoader);
+  const trainSeconds = result.history.reduce((s, e) => s + e.seconds, 0);
+  const trained = result.history.reduce((s, e) => s + e.samples, 0);
+  const out: TrainResult = {
+    backend,
+    model: args.model,
+    epochs: args.epochs,
+    batch_size: args.batchSize,
+    train_loss: history.at(-1)?.trainLoss ?? Number.NaN,
+    test_loss: test.loss,
+    test_accuracy: test.accuracy,
+    samples_per_sec: trained / Math.max(trainSeconds, 1e-9),
+    seconds: (performance.now() - t0) / 1000,
+    peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+    data: ds.source,
+  };
+  if (args.report) {
+    await writeReport(args.report, {
+      title: `minibatch train: ${args.model} on Fashion-MNIST`,
+      result: { ...out },
+      history,
+      schedule,
+      updates: updatesPerEpoch * args.epochs,
+    });
+    log(`report written to ${args.report}`);
+  }
+  return out;
+}
+
+export function checkTrainArgs(a: TrainArgs): void {
+  const positive = (name: string, v: number) => {
+    if (!Number.isInteger(v) || v <= 0)
+      throw new ValueError('train', `--${name} must be a positive integer (got ${v})`);
+  };
+  positive('epochs', a.epochs);
+  positive('batch-size', a.batchSize);
+  positive('accumulate', a.accumulate);
+  if (a.lr !== undefined && !(a.lr > 0))
+    throw new ValueError('train', `--lr must be a positive number (got ${a.lr})`);
+  if (!Number.isInteger(a.warmupSteps) || a.warmupSteps < 0)
+    throw new ValueError('train', `--warmup-steps must be a non-negative integer (got ${a.warmupSteps})`);
+}

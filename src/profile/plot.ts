@@ -1,0 +1,53 @@
+/**
+ * Charts as self-contained SVG, from Vega-Lite specs rendered headless in Node (no browser, no canvas).
+ */
+import * as vega from 'vega';
+import * as vl from 'vega-lite';
+
+export type Row = Record<string, number | string>;
+
+/** Render a Vega-Lite spec (data inlined) to an SVG string. */
+export async function renderSvg(spec: vl.TopLevelSpec): Promise<string> {
+  const view = new vega.View(vega.parse(vl.compile(spec).spec), { renderer: 'none' });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
+
+/**
+ * One line chart per metric, side by side, against a shared x field (log scale optional).
+ * @example await lineCharts(rows, 'batch_size', [{ field: 'samples_per_sec', title: 'samples/s' }], { logX: true })
+ */
+export function lineCharts(
+  rows: readonly object[],
+  x: string,
+  metrics: { field: string; title: string; log?: boolean }[],
+  { logX = false, xTitle = x, title = '' }: { logX?: boolean; xTitle?: string; title?: string } = {},
+): vl.TopLevelSpec {
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    ...(title && { title }),
+    data: { values: rows },
+    hconcat: metrics.map((m) => ({
+      width: 300,
+      height: 220,
+      mark: { type: 'line', point: true },
+      encoding: {
+        x: {
+          field: x,
+          type: 'quantitative',
+          title: xTitle,
+          scale: logX ? { type: 'log', base: 2 } : { zero: false },
+        },
+        y: {
+          field: m.field,
+          type: 'quantitative',
+          title: m.title,
+          scale: m.log ? { type: 'log' } : { zero: false },
+        },
+      },
+    })),
+  } as vl.TopLevelSpec;
+}

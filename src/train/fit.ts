@@ -1,0 +1,256 @@
+/**
+ * `fit`: mini-batch training over any model, loss, optimizer and batch source, with evaluation, metrics,
+ * callbacks, early stopping, gradient accumulation (seed section 7), learning-rate and batch-size schedules
+ * (seed section 6), fp16/bf16 mixed precision with dynamic loss scaling, and atomic checkpoints that resume
+ * exactly. A plain PyTorch-style loop over the same pieces works just as well; fit is that loop, once.
+ *
+ * Step protocol (k = accumulateSteps): for each micro-batch, loss/k is backpropagated (scaled for fp16);
+ * after k micro-batches the gradients are unscaled, the lr for that update is set from the schedule, the
+ * optimizer steps (skipped on fp16 overflow) and the gradients are zeroed. An epoch's trailing micro-batches
+ * that do not fill k are stepped too, so no sample is wasted.
+ */
+import { noGrad } from '../autograd/engine.js';
+import { StateError, ValueError } from '../errors.js';
+import { crossEntropy } from '../nn/losses.js';
+import type { Module } from '../nn/module.js';
+import type { Schedule } from '../optim/schedules.js';
+import { autocast, type Precision } from '../tensor/autocast.js';
+import { argmax, eq, sum } from '../tensor/ops.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { GradScaler } from './grad-scaler.js';
+
+/** Batches of (input, target): a DataLoader, an array, or any (async) iterable. Called per epoch if a function. */
+/** The largest finite fp16 value: a scaled gradient beyond it would be Inf in fp16 storage. */
+const FP16_MAX = 65504;
+
+export type BatchSource =
+  | Iterable<[Tensor, Tensor]>
+  | AsyncIterable<[Tensor, Tensor]>
+  | ((epoch: number) => Iterable<[Tensor, Tensor]> | AsyncIterable<[Tensor, Tensor]>);
+
+/** What fit needs of an optimizer (SGD, Adam, AdamW all fit). */
+export interface OptimizerLike {
+  paramGroups: { lr: number; params: Tensor[] }[];
+  step(): void;
+  zeroGrad(): void;
+}
+
+export interface EpochLog {
+  epoch: number;
+  trainLoss: number;
+  trainAccuracy: number;
+  valLoss?: number;
+  valAccuracy?: number;
+  lr: number;
+  samples: number;
+  seconds: number;
+  skippedSteps: number;
+}
+
+export interface BatchLog {
+  epoch: number;
+  /** Micro-batch index within the epoch. */
+  batch: number;
+  loss: number;
+  samples: number;
+  lr: number;
+}
+
+export interface FitCallbacks {
+  onBatchEnd?(log: BatchLog): void;
+  /** Return 'stop' to end training after this epoch. */
+  onEpochEnd?(log: EpochLog): undefined | 'stop' | Promise<undefined | 'stop'>;
+}
+
+export interface FitOptions {
+  train: BatchSource;
+  val?: BatchSource;
+  optimizer: OptimizerLike;
+  epochs: number;
+  /** (output, target) -> scalar loss; cross-entropy by default. */
+  loss?: (output: Tensor, target: Tensor) => Tensor;
+  /** Micro-batches per optimizer update: the update equals one batch k times larger (BatchNorm aside). */
+  accumulateSteps?: number;
+  /** Learning rate per optimizer update (not per micro-batch). */
+  schedule?: Schedule;
+  precision?: Precision;
+  /** Stop when the monitored metric has not improved for `patience` epochs. */
+  earlyStopping?: { monitor?: 'valLoss' | 'valAccuracy'; patience: number; minDelta?: number };
+  callbacks?: FitCallbacks;
+  /** First epoch to run (resume): epochs before it are taken as done. */
+  startEpoch?: number;
+  /** Optimizer updates already made (resume): the schedule continues from here. */
+  startStep?: number;
+  /** Called at each epoch start, e.g. to seed that epoch's shuffle and dropout (exact resume). */
+  onEpochStart?(epoch: number): void;
+  /** Loss scaler for fp16 (created with PyTorch's defaults when precision is fp16 and none is given). */
+  scaler?: GradScaler;
+}
+
+export interface FitResult {
+  history: EpochLog[];
+  /** Optimizer updates made, counting from startStep. */
+  steps: number;
+  stoppedEarly: boolean;
+}
+
+async function* batchesOf(src: BatchSource, epoch: number): AsyncGenerator<[Tensor, Tensor]> {
+  const it = typeof src === 'function' ? src(epoch) : src;
+  for await (const b of it as AsyncIterable<[Tensor, Tensor]>) yield b;
+}
+
+function correct(out: Tensor, target: Tensor): number {
+  if (target.dtype !== 'int32' || out.rank < 2) return Number.NaN;
+  return sum(eq(argmax(out, 1), target)).item();
+}
+
+/** Mean loss and accuracy of `model` over `data`, in eval mode and without a graph. */
+export async function evaluate(
+  model: Module,
+  data: BatchSource,
+  {
+    loss = (o: Tensor, t: Tensor) => crossEntropy(o, t),
+    epoch = 0,
+  }: { loss?: (o: Tensor, t: Tensor) => Tensor; epoch?: number } = {},
+): Promise<{ loss: number; accuracy: number; samples: number }> {
+  const was = model.training;
+  model.eval();
+  let total = 0;
+  let right = 0;
+  let n = 0;
+  try {
+    for await (const [x, y] of batchesOf(data, epoch)) {
+      noGrad(() => {
+        const out = model.forward(x);
+        const b = x.shape[0]!;
+        total += loss(out, y).item() * b;
+        right += correct(out, y);
+        n += b;
+      });
+    }
+  } finally {
+    model.train(was);
+  }
+  return { loss: total / n, accuracy: right / n, samples: n };
+}
+
+/**
+ * Train `model`. Returns the per-epoch history.
+ * @example
+ * const { history } = await fit(model, { train: loader, val: testLoader, optimizer: new SGD(model.parameters(), { lr: 0.05, momentum: 0.9 }), epochs: 5 });
+ */
+export async function fit(model: Module, opts: FitOptions): Promise<FitResult> {
+  const {
+    optimizer,
+    epochs,
+    accumulateSteps: k = 1,
+    precision = 'fp32',
+    callbacks = {},
+    startEpoch = 0,
+  } = opts;
+  const lossFn = opts.loss ?? ((o: Tensor, t: Tensor) => crossEntropy(o, t));
+  if (!Number.isInteger(k) || k < 1)
+    throw new ValueError('fit', `accumulateSteps must be a positive integer (got ${k})`);
+  if (!Number.isInteger(epochs) || epochs < 0)
+    throw new ValueError('fit', `epochs must be a non-negative integer (got ${epochs})`);
+  const scaler = precision === 'fp16' ? (opts.scaler ?? new GradScaler()) : null;
+  const params = optimizer.paramGroups.flatMap((g) => g.params);
+  const history: EpochLog[] = [];
+  let step = opts.startStep ?? 0;
+  let best = Number.NaN;
+  let sinceBest = 0;
+  let stoppedEarly = false;
+
+  const update = (): boolean => {
+    if (opts.schedule) for (const g of optimizer.paramGroups) g.lr = opts.schedule(step);
+    let ok = true;
+    if (scaler) {
+      const grads = params.filter((p) => p.grad).map((p) => p.grad!.data as Float32Array);
+      // Gradients held in fp16 overflow past its largest finite value: emulate that, then unscale.
+      const overflow = precision === 'fp16' && grads.some((g) => g.some((v) => !(Math.abs(v) <= FP16_MAX)));
+      const found = scaler.unscale(grads) || overflow;
+      scaler.update(found);
+      ok = !found;
+    }
+    if (ok) optimizer.step();
+    optimizer.zeroGrad();
+    step++;
+    return ok;
+  };
+
+  for (let epoch = startEpoch; epoch < epochs; epoch++) {
+    opts.onEpochStart?.(epoch);
+    model.train();
+    optimizer.zeroGrad();
+    const t0 = performance.now();
+    let lossSum = 0;
+    let right = 0;
+    let n = 0;
+    let micro = 0;
+    let pending = 0;
+    let skipped = 0;
+    for await (const [x, y] of batchesOf(opts.train, epoch)) {
+      const b = x.shape[0]!;
+      const { out, loss } = autocast(precision, () => {
+        const out = model.forward(x);
+        return { out, loss: lossFn(out, y) };
+      });
+      const lv = loss.item();
+      if (!Number.isFinite(lv) && !scaler) {
+        throw new StateError(
+          'fit',
+          `loss is ${lv} at epoch ${epoch + 1}, batch ${micro + 1}: training stopped (the last checkpoint, if any, is intact)`,
+        );
+      }
+      const scaled = loss.div(k);
+      (scaler ? scaled.mul(scaler.scale) : scaled).backward();
+      pending++;
+      if (pending === k) {
+        if (!update()) skipped++;
+        pending = 0;
+      }
+      lossSum += lv * b;
+      right += noGrad(() => correct(out, y));
+      n += b;
+      callbacks.onBatchEnd?.({ epoch, batch: micro, loss: lv, samples: b, lr: optimizer.paramGroups[0]!.lr });
+      micro++;
+    }
+    if (pending > 0 && !update()) skipped++;
+    const log: EpochLog = {
+      epoch: epoch + 1,
+      trainLoss: lossSum / n,
+      trainAccuracy: right / n,
+      lr: optimizer.paramGroups[0]!.lr,
+      samples: n,
+      seconds: (performance.now() - t0) / 1000,
+      skippedSteps: skipped,
+    };
+    if (opts.val) {
+      const v = await evaluate(model, opts.val, { loss: lossFn, epoch });
+      log.valLoss = v.loss;
+      log.valAccuracy = v.accuracy;
+    }
+    history.push(log);
+    const verdict = await callbacks.onEpochEnd?.(log);
+    if (verdict === 'stop') {
+      stoppedEarly = true;
+      break;
+    }
+    if (opts.earlyStopping) {
+      const { monitor = 'valLoss', patience, minDelta = 0 } = opts.earlyStopping;
+      const v = log[monitor];
+      if (v === undefined)
+        throw new ValueError('fit', `earlyStopping monitors ${monitor}, which needs a validation set (val)`);
+      const better =
+        Number.isNaN(best) || (monitor === 'valLoss' ? v < best - minDelta : v > best + minDelta);
+      if (better) {
+        best = v;
+        sinceBest = 0;
+      } else if (++sinceBest >= patience) {
+        stoppedEarly = true;
+        break;
+      }
+    }
+  }
+  return { history, steps: step - (opts.startStep ?? 0), stoppedEarly };
+}

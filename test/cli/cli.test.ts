@@ -1,0 +1,163 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { it } from 'node:test';
+import { gzipSync } from 'node:zlib';
+import { main } from '../../src/cli/main.js';
+import { encodeIdx, readIdx } from '../../src/data/idx.js';
+import { ROOT } from '../helpers.js';
+
+/** Run the CLI in-process; collect stdout and stderr lines. */
+async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(
+    argv,
+    (s) => void out.push(s),
+    (s) => void err.push(s),
+  );
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+/** A small Fashion-MNIST directory cut from the shipped subset (600 train, 200 test images). */
+function tinyData(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'mb-cli-'));
+  const src = join(ROOT, 'data/fashion-mnist');
+  for (const [name, n] of [
+    ['train', 600],
+    ['t10k', 200],
+  ] as const) {
+    const images = readIdx(join(src, `${name}-images-idx3-ubyte.gz`));
+    const labels = readIdx(join(src, `${name}-labels-idx1-ubyte.gz`));
+    writeFileSync(
+      join(dir, `${name}-images-idx3-ubyte.gz`),
+      gzipSync(encodeIdx([n, 28, 28], (images.data as Uint8Array).subarray(0, n * 784))),
+    );
+    writeFileSync(
+      join(dir, `${name}-labels-idx1-ubyte.gz`),
+      gzipSync(encodeIdx([n], (labels.data as Uint8Array).subarray(0, n))),
+    );
+  }
+  return dir;
+}
+
+it('bad flags and values: one clear line on stderr, exit code 2, no stack trace', async () => {
+  for (const [argv, msg] of [
+    [['train', '--epochs', 'many'], /^error: minibatch: --epochs expects a number \(got 'many'\)/],
+    [
+      ['train', '--model', 'resnet'],
+      /^error: minibatch: --model must be one of mlp, mlp-bn, cnn \(got 'resnet'\)/,
+    ],
+    [['train', '--bogus'], /^error: minibatch: Unknown option '--bogus'/],
+    [['fly'], /^error: minibatch: unknown command 'fly'/],
+    [['profile', '--batch-sizes', '1,x'], /^error: minibatch: --batch-sizes expects a number \(got 'x'\)/],
+  ] as const) {
+    const r = await run(...argv);
+    assert.equal(r.code, 2, argv.join(' '));
+    assert.match(r.err, msg);
+    assert.doesNotMatch(r.err, /\n\s+at /, 'no stack trace');
+  }
+  const r = await run('train', '--epochs', '0');
+  assert.equal(r.code, 1);
+  assert.match(r.err, /^error: train: --epochs must be a positive integer \(got 0\)$/);
+});
+
+it('a missing data directory or a corrupt file: one line, exit 1; --verbose adds the stack', async () => {
+  let r = await run('train', '--data', '/nonexistent/fm');
+  assert.equal(r.code, 1);
+  assert.equal(r.err, 'error: fashion-mnist: directory /nonexistent/fm does not exist');
+  const dir = tinyData();
+  writeFileSync(
+    join(dir, 't10k-labels-idx1-ubyte.gz'),
+    gzipSync(Buffer.from([0, 0, 8, 1, 0, 0, 0, 200, 1, 2])),
+  );
+  r = await run('train', '--data', dir, '--quiet');
+  assert.equal(r.code, 1);
+  assert.match(r.err.split('\n').at(-1)!, /^error: idx: .*t10k-labels-idx1-ubyte.gz: truncated/);
+  r = await run('train', '--data', dir, '--verbose');
+  assert.match(r.err, /\n\s+at /);
+});
+
+it('train --json prints one parseable object with the documented fields; --save writes a checkpoint, --report a page', async () => {
+  const dir = tinyData();
+  const out = mkdtempSync(join(tmpdir(), 'mb-cli-out-'));
+  const r = await run(
+    'train',
+    '--data',
+    dir,
+    '--epochs',
+    '2',
+    '--batch-size',
+    '32',
+    '--json',
+    '--quiet',
+    '--save',
+    join(out, 'ck.safetensors'),
+    '--report',
+    join(out, 'r.html'),
+  );
+  assert.equal(r.code, 0, r.err);
+  const j = JSON.parse(r.out);
+  for (const k of [
+    'backend',
+    'model',
+    'epochs',
+    'batch_size',
+    'train_loss',
+    'test_loss',
+    'test_accuracy',
+    'samples_per_sec',
+    'seconds',
+    'peak_rss_mb',
+  ])
+    assert.ok(k in j, k);
+  assert.equal(j.epochs, 2);
+  assert.ok(j.test_accuracy > 0.5, `accuracy ${j.test_accuracy}`);
+  assert.match(readFileSync(join(out, 'r.html'), 'utf8'), /^<!doctype html>.*<svg/s);
+  const resumed = await run(
+    'train',
+    '--data',
+    dir,
+    '--epochs',
+    '3',
+    '--batch-size',
+    '32',
+    '--json',
+    '--quiet',
+    '--resume',
+    join(out, 'ck.safetensors'),
+  );
+  assert.equal(resumed.code, 0, resumed.err);
+  assert.match(resumed.err, /resumed from .* at epoch 2/);
+});
+
+it('profile --json: samples/s rises with batch size; --plot writes an SVG', async () => {
+  const out = mkdtempSync(join(tmpdir(), 'mb-cli-prof-'));
+  const r = await run('profile', '--batch-sizes', '1,16,128', '--json', '--plot', join(out, 'p.svg'));
+  assert.equal(r.code, 0, r.err);
+  const j = JSON.parse(r.out) as {
+    backend: string;
+    mode: string;
+    rows: { batch_size: number; label: string; samples_per_sec: number; speedup_vs_1: number }[];
+  };
+  assert.equal(j.mode, 'inference');
+  const batched = j.rows.filter((x) => x.label !== 'per-sample loop');
+  assert.deepEqual(
+    batched.map((x) => x.batch_size),
+    [1, 16, 128],
+  );
+  assert.ok(batched[2]!.samples_per_sec > batched[0]!.samples_per_sec, JSON.stringify(batched));
+  assert.ok(batched[2]!.speedup_vs_1 > 1);
+  assert.match(readFileSync(join(out, 'p.svg'), 'utf8'), /^<svg/);
+});
+
+it('the installed bin runs and exits by itself', () => {
+  const r = spawnSync(process.execPath, [join(ROOT, 'bin/minibatch.js'), '--help'], {
+    encoding: 'utf8',
+    timeout: 20000,
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^usage: minibatch <command>/);
+});

@@ -1,0 +1,151 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { it } from 'node:test';
+import * as mb from '../../src/index.js';
+import { loadCheckpoint, saveCheckpoint } from '../../src/train/checkpoint.js';
+import { fit } from '../../src/train/fit.js';
+import { assertClose, forEachBackend } from '../helpers.js';
+
+const data = (n: number, seed = 0) => {
+  const g = new mb.Generator(seed);
+  const x = mb.randn([n, 6], { generator: g });
+  // A learnable rule: the class is the argmax of the first three features.
+  const y = x.slice(1, 0, 3).argmax(1);
+  return { x, y };
+};
+const model = (seed = 1) =>
+  new mb.Sequential(
+    new mb.Linear(6, 16, { generator: new mb.Generator(seed) }),
+    new mb.ReLU(),
+    new mb.Linear(16, 3, { generator: new mb.Generator(seed + 1) }),
+  );
+const batches = (x: mb.Tensor, y: mb.Tensor, B: number): [mb.Tensor, mb.Tensor][] =>
+  Array.from({ length: Math.ceil(x.shape[0]! / B) }, (_, i) => [
+    x.slice(0, i * B, (i + 1) * B),
+    y.slice(0, i * B, (i + 1) * B),
+  ]);
+
+forEachBackend(() => {
+  it('gradient accumulation over k micro-batches gives the same update as one batch k times larger', async () => {
+    const { x, y } = data(48);
+    const a = model();
+    const b = model();
+    const optA = new mb.SGD(a.parameters(), { lr: 0.1, momentum: 0.9 });
+    const optB = new mb.SGD(b.parameters(), { lr: 0.1, momentum: 0.9 });
+    const sched = (s: number) => 0.1 / (1 + s);
+    const ra = await fit(a, {
+      train: batches(x, y, 4),
+      optimizer: optA,
+      epochs: 2,
+      accumulateSteps: 4,
+      schedule: sched,
+    });
+    const rb = await fit(b, { train: batches(x, y, 16), optimizer: optB, epochs: 2, schedule: sched });
+    assert.equal(ra.steps, 6, 'schedule steps per optimizer update, not per micro-batch');
+    assert.equal(rb.steps, 6);
+    const sa = a.stateDict();
+    const sb = b.stateDict();
+    for (const k of Object.keys(sa)) assertClose(sa[k]!, sb[k]!, { rtol: 1e-5, atol: 1e-6, label: k });
+    assert.equal(optA.paramGroups[0]!.lr, sched(5));
+  });
+
+  it('a run resumed from a checkpoint ends exactly where an uninterrupted run ends', async () => {
+    const { x, y } = data(40);
+    const perEpoch = (epoch: number) => {
+      const perm = new mb.Generator(100 + epoch).permutation(40);
+      return batches(mb.indexSelect(x, 0, perm), mb.indexSelect(y, 0, perm), 8);
+    };
+    const straight = model();
+    const optS = new mb.AdamW(straight.parameters(), { lr: 0.01 });
+    const full = await fit(straight, { train: perEpoch, optimizer: optS, epochs: 4 });
+
+    const dir = mkdtempSync(join(tmpdir(), 'mb-fit-'));
+    const first = model();
+    const opt1 = new mb.AdamW(first.parameters(), { lr: 0.01 });
+    const part = await fit(first, { train: perEpoch, optimizer: opt1, epochs: 2 });
+    await saveCheckpoint(join(dir, 'ck.safetensors'), {
+      model: first,
+      optimizer: opt1,
+      epoch: 2,
+      step: part.steps,
+      history: part.history,
+    });
+
+    const resumed = model(7); // different init: everything must come from the checkpoint
+    const opt2 = new mb.AdamW(resumed.parameters(), { lr: 0.5 });
+    const ck = await loadCheckpoint(join(dir, 'ck.safetensors'), resumed, opt2);
+    assert.equal(ck.epoch, 2);
+    const rest = await fit(resumed, {
+      train: perEpoch,
+      optimizer: opt2,
+      epochs: 4,
+      startEpoch: ck.epoch,
+      startStep: ck.step,
+    });
+    assert.deepEqual(
+      rest.history.map((e) => e.trainLoss),
+      full.history.slice(2).map((e) => e.trainLoss),
+    );
+    const a = straight.stateDict();
+    const b = resumed.stateDict();
+    for (const k of Object.keys(a)) assert.deepEqual(b[k]!.toList(), a[k]!.toList(), k);
+    // The checkpoint is one safetensors file whose model keys PyTorch loads as they are.
+    const header = readFileSync(join(dir, 'ck.safetensors')).subarray(8, 2000).toString();
+    assert.match(header, /"0.weight":\{"dtype":"F32","shape":\[16,6\]/);
+    assert.match(header, /optimizer.state.0.exp_avg/);
+  });
+
+  it('a NaN loss stops training with a clear message', async () => {
+    const m = model();
+    const opt = new mb.SGD(m.parameters(), { lr: 0.1 });
+    const { x, y } = data(8);
+    const bad = x.mul(mb.tensor([Number.NaN]));
+    await assert.rejects(
+      fit(m, { train: [[bad, y]], optimizer: opt, epochs: 1 }),
+      /fit: loss is NaN at epoch 1, batch 1: training stopped/,
+    );
+  });
+
+  it('fp16: overflowing steps are skipped and the scale backs off (GradScaler rules); bf16 trains', async () => {
+    const { x, y } = data(32);
+    const m = model();
+    const opt = new mb.SGD(m.parameters(), { lr: 0.1 });
+    const before = m.parameters()[0]!.clone();
+    const scaler = new mb.GradScaler({ initScale: 2 ** 40, growthInterval: 1000 });
+    const r = await fit(m, { train: batches(x, y, 2), optimizer: opt, epochs: 2, precision: 'fp16', scaler });
+    assert.ok(r.history[1]!.skippedSteps < 16, 'once the scale fits, steps are taken');
+    // Scaled by 2^40 the gradients overflow fp16's range (65504): steps are skipped, the scale halves each time.
+    assert.ok(r.history[0]!.skippedSteps >= 1);
+    const skipped = r.history[0]!.skippedSteps + r.history[1]!.skippedSteps;
+    assert.equal(scaler.scale, 2 ** (40 - skipped));
+
+    assert.notDeepEqual(m.parameters()[0]!.toList(), before.toList());
+    const m2 = model();
+    const r2 = await fit(m2, {
+      train: batches(x, y, 8),
+      val: batches(x, y, 32),
+      optimizer: new mb.SGD(m2.parameters(), { lr: 0.2, momentum: 0.9 }),
+      epochs: 15,
+      precision: 'bf16',
+    });
+    assert.ok(r2.history.at(-1)!.trainLoss < r2.history[0]!.trainLoss * 0.6, 'bf16 training lowers the loss');
+  });
+
+  it('early stopping and callbacks', async () => {
+    const { x, y } = data(16);
+    const m = model();
+    const seen: number[] = [];
+    const r = await fit(m, {
+      train: batches(x, y, 8),
+      val: batches(x, y, 16),
+      optimizer: new mb.SGD(m.parameters(), { lr: 0 }),
+      epochs: 10,
+      earlyStopping: { monitor: 'valLoss', patience: 2 },
+      callbacks: { onEpochEnd: (e) => void seen.push(e.epoch) },
+    });
+    assert.equal(r.stoppedEarly, true);
+    assert.deepEqual(seen, [1, 2, 3], 'lr 0 never improves: stops after patience epochs');
+  });
+});
