@@ -220,8 +220,8 @@ function table(rows: object[]): string {
 /** Run the CLI; returns the exit code. `out` gets results (stdout), `log` progress and messages (stderr). */
 export async function main(
   argv: string[],
-  out = (s: string) => process.stdout.write(`${s}\n`),
-  log = (s: string) => process.stderr.write(`${s}\n`),
+  out: (s: string) => void = (s) => process.stdout.write(`${s}\n`),
+  log: (s: string) => void = (s) => process.stderr.write(`${s}\n`),
 ): Promise<number> {
   let verbose = argv.includes('--verbose');
   try {

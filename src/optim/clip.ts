@@ -1,0 +1,74 @@
+/**
+ * Gradient clipping, in place on `.grad` (PyTorch `torch.nn.utils.clip_grad_norm_` / `clip_grad_value_`).
+ * Parameters without a gradient are skipped. Gradients are contiguous float32 (autograd makes them so).
+ */
+import { ValueError } from '../errors.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+function grads(params: Iterable<Tensor>): Float32Array[] {
+  const out: Float32Array[] = [];
+  for (const p of params) {
+    const g = p.grad;
+    if (g) out.push((g.data as Float32Array).subarray(g.offset, g.offset + g.size));
+  }
+  return out;
+}
+
+/** The p-norm of a list of values (`normType` Infinity: the largest magnitude), accumulated in float64. */
+function norm(values: ArrayLike<number>, normType: number): number {
+  let acc = 0;
+  for (let i = 0; i < values.length; i++) {
+    const a = Math.abs(values[i]!);
+    if (normType === Infinity) acc = Math.max(acc, a);
+    else acc += normType === 2 ? a * a : a ** normType;
+  }
+  return normType === Infinity ? acc : normType === 2 ? Math.sqrt(acc) : acc ** (1 / normType);
+}
+
+/**
+ * Scale all gradients together so that their total norm is at most `maxNorm`, and return that total norm
+ * (before clipping; NaN or Infinity if a gradient is not finite, the gradients are then scaled by 0 or NaN as in
+ * PyTorch). As in PyTorch the total is the norm of the per-parameter norms, each rounded to float32, and every
+ * gradient is multiplied by `min(1, maxNorm / (total + 1e-6))`.
+ *
+ * @example
+ * loss.backward();
+ * const total = clipGradNorm(model.parameters(), 1.0);
+ * opt.step();
+ */
+export function clipGradNorm(params: Iterable<Tensor>, maxNorm: number, normType = 2): number {
+  if (!(maxNorm >= 0)) throw new ValueError('clipGradNorm', `maxNorm must be >= 0 (got ${maxNorm})`);
+  if (!(normType > 0)) {
+    throw new ValueError('clipGradNorm', `normType must be > 0 or Infinity (got ${normType})`);
+  }
+  const gs = grads(params);
+  if (gs.length === 0) return 0;
+  const f = Math.fround;
+  const total = f(
+    norm(
+      gs.map((g) => f(norm(g, normType))),
+      normType,
+    ),
+  );
+  // PyTorch computes `max_norm / (total + 1e-6)` on a float32 tensor as `reciprocal(total + 1e-6) * max_norm`.
+  const coef = Math.min(f(f(1 / f(total + f(1e-6))) * f(maxNorm)), 1);
+  for (const g of gs) for (let i = 0; i < g.length; i++) g[i] = g[i]! * coef;
+  return total;
+}
+
+/**
+ * Clamp every gradient element into `[-clipValue, clipValue]` (NaN stays NaN).
+ *
+ * @example
+ * clipGradValue(model.parameters(), 0.5);
+ */
+export function clipGradValue(params: Iterable<Tensor>, clipValue: number): void {
+  if (!(clipValue >= 0)) throw new ValueError('clipGradValue', `clipValue must be >= 0 (got ${clipValue})`);
+  const c = Math.fround(clipValue);
+  for (const g of grads(params)) {
+    for (let i = 0; i < g.length; i++) {
+      if (g[i]! > c) g[i] = c;
+      else if (g[i]! < -c) g[i] = -c;
+    }
+  }
+}
