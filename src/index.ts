@@ -8,7 +8,7 @@
  * const loss = x.matmul(w).logSoftmax(-1).mean().neg();
  * loss.backward();                            // w.grad: (784, 10)
  */
-import './backend/js/kernels.js';
+import './backend/register.js';
 
 export { isGradEnabled, noGrad } from './autograd/engine.js';
 export { gradRules, type Primitive } from './autograd/grad.js';
@@ -22,6 +22,23 @@ export {
   setBackend,
   type View,
 } from './backend/backend.js';
+export * from './data/collate.js';
+export * from './data/dataloader.js';
+export * from './data/dataset.js';
+export * from './data/fashion-dataset.js';
+export * from './data/fashion-mnist.js';
+export * from './data/idx.js';
+export {
+  BatchSampler,
+  BucketBatchSampler,
+  batchSizeSchedule,
+  RandomSampler,
+  type Sampler,
+  SequentialSampler,
+  SubsetRandomSampler,
+  VariableBatchSampler,
+  WeightedRandomSampler,
+} from './data/sampler.js';
 export * from './errors.js';
 export { atomicWriteFile, atomicWriteFileSync } from './io/atomic.js';
 export { fromEntries, load, save, toEntries } from './io/checkpoint.js';

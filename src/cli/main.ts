@@ -21,7 +21,7 @@ import {
 import type { Precision } from '../tensor/autocast.js';
 import { Generator } from '../tensor/random.js';
 import { buildModel, MODEL_NAMES, type ModelName, sampleShape } from '../train/models.js';
-import '../backend/js/kernels.js';
+import '../backend/register.js';
 import { checkTrainArgs, datasetOptions, toTensors, train } from './train.js';
 
 const USAGE = `usage: minibatch <command> [options]

@@ -1,0 +1,181 @@
+/**
+ * Attention paths on the active backend: time and peak extra memory of naive, query-chunked (chunk 128) and
+ * tiled, forward and forward+backward; then the tiled kernels' extra memory as L grows.
+ *   node build/bench/attention.js [B L D]        (default 4 512 64; re-runs itself with --expose-gc)
+ *
+ * NOTE: the issue's size is (4, 2048, 64). On the js backend one naive forward of it alone takes about 20 s
+ * on this 2-core machine (4.3 GFLOP at ~0.2-0.7 GFLOP/s), so the default is (4, 512, 64), 16x less work, to
+ * keep the whole run near a minute; pass `4 2048 64` for the full size (several minutes).
+ *
+ * How memory is measured: a backend 'js-peak' wraps the js backend's allocation point; before each allocation
+ * it forces a full GC and reads process.memoryUsage().arrayBuffers, so the peak is the live typed-array bytes
+ * at the worst allocation plus the bytes being allocated, minus what was live before the call (q, k, v and
+ * the upstream gradient). The GC time is subtracted from the timings. Buffers a kernel allocates for itself
+ * (js matmul packs its right operand: E·S floats per call; the tiled kernels' scratch, counted separately)
+ * do not pass through the allocator and are not in the peak.
+ */
+import { spawnSync } from 'node:child_process';
+import * as mb from '../src/index.js';
+import { type AttentionImpl, scaledDotProductAttention } from '../src/nn/attention.js';
+import { type AttentionGeometry, attentionBackward, attentionForward } from '../src/nn/attention-kernels.js';
+
+const gc = (globalThis as { gc?: () => void }).gc;
+if (!gc) {
+  const r = spawnSync(process.execPath, ['--expose-gc', ...process.argv.slice(1)], { stdio: 'inherit' });
+  process.exit(r.status ?? 1);
+}
+const collect = gc!;
+
+const [B, L, D] = process.argv.length > 4 ? process.argv.slice(2, 5).map(Number) : [4, 512, 64];
+const MiB = 2 ** 20;
+const fmt = (bytes: number) => `${(bytes / MiB).toFixed(2)} MiB`;
+
+// ---- the measuring allocator --------------------------------------------------------------------------------
+let base = 0;
+let peak = 0;
+let gcMs = 0;
+const live = () => {
+  const t = performance.now();
+  // Twice: V8 frees array buffers on a background sweeper, which the next full GC waits for.
+  collect();
+  collect();
+  const bytes = process.memoryUsage().arrayBuffers;
+  gcMs += performance.now() - t;
+  return bytes;
+};
+const allocJs = (dtype: mb.DType, n: number) =>
+  dtype === 'float32' ? new Float32Array(n) : dtype === 'int32' ? new Int32Array(n) : new Uint8Array(n);
+mb.registerBackend(
+  {
+    name: 'js-peak',
+    priority: -1,
+    alloc: ((dtype: mb.DType, n: number) => {
+      peak = Math.max(peak, live() + n * (dtype === 'bool' ? 1 : 4) - base);
+      return allocJs(dtype, n);
+    }) as mb.Backend['alloc'],
+    describe: () => ({ kind: 'js kernels, allocation sampled for peak memory' }),
+  },
+  {},
+);
+
+/** Milliseconds (GC for sampling excluded) and peak extra bytes of fn. */
+function measure(fn: () => void): { ms: number; bytes: number } {
+  base = live();
+  peak = 0;
+  gcMs = 0;
+  const t0 = performance.now();
+  fn();
+  const ms = performance.now() - t0 - gcMs;
+  return { ms, bytes: Math.max(peak, live() - base) };
+}
+
+// ---- 1. the tiled kernels as L grows ------------------------------------------------------------------------
+// S is fixed at 256 so the sweep stays within seconds (the work is L·S); the unit tests show the scratch is
+// independent of S too. Kernel scratch is what the kernels report allocating; the arrayBuffers delta across a
+// call (GC before, none during: the kernels allocate only on entry) cross-checks it; maxRSS is the process's
+// high-water mark after the call, which would jump by L·S·4 bytes per score matrix if one were built. This
+// runs first, before the naive path raises the high-water mark.
+const S = 256;
+const rss0 = process.resourceUsage().maxRSS * 1024;
+console.log(`tiled kernels alone, B=1, S=${S}, E=Ev=${D}, tiles 64 x 128; maxRSS before: ${fmt(rss0)}`);
+console.log(
+  '| L | inputs+outputs+LSE+grads | fwd scratch (counted) | Δ arrayBuffers fwd | bwd scratch (counted) | Δ arrayBuffers bwd | maxRSS | time |',
+);
+console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
+for (const n of [1024, 2048, 4096, 8192]) {
+  const rnd = (len: number) => Float32Array.from({ length: len }, () => Math.random() - 0.5);
+  const [q, k, v] = [rnd(n * D), rnd(S * D), rnd(S * D)];
+  const [o, lse, dq, dk, dv] = [
+    new Float32Array(n * D),
+    new Float32Array(n),
+    new Float32Array(n * D),
+    new Float32Array(S * D),
+    new Float32Array(S * D),
+  ];
+  const geom: AttentionGeometry = {
+    B: 1,
+    L: n,
+    S,
+    E: D,
+    Ev: D,
+    scale: 1 / Math.sqrt(D),
+    causal: false,
+    blockQ: 64,
+    blockK: 128,
+  };
+  const io = (q.length + k.length + v.length + o.length + lse.length + dq.length + dk.length + dv.length) * 4;
+  const t0 = performance.now();
+  let a0 = live();
+  const fwd = attentionForward(q, k, v, geom, null, o, lse);
+  const dFwd = process.memoryUsage().arrayBuffers - a0;
+  a0 = live();
+  const bwd = attentionBackward(q, k, v, o, o, lse, geom, null, dq, dk, dv, null);
+  const dBwd = process.memoryUsage().arrayBuffers - a0;
+  const ms = performance.now() - t0;
+  const rss = process.resourceUsage().maxRSS * 1024;
+  console.log(
+    `| ${n} | ${fmt(io)} | ${(fwd / 1024).toFixed(1)} KiB | ${(dFwd / 1024).toFixed(1)} KiB | ${(bwd / 1024).toFixed(1)} KiB | ${(dBwd / 1024).toFixed(1)} KiB | ${fmt(rss)} | ${(ms / 1000).toFixed(2)} s |`,
+  );
+}
+
+// ---- 2. the three paths -------------------------------------------------------------------------------------
+const paths: [string, AttentionImpl][] = [
+  ['naive', 'naive'],
+  ['chunked (128)', 'chunked'],
+  ['tiled', 'tiled'],
+];
+const flops = 4 * B * L * L * D; // two GEMMs of 2·L·L·D each, per batch
+
+function runPath(impl: AttentionImpl, n: number, backward: boolean): void {
+  const g = new mb.Generator(1);
+  const [q, k, v] = [0, 1, 2].map(() => mb.randn([B, n, D], { generator: g, requiresGrad: backward }));
+  const up = mb.randn([B, n, D], { generator: g });
+  const call = () => scaledDotProductAttention(q!, k!, v!, { impl, chunkSize: 128 });
+  if (!backward) {
+    mb.setBackend('js-peak');
+    const r = measure(() => mb.noGrad(call));
+    mb.setBackend('js');
+    rows.push([impl, 'forward', r]);
+    return;
+  }
+  mb.setBackend('js-peak');
+  const r = measure(() => call().backward(up));
+  mb.setBackend('js');
+  rows.push([impl, 'fwd+bwd', r]);
+}
+
+const rows: [AttentionImpl, string, { ms: number; bytes: number }][] = [];
+// One small round first, so the timings below are of optimised code.
+for (const [, impl] of paths) for (const bwd of [false, true]) runPath(impl, 64, bwd);
+rows.length = 0;
+console.log(
+  `\nQ, K, V (${B}, ${L}, ${D}) float32, backend js, ${(flops / 1e9).toFixed(2)} GFLOP per forward`,
+);
+for (const [, impl] of paths) for (const bwd of [false, true]) runPath(impl, L, bwd);
+const out = B * L * D * 4;
+console.log('| path | pass | time | GFLOP/s (fwd) | peak extra memory | of which outputs + grads |');
+console.log('| --- | --- | --- | --- | --- | --- |');
+for (const [impl, pass, r] of rows) {
+  const name = paths.find(([, i]) => i === impl)![0];
+  const kept = pass === 'forward' ? out : 4 * out; // y, then y + dq, dk, dv
+  const gfs = pass === 'forward' ? (flops / r.ms / 1e6).toFixed(2) : '';
+  console.log(
+    `| ${name} | ${pass} | ${(r.ms / 1000).toFixed(2)} s | ${gfs} | ${fmt(r.bytes)} | ${fmt(kept)} |`,
+  );
+}
+console.log(`naive score matrix (${B}, ${L}, ${L}) float32: ${fmt(B * L * L * 4)}`);
+
+// ---- 3. TensorFlow.js, when installed -----------------------------------------------------------------------
+try {
+  const name = '@tensorflow/tfjs';
+  const tf = await import(name);
+  const [q, k, v] = [0, 1, 2].map(() => tf.randomNormal([B, L, D]));
+  const t0 = performance.now();
+  const y = tf.matMul(tf.softmax(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(D))), v);
+  await y.data();
+  console.log(
+    `\nTensorFlow.js (${tf.getBackend()}) naive forward: ${((performance.now() - t0) / 1000).toFixed(2)} s`,
+  );
+} catch {
+  console.log('\nTensorFlow.js: skipped (@tensorflow/tfjs is not installed)');
+}

@@ -1,0 +1,257 @@
+// Single-precision GEMM over packed panels (BLIS/GotoBLAS loop order), one thread's share.
+//
+//   C (M,N) = alpha · op(A) (M,K) · op(B) (K,N) + beta · C   [+ bias (N) per column] [ReLU]
+//   A is stored (M,K) with row stride lda, or (K,M) when transA; B is stored (K,N) with ldb, or (N,K)
+//   when transB; C is (M,N) with ldc. All strides are in elements, all pointers byte addresses, 0 = none.
+//   MR×NR = 4×8 register tile: 8 accumulators + 2 B vectors + 1 A splat = 11 live v128; 6×8 spilled in V8.
+//   KC×NR (8 KiB) B panel stays in L1 while the MC×KC (128 KiB) A block streams from L2; the KC×NC
+//   packed B block (2 MiB) is reused by every A block of the same column range.
+// The scratch buffer (gemmScratchBytes) is per thread: the JS side hands each thread its own.
+
+import { madd, transpose4 } from './simd';
+
+const MR: i32 = 4;
+const NR: i32 = 8;
+const KC: i32 = 256;
+const MC: i32 = 128;
+const NC: i32 = 2048;
+
+/** Bytes of scratch one thread needs: packed A block, packed B block, one edge tile. */
+export function gemmScratchBytes(): i32 {
+  return (MC * KC + KC * NC + MR * NR) * 4;
+}
+
+// Each packed A panel is kc steps of MR floats (rows i..i+3 at step k), zero-padded past M.
+function packA(transA: bool, a: usize, lda: i32, mc: i32, kc: i32, alpha: f32, dst: usize): void {
+  const va = f32x4.splat(alpha);
+  for (let i = 0; i < mc; i += MR) {
+    const mr = min(MR, mc - i);
+    if (transA) {
+      // Stored (K,M): the 4 values of one step are contiguous.
+      let src = a + (<usize>i << 2);
+      if (mr == MR) {
+        for (let k = 0; k < kc; k++) {
+          v128.store(dst, f32x4.mul(v128.load(src), va));
+          src += <usize>lda << 2;
+          dst += 16;
+        }
+      } else {
+        for (let k = 0; k < kc; k++) {
+          for (let r = 0; r < MR; r++) {
+            store<f32>(dst + (<usize>r << 2), r < mr ? load<f32>(src + (<usize>r << 2)) * alpha : 0);
+          }
+          src += <usize>lda << 2;
+          dst += 16;
+        }
+      }
+    } else {
+      // Stored (M,K): read 4 rows × 4 steps and transpose in registers.
+      const row = a + ((<usize>i * lda) << 2);
+      const ld = <usize>lda << 2;
+      let k = 0;
+      if (mr == MR) {
+        for (; k + 4 <= kc; k += 4) {
+          const p = row + (<usize>k << 2);
+          transpose4(
+            f32x4.mul(v128.load(p), va),
+            f32x4.mul(v128.load(p + ld), va),
+            f32x4.mul(v128.load(p + 2 * ld), va),
+            f32x4.mul(v128.load(p + 3 * ld), va),
+            dst,
+            16,
+          );
+          dst += 64;
+        }
+      }
+      for (; k < kc; k++) {
+        for (let r = 0; r < MR; r++) {
+          store<f32>(dst + (<usize>r << 2), r < mr ? load<f32>(row + <usize>r * ld + (<usize>k << 2)) * alpha : 0);
+        }
+        dst += 16;
+      }
+    }
+  }
+}
+
+// Each packed B panel is kc steps of NR floats (columns j..j+7 at step k), zero-padded past N.
+function packB(transB: bool, b: usize, ldb: i32, kc: i32, nc: i32, dst: usize): void {
+  const ld = <usize>ldb << 2;
+  for (let j = 0; j < nc; j += NR) {
+    const nr = min(NR, nc - j);
+    if (!transB && nr == NR) {
+      // Stored (K,N): the 8 values of one step are contiguous.
+      let src = b + (<usize>j << 2);
+      for (let k = 0; k < kc; k++) {
+        v128.store(dst, v128.load(src));
+        v128.store(dst, v128.load(src, 16), 16);
+        src += ld;
+        dst += 32;
+      }
+    } else if (transB && nr == NR) {
+      // Stored (N,K): 8 rows of B^T; transpose 4×4 blocks into the two halves of each step.
+      const col = b + <usize>j * ld;
+      let k = 0;
+      for (; k + 4 <= kc; k += 4) {
+        const p = col + (<usize>k << 2);
+        transpose4(v128.load(p), v128.load(p + ld), v128.load(p + 2 * ld), v128.load(p + 3 * ld), dst, 32);
+        const q = p + 4 * ld;
+        transpose4(v128.load(q), v128.load(q + ld), v128.load(q + 2 * ld), v128.load(q + 3 * ld), dst + 16, 32);
+        dst += 128;
+      }
+      for (; k < kc; k++) {
+        for (let q = 0; q < NR; q++) store<f32>(dst + (<usize>q << 2), load<f32>(col + <usize>q * ld + (<usize>k << 2)));
+        dst += 32;
+      }
+    } else {
+      for (let k = 0; k < kc; k++) {
+        for (let q = 0; q < NR; q++) {
+          const off = transB ? <usize>(j + q) * ld + (<usize>k << 2) : <usize>k * ld + (<usize>(j + q) << 2);
+          store<f32>(dst + (<usize>q << 2), q < nr ? load<f32>(b + off) : 0);
+        }
+        dst += 32;
+      }
+    }
+  }
+}
+
+// One C row of the tile: c = acc + beta·c (c not read when beta == 0, so NaN garbage in C cannot leak),
+// then the epilogue on the last K block.
+// @ts-expect-error: decorator
+@inline function storeRow(c: usize, lo: v128, hi: v128, beta: f32, b0: v128, b1: v128, epi: bool, relu: bool): void {
+  if (beta != 0) {
+    const vb = f32x4.splat(beta);
+    lo = madd(vb, v128.load(c), lo);
+    hi = madd(vb, v128.load(c, 16), hi);
+  }
+  if (epi) {
+    lo = f32x4.add(lo, b0);
+    hi = f32x4.add(hi, b1);
+    if (relu) {
+      lo = f32x4.max(lo, f32x4.splat(0));
+      hi = f32x4.max(hi, f32x4.splat(0));
+    }
+  }
+  v128.store(c, lo);
+  v128.store(c, hi, 16);
+}
+
+// The 4×8 register tile: C[0..4, 0..8] (+)= packed A panel (kc×4) · packed B panel (kc×8).
+function micro(kc: i32, pa: usize, pb: usize, c: usize, ldc: usize, beta: f32, bias: usize, epi: bool, relu: bool): void {
+  let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+  let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+  for (let k = 0; k < kc; k++) {
+    const b0 = v128.load(pb);
+    const b1 = v128.load(pb, 16);
+    let a = v128.load32_splat(pa);
+    c00 = madd(a, b0, c00);
+    c01 = madd(a, b1, c01);
+    a = v128.load32_splat(pa, 4);
+    c10 = madd(a, b0, c10);
+    c11 = madd(a, b1, c11);
+    a = v128.load32_splat(pa, 8);
+    c20 = madd(a, b0, c20);
+    c21 = madd(a, b1, c21);
+    a = v128.load32_splat(pa, 12);
+    c30 = madd(a, b0, c30);
+    c31 = madd(a, b1, c31);
+    pa += 16;
+    pb += 32;
+  }
+  const b0 = bias ? v128.load(bias) : f32x4.splat(0);
+  const b1 = bias ? v128.load(bias, 16) : f32x4.splat(0);
+  const ld = ldc << 2;
+  storeRow(c, c00, c01, beta, b0, b1, epi, relu);
+  storeRow(c + ld, c10, c11, beta, b0, b1, epi, relu);
+  storeRow(c + 2 * ld, c20, c21, beta, b0, b1, epi, relu);
+  storeRow(c + 3 * ld, c30, c31, beta, b0, b1, epi, relu);
+}
+
+// Scalar merge of a partial tile (mr < 4 or nr < 8) computed into `tile` with row stride NR.
+function mergeEdge(tile: usize, mr: i32, nr: i32, c: usize, ldc: usize, beta: f32, bias: usize, epi: bool, relu: bool): void {
+  for (let i = 0; i < mr; i++) {
+    for (let j = 0; j < nr; j++) {
+      const cp = c + ((<usize>i * ldc + j) << 2);
+      let v = load<f32>(tile + (<usize>(i * NR + j) << 2));
+      if (beta != 0) v += beta * load<f32>(cp);
+      if (epi) {
+        if (bias) v += load<f32>(bias + (<usize>j << 2));
+        if (relu) v = max(v, 0);
+      }
+      store<f32>(cp, v);
+    }
+  }
+}
+
+// K == 0: the product is empty, C = beta·C then the epilogue.
+function scaleC(M: i32, N: i32, beta: f32, c: usize, ldc: i32, bias: usize, relu: bool): void {
+  for (let i = 0; i < M; i++) {
+    const row = c + ((<usize>i * ldc) << 2);
+    for (let j = 0; j < N; j++) {
+      const p = row + (<usize>j << 2);
+      let v: f32 = beta != 0 ? beta * load<f32>(p) : 0;
+      if (bias) v += load<f32>(bias + (<usize>j << 2));
+      store<f32>(p, relu ? max(v, 0) : v);
+    }
+  }
+}
+
+/** C = alpha·op(A)·op(B) + beta·C (+bias, ReLU); see the legend at the top of this file. */
+export function sgemm(
+  transA: bool,
+  transB: bool,
+  M: i32,
+  N: i32,
+  K: i32,
+  alpha: f32,
+  a: usize,
+  lda: i32,
+  b: usize,
+  ldb: i32,
+  beta: f32,
+  c: usize,
+  ldc: i32,
+  bias: usize,
+  relu: bool,
+  scratch: usize,
+): void {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    scaleC(M, N, beta, c, ldc, bias, relu);
+    return;
+  }
+  const pA = scratch;
+  const pB = pA + ((<usize>MC * KC) << 2);
+  const tile = pB + ((<usize>KC * NC) << 2);
+  const ldcu = <usize>ldc;
+  for (let jc = 0; jc < N; jc += NC) {
+    const nc = min(NC, N - jc);
+    for (let pc = 0; pc < K; pc += KC) {
+      const kc = min(KC, K - pc);
+      const bk: f32 = pc == 0 ? beta : 1;
+      const epi = pc + kc >= K;
+      const bsrc = transB ? b + ((<usize>jc * ldb + pc) << 2) : b + ((<usize>pc * ldb + jc) << 2);
+      packB(transB, bsrc, ldb, kc, nc, pB);
+      for (let ic = 0; ic < M; ic += MC) {
+        const mc = min(MC, M - ic);
+        const asrc = transA ? a + ((<usize>pc * lda + ic) << 2) : a + ((<usize>ic * lda + pc) << 2);
+        packA(transA, asrc, lda, mc, kc, alpha, pA);
+        for (let jr = 0; jr < nc; jr += NR) {
+          const nr = min(NR, nc - jr);
+          const pb = pB + ((<usize>jr * kc) << 2);
+          const bj = bias ? bias + (<usize>(jc + jr) << 2) : 0;
+          for (let ir = 0; ir < mc; ir += MR) {
+            const mr = min(MR, mc - ir);
+            const pa = pA + ((<usize>ir * kc) << 2);
+            const cp = c + ((<usize>(ic + ir) * ldcu + jc + jr) << 2);
+            if (mr == MR && nr == NR) {
+              micro(kc, pa, pb, cp, ldcu, bk, bj, epi, relu);
+            } else {
+              micro(kc, pa, pb, tile, NR, 0, 0, false, false);
+              mergeEdge(tile, mr, nr, cp, ldcu, bk, bj, epi, relu);
+            }
+          }
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,22 @@
+// Entry point of the WebAssembly kernels (see gemm.ts and elementwise.ts for shape legends).
+// Memory is imported and owned by the JS side (runtime.ts): kernels never allocate, they read and write
+// the pointers they are given, so the same module can run on several threads over one shared memory.
+
+export {
+  binary,
+  binaryRow,
+  binaryScalar,
+  exp,
+  relu,
+  reluBackward,
+  softmaxCrossEntropy,
+  softmaxCrossEntropyBackward,
+  sumAxis0,
+  sumAxis1,
+} from './elementwise';
+export { gemmScratchBytes, sgemm } from './gemm';
+
+/** First byte the JS allocator may hand out: everything below belongs to the module's static data. */
+export function heapBase(): usize {
+  return __heap_base;
+}

@@ -1,0 +1,233 @@
+/**
+ * The `wasm` backend: WebAssembly SIMD kernels (runtime.ts) behind the kernel registry. Tensor storage stays
+ * in the JavaScript heap (ARCHITECTURE.md, "Memory"); a kernel copies its operands into one reusable scratch
+ * region of the wasm memory, runs there (across the thread pool for large work) and copies the result out.
+ * Kernels this backend does not register fall back to the reference kernels, listed in `backendInfo()`.
+ *
+ * Shape legend: B batch entries (broadcast leading dims flattened), M×K @ K×N.
+ */
+import { numel } from '../../tensor/shape.js';
+import { type KernelTable, registerBackend, type View } from '../backend.js';
+import { jsKernels, rowOffsets } from '../js/kernels.js';
+import { type BinaryOp, initWasm, type WasmRuntime } from './runtime.js';
+
+/**
+ * Below this many multiply-adds a GEMM stays in the reference kernel: copying operands in and out and the
+ * call itself cost about 1-2 µs, which is what the JS loop needs for ~4k multiply-adds.
+ */
+export const WASM_MIN_MACS = 4096;
+/** Elementwise ops below this many elements stay in JS: the two copies would cost more than the loop saves. */
+export const WASM_MIN_ELEMENTWISE = 1 << 14;
+
+let rt: WasmRuntime | undefined;
+let scratchPtr = 0;
+let scratchBytes = 0;
+
+/** A scratch region of at least `bytes` in wasm memory, reused across calls (grown, never shrunk). */
+function scratch(bytes: number): number {
+  if (bytes > scratchBytes) {
+    if (scratchPtr) rt!.free(scratchPtr);
+    scratchBytes = Math.max(bytes, scratchBytes * 2, 1 << 20);
+    scratchPtr = rt!.alloc(scratchBytes);
+  }
+  return scratchPtr;
+}
+
+/** How a matrix view (last two dims) can be handed to GEMM without a gather: row-major or transposed. */
+function layout(
+  strides: readonly number[],
+  rows: number,
+  cols: number,
+): { trans: boolean; ld: number } | null {
+  const r = strides.length;
+  const [sr, sc] = [strides[r - 2]!, strides[r - 1]!];
+  if ((sc === 1 || cols === 1) && sr >= cols) return { trans: false, ld: Math.max(sr, 1) };
+  if ((sr === 1 || rows === 1) && sc >= rows) return { trans: true, ld: Math.max(sc, 1) };
+  return null;
+}
+
+/** Elements a matrix with this layout spans in storage, from its first element. */
+const span = (rows: number, cols: number, l: { trans: boolean; ld: number }) =>
+  l.trans ? (cols - 1) * l.ld + rows : (rows - 1) * l.ld + cols;
+
+function matmul(a: View, b: View, out: Float32Array): void {
+  const r = a.shape.length;
+  const [M, K, N] = [a.shape[r - 2]!, a.shape[r - 1]!, b.shape[r - 1]!];
+  if (M * N === 0) return;
+  if (M * N * K < WASM_MIN_MACS) {
+    jsKernels.matmul(a, b, out);
+    return;
+  }
+  let la = layout(a.strides, M, K);
+  let lb = layout(b.strides, K, N);
+  // An operand in no GEMM-able layout (rare: a permuted view) is gathered by the reference copy kernel.
+  const gather = (v: View) => {
+    const c = new Float32Array(numel(v.shape));
+    jsKernels.copy(v, {
+      data: c,
+      dtype: 'float32',
+      shape: v.shape,
+      strides: contiguousStrides(v.shape),
+      offset: 0,
+    });
+    return {
+      data: c,
+      dtype: 'float32' as const,
+      shape: v.shape,
+      strides: contiguousStrides(v.shape),
+      offset: 0,
+    };
+  };
+  if (!la) {
+    a = gather(a);
+    la = { trans: false, ld: K };
+  }
+  if (!lb) {
+    b = gather(b);
+    lb = { trans: false, ld: N };
+  }
+  const batch = a.shape.slice(0, -2);
+  const aOff = rowOffsets([...batch, 1], [...a.strides.slice(0, -2), 0], a.offset);
+  const bOff = rowOffsets([...batch, 1], [...b.strides.slice(0, -2), 0], b.offset);
+  const B = aOff.length;
+  const sa = span(M, K, la);
+  const sb = span(K, N, lb);
+  // Shared operands (weights broadcast over the batch) are copied once.
+  const aShared = B > 1 && aOff.every((o) => o === aOff[0]);
+  const bShared = B > 1 && bOff.every((o) => o === bOff[0]);
+  const na = aShared ? 1 : B;
+  const nb = bShared ? 1 : B;
+  const base = scratch(4 * (na * sa + nb * sb + B * M * N) + 256);
+  const pa = base;
+  const pb = pa + 4 * na * sa;
+  const pc = pb + 4 * nb * sb;
+  const heapA = rt!.f32(pa, na * sa);
+  for (let t = 0; t < na; t++) heapA.set((a.data as Float32Array).subarray(aOff[t]!, aOff[t]! + sa), t * sa);
+  const heapB = rt!.f32(pb, nb * sb);
+  for (let t = 0; t < nb; t++) heapB.set((b.data as Float32Array).subarray(bOff[t]!, bOff[t]! + sb), t * sb);
+  rt!.sgemmBatched(
+    la.trans,
+    lb.trans,
+    M,
+    N,
+    K,
+    1,
+    pa,
+    la.ld,
+    aShared ? 0 : sa,
+    pb,
+    lb.ld,
+    bShared ? 0 : sb,
+    0,
+    pc,
+    N,
+    M * N,
+    B,
+  );
+  out.set(rt!.f32(pc, B * M * N));
+}
+
+function contiguousStrides(shape: readonly number[]): number[] {
+  const s = new Array<number>(shape.length);
+  for (let i = shape.length - 1, acc = 1; i >= 0; i--) {
+    s[i] = acc;
+    acc *= shape[i]!;
+  }
+  return s;
+}
+
+const isDense = (v: View) => {
+  let acc = 1;
+  for (let i = v.shape.length - 1; i >= 0; i--) {
+    if (v.shape[i] !== 1 && v.strides[i] !== acc) return false;
+    acc *= v.shape[i]!;
+  }
+  return true;
+};
+
+/** Same-shape dense float32 operands run in wasm; anything else (broadcasts, views, ints) in the reference. */
+function binary(op: BinaryOp): KernelTable['add'] {
+  return (a, b, out) => {
+    const n = out.length;
+    if (
+      n < WASM_MIN_ELEMENTWISE ||
+      a.dtype !== 'float32' ||
+      b.dtype !== 'float32' ||
+      !(out instanceof Float32Array) ||
+      !isDense(a) ||
+      !isDense(b)
+    ) {
+      return jsKernels[op](a, b, out);
+    }
+    const p = scratch(12 * n);
+    rt!.f32(p, n).set((a.data as Float32Array).subarray(a.offset, a.offset + n));
+    rt!.f32(p + 4 * n, n).set((b.data as Float32Array).subarray(b.offset, b.offset + n));
+    rt!.binary(op, p, p + 4 * n, p + 8 * n, n);
+    out.set(rt!.f32(p + 8 * n, n));
+  };
+}
+
+function unaryOp(name: 'relu' | 'exp'): KernelTable['relu'] {
+  return (x, out) => {
+    const n = out.length;
+    if (n < WASM_MIN_ELEMENTWISE || x.dtype !== 'float32' || !isDense(x)) return jsKernels[name](x, out);
+    const p = scratch(8 * n);
+    rt!.f32(p, n).set((x.data as Float32Array).subarray(x.offset, x.offset + n));
+    rt![name](p, p + 4 * n, n);
+    out.set(rt!.f32(p + 4 * n, n));
+  };
+}
+
+/** Try to enable relaxed SIMD on Node 20 (a V8 flag Node 22+ has on), before the module is compiled. */
+function enableRelaxedSimd(): void {
+  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+  const v8 = proc?.getBuiltinModule?.('node:v8') as { setFlagsFromString(f: string): void } | undefined;
+  try {
+    v8?.setFlagsFromString('--experimental-wasm-relaxed-simd');
+  } catch {
+    // An engine without the flag simply runs the plain SIMD kernels.
+  }
+}
+
+/** Why the wasm backend is unavailable, when it is (shown by backendInfo of the active backend). */
+export let wasmUnavailable: string | undefined;
+
+try {
+  enableRelaxedSimd();
+  rt = initWasm();
+  const kernels: Partial<KernelTable> = {
+    matmul,
+    add: binary('add'),
+    sub: binary('sub'),
+    mul: binary('mul'),
+    div: binary('div'),
+    relu: unaryOp('relu'),
+    exp: unaryOp('exp'),
+  };
+  registerBackend(
+    {
+      name: 'wasm',
+      priority: 10,
+      alloc: (dtype, n) =>
+        (dtype === 'float32'
+          ? new Float32Array(n)
+          : dtype === 'int32'
+            ? new Int32Array(n)
+            : new Uint8Array(n)) as never,
+      describe: () => ({
+        kind: 'WebAssembly SIMD',
+        relaxedSimd: rt!.features.relaxedSimd,
+        sharedMemory: rt!.features.sharedMemory,
+        threads: rt!.threads,
+      }),
+    },
+    kernels,
+  );
+} catch (e) {
+  wasmUnavailable = (e as Error).message;
+}
+
+/** The wasm runtime (undefined where WebAssembly SIMD is unavailable): threads can be set here. */
+export function wasmRuntime(): WasmRuntime | undefined {
+  return rt;
+}

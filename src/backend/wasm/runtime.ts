@@ -1,0 +1,370 @@
+/**
+ * The WebAssembly runtime under the wasm backend: one module of SIMD kernels (assembly/), a JS-owned heap in
+ * its memory, and a lazily started pool of worker threads sharing that memory.
+ *
+ * Raw and unchecked by design: pointers are byte addresses from `alloc`, sizes are element counts, and the
+ * op that calls in has validated shapes already (STYLE: validate once, in the op). Shape legend as in the
+ * kernels: C (M,N) = op(A) (M,K) · op(B) (K,N); R rows × C columns for row-wise kernels; n flat elements.
+ *
+ * @example
+ * const rt = initWasm();
+ * const a = rt.alloc(4 * 2 * 3), b = rt.alloc(4 * 3 * 4), c = rt.alloc(4 * 2 * 4);
+ * rt.f32(a, 6).set([1, 2, 3, 4, 5, 6]);
+ * rt.f32(b, 12).fill(1);
+ * rt.sgemm(false, false, 2, 4, 3, 1, a, 3, b, 4, 0, c, 4, { relu: true }); // c = relu(a·b), (2,4)
+ * rt.f32(c, 8); // [6, 6, 6, 6, 15, 15, 15, 15]
+ */
+import { MinibatchError, ValueError } from '../../errors.js';
+import { relaxedSimdWasm, simdWasm } from './generated/binaries.js';
+import { Heap } from './heap.js';
+import { MAX_THREADS, Pool } from './pool.js';
+import { chunksOf, type Kernels, MAX_ARGS, runChunk, Task, type TaskName } from './tasks.js';
+
+/**
+ * Multiply-adds per thread below which a GEMM stays on the calling thread. Handing a call to workers costs
+ * 2-5 µs while they spin, 13-27 µs to wake sleeping ones on an idle machine (50-300 µs measured on a busy
+ * 2-vCPU VM); 64³ multiply-adds take about 17 µs at 30 GFLOP/s, so smaller products gain less from a second
+ * thread than the hand-off costs.
+ */
+export const GEMM_MIN_MACS_PER_THREAD = 64 * 64 * 64;
+/**
+ * Elements per thread below which an elementwise kernel stays on the calling thread. Measured: an add of
+ * 64 Ki floats takes about 15 µs (in cache), an exp about 100 µs; below that the hand-off eats the gain.
+ */
+export const ELEMENTWISE_MIN_PER_THREAD = 1 << 16;
+
+const PAGE = 65536;
+
+export type BinaryOp = 'add' | 'sub' | 'mul' | 'div';
+const OP_CODE: Record<BinaryOp, number> = { add: 0, sub: 1, mul: 2, div: 3 };
+
+export interface WasmOptions {
+  /** Threads including the caller (default: the available cores; always 1 without shared memory/threads). */
+  threads?: number;
+  /** Use the relaxed-SIMD kernels (fused multiply-add) where the engine accepts them (default true). */
+  relaxedSimd?: boolean;
+  /** Share the memory with worker threads (default: where SharedArrayBuffer exists). */
+  sharedMemory?: boolean;
+  /** Largest the memory may grow, in bytes (default 2 GiB, at most 4 GiB). */
+  maxMemoryBytes?: number;
+}
+
+/** What this runtime runs on. `simd` is always true: the kernels need 128-bit SIMD. */
+export interface WasmFeatures {
+  simd: true;
+  relaxedSimd: boolean;
+  sharedMemory: boolean;
+  /** Worker threads are available (Node worker_threads over a shared memory). */
+  threads: boolean;
+}
+
+/** Optional fused epilogue of a GEMM: C += bias (N) broadcast over rows, then ReLU. */
+export interface GemmEpilogue {
+  /** Pointer to N floats (0 or absent: none). */
+  bias?: number;
+  /** Elements between the biases of consecutive batch entries (batched GEMM only; default 0: shared). */
+  biasStride?: number;
+  relu?: boolean;
+}
+
+type NodeWorkerThreads = typeof import('node:worker_threads');
+type NodeOs = typeof import('node:os');
+
+interface Prepared {
+  bytes: Uint8Array<ArrayBuffer>;
+  features: WasmFeatures;
+  workerThreads: NodeWorkerThreads | undefined;
+  cores: number;
+}
+
+function decode(base64: string): Uint8Array<ArrayBuffer> {
+  return Uint8Array.from(atob(base64), (ch) => ch.charCodeAt(0));
+}
+
+// NOTE: the binaries declare their imported memory shared; for a plain memory the declaration must say so
+// too. The import entry is `03 "env" 06 "memory" 02 <limits flags>`; flags 0x03 (maximum + shared) -> 0x01.
+const MEMORY_IMPORT = [0x03, 0x65, 0x6e, 0x76, 0x06, 0x6d, 0x65, 0x6d, 0x6f, 0x72, 0x79, 0x02, 0x03];
+
+function unshare(bytes: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer> {
+  const at = bytes.findIndex((_, i) => MEMORY_IMPORT.every((v, j) => bytes[i + j] === v));
+  if (at < 0) throw new MinibatchError('wasm', 'kernel binary has no shared memory import to rewrite');
+  const out = bytes.slice();
+  out[at + MEMORY_IMPORT.length - 1] = 0x01;
+  return out;
+}
+
+// `process.getBuiltinModule` (Node >= 20.16) loads Node modules synchronously without a static import that
+// would break browser bundles.
+function nodeModule<T>(id: string): T | undefined {
+  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+  return proc?.getBuiltinModule?.(id) as T | undefined;
+}
+
+function prepare(opts: WasmOptions): Prepared {
+  const plain = decode(simdWasm);
+  const sharedMemory = (opts.sharedMemory ?? true) && typeof SharedArrayBuffer === 'function';
+  const variant = (b: Uint8Array<ArrayBuffer>) => (sharedMemory ? b : unshare(b));
+  if (!WebAssembly.validate(variant(plain))) {
+    throw new MinibatchError(
+      'wasm',
+      'this engine lacks WebAssembly SIMD (got a failed validation of the kernels)',
+    );
+  }
+  // The probe is the relaxed binary itself: it validates exactly where it can run (Node 20 needs
+  // --experimental-wasm-relaxed-simd).
+  const relaxed = variant(decode(relaxedSimdWasm));
+  const relaxedSimd = (opts.relaxedSimd ?? true) && WebAssembly.validate(relaxed);
+  const workerThreads = sharedMemory ? nodeModule<NodeWorkerThreads>('node:worker_threads') : undefined;
+  const os = nodeModule<NodeOs>('node:os');
+  return {
+    bytes: relaxedSimd ? relaxed : variant(plain),
+    features: { simd: true, relaxedSimd, sharedMemory, threads: workerThreads !== undefined },
+    workerThreads,
+    cores: os ? os.availableParallelism() : 1,
+  };
+}
+
+/** Creates a runtime synchronously (Node, browser workers; a browser's main thread wants initWasmAsync). */
+export function initWasm(opts: WasmOptions = {}): WasmRuntime {
+  const p = prepare(opts);
+  return new WasmRuntime(new WebAssembly.Module(p.bytes), p, opts);
+}
+
+/** Creates a runtime, compiling asynchronously (a browser's main thread may refuse to compile synchronously). */
+export async function initWasmAsync(opts: WasmOptions = {}): Promise<WasmRuntime> {
+  const p = prepare(opts);
+  return new WasmRuntime(await WebAssembly.compile(p.bytes), p, opts);
+}
+
+export class WasmRuntime {
+  readonly features: WasmFeatures;
+  /** The module's memory: shared between threads when `features.sharedMemory`. */
+  readonly memory: WebAssembly.Memory;
+  private readonly kernels: Kernels;
+  private readonly heap: Heap;
+  private readonly local = new Float64Array(MAX_ARGS);
+  /** GEMM packing buffers by thread id (0 = the caller). */
+  private readonly scratch: number[] = [];
+  private readonly scratchBytes: number;
+  private readonly workerThreads: NodeWorkerThreads | undefined;
+  private readonly module: WebAssembly.Module;
+  private pool: Pool | undefined;
+  private nThreads: number;
+
+  /** Use initWasm / initWasmAsync. */
+  constructor(module: WebAssembly.Module, p: Prepared, opts: WasmOptions) {
+    this.module = module;
+    this.features = p.features;
+    this.workerThreads = p.workerThreads;
+    const maxPages = Math.min(65536, Math.floor((opts.maxMemoryBytes ?? 2 ** 31) / PAGE));
+    this.memory = new WebAssembly.Memory({
+      initial: Math.min(64, maxPages),
+      maximum: maxPages,
+      shared: p.features.sharedMemory,
+    });
+    this.kernels = new WebAssembly.Instance(module, { env: { memory: this.memory } })
+      .exports as unknown as Kernels;
+    this.heap = new Heap(this.memory, this.kernels.heapBase());
+    this.scratchBytes = this.kernels.gemmScratchBytes();
+    this.scratch.push(this.heap.alloc(this.scratchBytes));
+    this.nThreads = 1;
+    this.threads = opts.threads ?? p.cores;
+  }
+
+  /**
+   * Threads a large kernel call may use, the caller included. Workers start at the first call that wants
+   * them; lowering the count leaves spare workers asleep. Reads back 1 where threads are unavailable.
+   */
+  get threads(): number {
+    return this.nThreads;
+  }
+
+  set threads(n: number) {
+    if (!Number.isInteger(n) || n < 1)
+      throw new ValueError('wasm.threads', `expected a positive integer (got ${n})`);
+    this.nThreads = this.features.threads ? Math.min(n, MAX_THREADS) : 1;
+  }
+
+  /** Worker threads started so far (0 until a call needs them). */
+  get workersStarted(): number {
+    return this.pool?.size ?? 0;
+  }
+
+  /** Ends the workers (the runtime stays usable and restarts them when needed). */
+  shutdown(): void {
+    this.pool?.close();
+    this.pool = undefined;
+  }
+
+  /** A 64-byte aligned block of `bytes` bytes, uninitialised; may grow the memory (see `f32`). */
+  alloc(bytes: number): number {
+    return this.heap.alloc(bytes);
+  }
+
+  free(ptr: number): void {
+    this.heap.free(ptr);
+  }
+
+  /** Bytes allocated and not freed. */
+  get bytesInUse(): number {
+    return this.heap.bytesInUse;
+  }
+
+  /**
+   * A Float32Array over `length` floats at `ptr`. NOTE: on a plain (non-shared) memory, growing it detaches
+   * every view, so take views after the allocations of a step, not before; views on a shared memory survive.
+   */
+  f32(ptr: number, length: number): Float32Array {
+    return new Float32Array(this.memory.buffer, ptr, length);
+  }
+
+  /** An Int32Array over `length` ints at `ptr` (class targets); same lifetime rule as `f32`. */
+  i32(ptr: number, length: number): Int32Array {
+    return new Int32Array(this.memory.buffer, ptr, length);
+  }
+
+  /**
+   * C (M,N) = alpha·op(A)·op(B) + beta·C, then optionally + bias (N) per column and ReLU.
+   * op(A) is (M,K): A stored (M,K) with row stride lda, or (K,M) when transA. op(B) is (K,N): B stored (K,N)
+   * with ldb, or (N,K) when transB. C is not read when beta is 0. K = 0 gives beta·C (+ epilogue).
+   */
+  sgemm(
+    transA: boolean,
+    transB: boolean,
+    M: number,
+    N: number,
+    K: number,
+    alpha: number,
+    a: number,
+    lda: number,
+    b: number,
+    ldb: number,
+    beta: number,
+    c: number,
+    ldc: number,
+    epilogue: GemmEpilogue = {},
+  ): void {
+    this.sgemmBatched(transA, transB, M, N, K, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc, 0, 1, epilogue);
+  }
+
+  /**
+   * `batch` independent GEMMs as in `sgemm`; entry i uses a + i·strideA, b + i·strideB, c + i·strideC and
+   * bias + i·biasStride (strides in elements; a stride of 0 shares that operand, e.g. one weight matrix).
+   */
+  sgemmBatched(
+    transA: boolean,
+    transB: boolean,
+    M: number,
+    N: number,
+    K: number,
+    alpha: number,
+    a: number,
+    lda: number,
+    strideA: number,
+    b: number,
+    ldb: number,
+    strideB: number,
+    beta: number,
+    c: number,
+    ldc: number,
+    strideC: number,
+    batch: number,
+    epilogue: GemmEpilogue = {},
+  ): void {
+    const { bias = 0, biasStride = 0, relu = false } = epilogue;
+    const args = [+transA, +transB, M, N, K, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc, strideC];
+    args.push(batch, bias, biasStride, +relu);
+    this.call('sgemm', (batch * M * N * K) / GEMM_MIN_MACS_PER_THREAD, args);
+  }
+
+  /** out (n) = a (n) op b (n). */
+  binary(op: BinaryOp, a: number, b: number, out: number, n: number): void {
+    this.call('binary', n / ELEMENTWISE_MIN_PER_THREAD, [OP_CODE[op], a, b, out, n]);
+  }
+
+  /** out (R,C) = a (R,C) op b (C), b broadcast over rows. */
+  binaryRow(op: BinaryOp, a: number, b: number, out: number, R: number, C: number): void {
+    this.call('binaryRow', (R * C) / ELEMENTWISE_MIN_PER_THREAD, [OP_CODE[op], a, b, out, R, C]);
+  }
+
+  /** out (n) = a (n) op s. */
+  binaryScalar(op: BinaryOp, a: number, s: number, out: number, n: number): void {
+    this.call('binaryScalar', n / ELEMENTWISE_MIN_PER_THREAD, [OP_CODE[op], a, s, out, n]);
+  }
+
+  /** out (n) = max(x, 0). */
+  relu(x: number, out: number, n: number): void {
+    this.call('relu', n / ELEMENTWISE_MIN_PER_THREAD, [x, out, n]);
+  }
+
+  /** dx (n) = dy where x > 0 else 0 (x: the ReLU input or output). */
+  reluBackward(x: number, dy: number, dx: number, n: number): void {
+    this.call('reluBackward', n / ELEMENTWISE_MIN_PER_THREAD, [x, dy, dx, n]);
+  }
+
+  /** out (n) = e^x (about 2 ulp; overflow gives +inf, denormals are kept). */
+  exp(x: number, out: number, n: number): void {
+    this.call('exp', n / ELEMENTWISE_MIN_PER_THREAD, [x, out, n]);
+  }
+
+  /** out (C) = sum of x (R,C) over its rows. */
+  sumAxis0(x: number, R: number, C: number, out: number): void {
+    this.call('sumAxis0', (R * C) / ELEMENTWISE_MIN_PER_THREAD, [x, R, C, out]);
+  }
+
+  /** out (R) = sum of x (R,C) over its columns. */
+  sumAxis1(x: number, R: number, C: number, out: number): void {
+    this.call('sumAxis1', (R * C) / ELEMENTWISE_MIN_PER_THREAD, [x, R, C, out]);
+  }
+
+  /**
+   * loss (R) = logsumexp(logits[r]) - logits[r, targets[r]] for logits (R,C) and i32 targets (R) in [0, C);
+   * probs (R,C), unless 0, receives softmax(logits) for the backward pass.
+   */
+  softmaxCrossEntropy(logits: number, targets: number, R: number, C: number, loss: number, probs = 0): void {
+    this.call('softmaxCrossEntropy', (4 * R * C) / ELEMENTWISE_MIN_PER_THREAD, [
+      logits,
+      targets,
+      R,
+      C,
+      loss,
+      probs,
+    ]);
+  }
+
+  /** dx (R,C) = g_r·(probs[r] - onehot(targets[r])) with g_r = scale·grad[r], or scale when grad is 0. */
+  softmaxCrossEntropyBackward(
+    probs: number,
+    targets: number,
+    R: number,
+    C: number,
+    scale: number,
+    grad: number,
+    dx: number,
+  ): void {
+    const args = [probs, targets, R, C, scale, grad, dx];
+    this.call('softmaxCrossEntropyBackward', (R * C) / ELEMENTWISE_MIN_PER_THREAD, args);
+  }
+
+  // `shares`: how many threads the work is worth (work / per-thread minimum), capped by `threads`.
+  private call(name: TaskName, shares: number, args: readonly number[]): void {
+    const task = Task[name];
+    const n = Math.min(this.nThreads, Math.floor(shares));
+    if (n <= 1) {
+      this.local.set(args);
+      runChunk(this.kernels, task, this.local, 0, 1, this.scratch[0]!);
+      return;
+    }
+    const pool = this.startPool(n - 1);
+    pool.args.set(args);
+    pool.run(this.kernels, task, chunksOf(task, pool.args, n), n, this.scratch[0]!);
+  }
+
+  private startPool(workers: number): Pool {
+    this.pool ??= new Pool(this.workerThreads!.Worker, this.module, this.memory);
+    if (this.pool.size < workers) {
+      this.pool.grow(workers, (tid) => (this.scratch[tid] ??= this.heap.alloc(this.scratchBytes)));
+    }
+    return this.pool;
+  }
+}

@@ -1,0 +1,235 @@
+/**
+ * How each kernel call is cut into chunks, and what one chunk does. A call on n threads is cut into about
+ * CHUNKS_PER_THREAD·n chunks that the caller and the workers claim one by one (pool.ts), so a thread that
+ * wakes late or is descheduled by another process simply does fewer; on one thread a call is one chunk.
+ * Arguments are all numbers (pointers, sizes, flags), which a Float64Array holds exactly.
+ *
+ * Shapes as in assembly/gemm.ts and assembly/elementwise.ts: M,N,K for GEMM; n flat elements; R rows × C
+ * columns. Chunks are cut at multiples of a unit so that no two threads write the same cache line or tile.
+ */
+
+/** The WebAssembly exports of assembly/index.ts. Pointers are byte addresses; booleans are 0/1. */
+export interface Kernels {
+  heapBase(): number;
+  gemmScratchBytes(): number;
+  sgemm(
+    transA: number,
+    transB: number,
+    M: number,
+    N: number,
+    K: number,
+    alpha: number,
+    a: number,
+    lda: number,
+    b: number,
+    ldb: number,
+    beta: number,
+    c: number,
+    ldc: number,
+    bias: number,
+    relu: number,
+    scratch: number,
+  ): void;
+  binary(op: number, a: number, b: number, out: number, n: number): void;
+  binaryRow(op: number, a: number, b: number, out: number, R: number, C: number): void;
+  binaryScalar(op: number, a: number, s: number, out: number, n: number): void;
+  relu(x: number, out: number, n: number): void;
+  reluBackward(x: number, dy: number, dx: number, n: number): void;
+  exp(x: number, out: number, n: number): void;
+  sumAxis0(x: number, R: number, C: number, ldx: number, out: number): void;
+  sumAxis1(x: number, R: number, C: number, out: number): void;
+  softmaxCrossEntropy(
+    logits: number,
+    targets: number,
+    R: number,
+    C: number,
+    loss: number,
+    probs: number,
+  ): void;
+  softmaxCrossEntropyBackward(
+    probs: number,
+    targets: number,
+    R: number,
+    C: number,
+    scale: number,
+    grad: number,
+    dx: number,
+  ): void;
+}
+
+/** Task ids as written into the pool's control block. */
+export const Task = {
+  sgemm: 1,
+  binary: 2,
+  binaryRow: 3,
+  binaryScalar: 4,
+  relu: 5,
+  reluBackward: 6,
+  exp: 7,
+  sumAxis0: 8,
+  sumAxis1: 9,
+  softmaxCrossEntropy: 10,
+  softmaxCrossEntropyBackward: 11,
+} as const;
+export type TaskName = keyof typeof Task;
+
+/** Argument slots per call; sgemm uses the most (see `sgemmTask`). */
+export const MAX_ARGS = 20;
+
+/**
+ * Chunks per thread: enough that a thread starting 100-300 µs late (a wake-up from Atomics.wait on a busy
+ * machine) sheds its work to the others, few enough that re-packing a GEMM operand per chunk stays ~1-3%.
+ */
+const CHUNKS_PER_THREAD = 4;
+
+/** [start, end) of chunk `i` of `chunks` over `total` items, cut at multiples of `unit`. */
+export function share(total: number, unit: number, i: number, chunks: number): [number, number] {
+  const per = Math.ceil(Math.ceil(total / unit) / chunks) * unit;
+  return [Math.min(total, i * per), Math.min(total, (i + 1) * per)];
+}
+
+/** How many chunks `total` items in units of `unit` make for n threads. */
+function chunkCount(total: number, unit: number, n: number): number {
+  return n <= 1 ? 1 : Math.max(1, Math.min(Math.ceil(total / unit), CHUNKS_PER_THREAD * n));
+}
+
+// 16 floats = one 64-byte cache line, and a multiple of the GEMM tile width (8).
+const LINE = 16;
+// GEMM row splits follow the micro-kernel's tile height.
+const MR = 4;
+
+interface Runner {
+  /** Chunks the call with these args is cut into for n threads; the same on every thread. */
+  chunks(a: Float64Array, n: number): number;
+  run(k: Kernels, a: Float64Array, chunk: number, chunks: number, scratch: number): void;
+}
+
+/**
+ * Batched GEMM, args: transA, transB, M, N, K, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc,
+ * strideC, batch, bias, biasStride, relu (strides in elements). A chunk is a run of whole matrices when the
+ * batch is large, else a part of one matrix: rows when M >= N (each chunk then packs all of B, the smaller
+ * operand), columns otherwise.
+ */
+const sgemmRunner: Runner = {
+  chunks(a, n) {
+    const batch = a[16]!;
+    if (n <= 1 || batch >= CHUNKS_PER_THREAD * n) return chunkCount(batch, 1, n);
+    const M = a[2]!;
+    const N = a[3]!;
+    return batch * chunkCount(Math.max(M, N), M >= N ? MR : LINE, Math.ceil(n / batch));
+  },
+  run(k, a, chunk, chunks, scratch) {
+    const tA = a[0]!;
+    const tB = a[1]!;
+    const M = a[2]!;
+    const N = a[3]!;
+    const lda = a[7]!;
+    const ldb = a[10]!;
+    const ldc = a[14]!;
+    const batch = a[16]!;
+    const one = (i: number, i0: number, i1: number, j0: number, j1: number): void => {
+      const A = a[6]! + 4 * (i * a[8]! + (tA ? i0 : i0 * lda));
+      const B = a[9]! + 4 * (i * a[11]! + (tB ? j0 * ldb : j0));
+      const C = a[13]! + 4 * (i * a[15]! + i0 * ldc + j0);
+      const bias = a[17]! && a[17]! + 4 * (i * a[18]! + j0);
+      k.sgemm(tA, tB, i1 - i0, j1 - j0, a[4]!, a[5]!, A, lda, B, ldb, a[12]!, C, ldc, bias, a[19]!, scratch);
+    };
+    if (chunks <= batch) {
+      const [b0, b1] = share(batch, 1, chunk, chunks);
+      for (let i = b0; i < b1; i++) one(i, 0, M, 0, N);
+      return;
+    }
+    const parts = chunks / batch;
+    const i = Math.floor(chunk / parts);
+    if (M >= N) {
+      const [i0, i1] = share(M, MR, chunk % parts, parts);
+      if (i0 < i1) one(i, i0, i1, 0, N);
+    } else {
+      const [j0, j1] = share(N, LINE, chunk % parts, parts);
+      if (j0 < j1) one(i, 0, M, j0, j1);
+    }
+  },
+};
+
+/** Flat kernels over args[nIndex] elements: `call` offsets every pointer by `off` bytes. */
+function flat(call: (k: Kernels, a: Float64Array, off: number, len: number) => void, nIndex: number): Runner {
+  return {
+    chunks: (a, n) => chunkCount(a[nIndex]!, LINE, n),
+    run(k, a, chunk, chunks) {
+      const [s, e] = share(a[nIndex]!, LINE, chunk, chunks);
+      if (s < e) call(k, a, 4 * s, e - s);
+    },
+  };
+}
+
+/** Row kernels over the args[rIndex] rows: `call` offsets its pointers to row r0. */
+function rows(
+  call: (k: Kernels, a: Float64Array, r0: number, count: number) => void,
+  rIndex: number,
+): Runner {
+  return {
+    chunks: (a, n) => chunkCount(a[rIndex]!, 1, n),
+    run(k, a, chunk, chunks) {
+      const [s, e] = share(a[rIndex]!, 1, chunk, chunks);
+      if (s < e) call(k, a, s, e - s);
+    },
+  };
+}
+
+const runners: { [T in TaskName]: Runner } = {
+  sgemm: sgemmRunner,
+  binary: flat((k, a, o, len) => k.binary(a[0]!, a[1]! + o, a[2]! + o, a[3]! + o, len), 4),
+  binaryRow: rows((k, a, r, R) => {
+    const o = 4 * r * a[5]!;
+    k.binaryRow(a[0]!, a[1]! + o, a[2]!, a[3]! + o, R, a[5]!);
+  }, 4),
+  binaryScalar: flat((k, a, o, len) => k.binaryScalar(a[0]!, a[1]! + o, a[2]!, a[3]! + o, len), 4),
+  relu: flat((k, a, o, len) => k.relu(a[0]! + o, a[1]! + o, len), 2),
+  reluBackward: flat((k, a, o, len) => k.reluBackward(a[0]! + o, a[1]! + o, a[2]! + o, len), 3),
+  exp: flat((k, a, o, len) => k.exp(a[0]! + o, a[1]! + o, len), 2),
+  // Columns in cache-line units: every chunk sums all rows of its own columns.
+  sumAxis0: {
+    chunks: (a, n) => chunkCount(a[2]!, LINE, n),
+    run(k, a, chunk, chunks) {
+      const [s, e] = share(a[2]!, LINE, chunk, chunks);
+      if (s < e) k.sumAxis0(a[0]! + 4 * s, a[1]!, e - s, a[2]!, a[3]! + 4 * s);
+    },
+  },
+  sumAxis1: rows((k, a, r, R) => k.sumAxis1(a[0]! + 4 * r * a[2]!, R, a[2]!, a[3]! + 4 * r), 1),
+  softmaxCrossEntropy: rows((k, a, r, R) => {
+    const o = 4 * r * a[3]!;
+    k.softmaxCrossEntropy(a[0]! + o, a[1]! + 4 * r, R, a[3]!, a[4]! + 4 * r, a[5]! && a[5]! + o);
+  }, 2),
+  softmaxCrossEntropyBackward: rows((k, a, r, R) => {
+    const o = 4 * r * a[3]!;
+    k.softmaxCrossEntropyBackward(
+      a[0]! + o,
+      a[1]! + 4 * r,
+      R,
+      a[3]!,
+      a[4]!,
+      a[5]! && a[5]! + 4 * r,
+      a[6]! + o,
+    );
+  }, 2),
+};
+
+const byId: Runner[] = [];
+for (const name of Object.keys(runners) as TaskName[]) byId[Task[name]] = runners[name];
+
+/** Chunks that task `task` with arguments `args` is cut into for n threads (1 when n is 1). */
+export function chunksOf(task: number, args: Float64Array, n: number): number {
+  return byId[task]!.chunks(args, n);
+}
+
+/** Runs chunk `chunk` of `chunks` of task `task`. */
+export function runChunk(
+  k: Kernels,
+  task: number,
+  args: Float64Array,
+  chunk: number,
+  chunks: number,
+  scratch: number,
+): void {
+  byId[task]!.run(k, args, chunk, chunks, scratch);
+}
