@@ -62,7 +62,6 @@ type Rule<P extends Primitive> = (
 // Wrappers, not destructuring: this module and ops.ts import each other, so ops' bindings must be read at
 // call time, not at load time.
 type Operand = Tensor | number;
-const add = (a: Operand, b: Operand) => ops.add(a, b);
 const sub = (a: Operand, b: Operand) => ops.sub(a, b);
 const mul = (a: Operand, b: Operand) => ops.mul(a, b);
 const div = (a: Operand, b: Operand) => ops.div(a, b);
@@ -180,5 +179,6 @@ export function accumulateGrad(leaf: Tensor, g: Tensor): void {
     leaf.grad = ops.contiguous(g.dtype === 'float32' ? g : g.float(), true);
     return;
   }
-  leaf.grad.copy_(add(leaf.grad, g));
+  // In place: the add kernel reads and writes the same dense buffer elementwise.
+  ops.addInto(leaf.grad, g);
 }

@@ -515,6 +515,12 @@ export function assign(dst: Tensor, src: TensorOrScalar): void {
   kernels().copy(broadcastView(s, dst.shape), dst);
 }
 
+/** dst += src (broadcast to dst), in place and outside autograd: gradient accumulation. dst is dense. */
+export function addInto(dst: Tensor, src: Tensor): void {
+  broadcastShapes('addInto', src.shape, dst.shape);
+  kernels().add(dst, broadcastView(src, dst.shape), dst.data);
+}
+
 /** Concatenate along `dim`; all other dims must match. @example cat([b1, b2], 0) // (32,784)+(32,784) -> (64,784) */
 export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
   if (tensors.length === 0) throw new ValueError('cat', 'expected a non-empty list of tensors');

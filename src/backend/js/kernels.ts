@@ -48,8 +48,32 @@ const inner = (v: { shape: readonly number[] }) => (v.shape.length === 0 ? 1 : v
 const innerStride = (v: { strides: readonly number[] }) =>
   v.strides.length === 0 ? 1 : v.strides[v.strides.length - 1]!;
 
+/**
+ * The storage offset of a view that walks its storage densely in row-major order (size-1 dims aside), or -1.
+ * Dense views take the flat fast paths below: no row table, unit stride.
+ */
+export function denseOffset(v: View): number {
+  let acc = 1;
+  for (let i = v.shape.length - 1; i >= 0; i--) {
+    const d = v.shape[i]!;
+    if (d === 0) return v.offset;
+    if (d !== 1 && v.strides[i] !== acc) return -1;
+    acc *= d;
+  }
+  return v.offset;
+}
+
+/** True when every stride is 0 (a scalar broadcast to the view's shape). */
+const isBroadcastScalar = (v: View) => v.strides.every((s) => s === 0);
+
 function unary(f: (x: number) => number): UnaryKernel {
   return (x, out) => {
+    const d = denseOffset(x);
+    if (d >= 0) {
+      const xd = x.data;
+      for (let i = 0, n = out.length; i < n; i++) out[i] = f(xd[d + i]!);
+      return;
+    }
     const n = inner(x);
     const s = innerStride(x);
     const rows = rowOffsets(x.shape, x.strides, x.offset);
@@ -62,16 +86,83 @@ function unary(f: (x: number) => number): UnaryKernel {
   };
 }
 
-function binary(f: (x: number, y: number) => number): BinaryKernel {
+/**
+ * Dense loops written out per op. NOTE: a loop that calls an element function through a closure goes
+ * megamorphic once several ops share it and runs ~10-40× slower; the hot dense cases therefore get their own
+ * loops, and only strided/broadcast views take the generic path.
+ */
+type Arr = ArrayLike<number> & { [i: number]: number };
+function denseBinary(
+  op: string,
+  a: Arr,
+  ia: number,
+  sa: number,
+  b: Arr,
+  ib: number,
+  sb: number,
+  out: Arr,
+  n: number,
+): boolean {
+  // sa/sb are 1 (dense) or 0 (scalar broadcast).
+  switch (op) {
+    case 'add':
+      for (let i = 0; i < n; i++) out[i] = a[ia + i * sa]! + b[ib + i * sb]!;
+      return true;
+    case 'sub':
+      for (let i = 0; i < n; i++) out[i] = a[ia + i * sa]! - b[ib + i * sb]!;
+      return true;
+    case 'mul':
+      for (let i = 0; i < n; i++) out[i] = a[ia + i * sa]! * b[ib + i * sb]!;
+      return true;
+    case 'div':
+      for (let i = 0; i < n; i++) out[i] = a[ia + i * sa]! / b[ib + i * sb]!;
+      return true;
+    case 'gt':
+      for (let i = 0; i < n; i++) out[i] = a[ia + i * sa]! > b[ib + i * sb]! ? 1 : 0;
+      return true;
+    case 'lt':
+      for (let i = 0; i < n; i++) out[i] = a[ia + i * sa]! < b[ib + i * sb]! ? 1 : 0;
+      return true;
+    case 'eq':
+      for (let i = 0; i < n; i++) out[i] = a[ia + i * sa]! === b[ib + i * sb]! ? 1 : 0;
+      return true;
+    default:
+      return false;
+  }
+}
+
+function binary(f: (x: number, y: number) => number, op = ''): BinaryKernel {
   return (a, b, out) => {
+    const da = denseOffset(a);
+    const db = denseOffset(b);
+    const ad = a.data;
+    const bd = b.data;
+    const n0 = out.length;
+    if (da >= 0 && (db >= 0 || isBroadcastScalar(b))) {
+      if (denseBinary(op, ad, da, 1, bd, db >= 0 ? db : b.offset, db >= 0 ? 1 : 0, out, n0)) return;
+      if (db >= 0) for (let i = 0; i < n0; i++) out[i] = f(ad[da + i]!, bd[db + i]!);
+      else for (let i = 0, y = bd[b.offset]!; i < n0; i++) out[i] = f(ad[da + i]!, y);
+      return;
+    }
+    if (db >= 0 && isBroadcastScalar(a)) {
+      if (denseBinary(op, ad, a.offset, 0, bd, db, 1, out, n0)) return;
+      for (let i = 0, x = ad[a.offset]!; i < n0; i++) out[i] = f(x, bd[db + i]!);
+      return;
+    }
     const n = inner(a);
     const sa = innerStride(a);
     const sb = innerStride(b);
     const ra = rowOffsets(a.shape, a.strides, a.offset);
     const rb = rowOffsets(b.shape, b.strides, b.offset);
-    const ad = a.data;
-    const bd = b.data;
     let o = 0;
+    if (op === 'add' || op === 'mul' || op === 'sub') {
+      // Row-broadcast (bias add, per-channel scale): the inner loop is dense in both or strided in one.
+      for (let r = 0; r < ra.length; r++) {
+        denseStrided(op, ad, ra[r]!, sa, bd, rb[r]!, sb, out, o, n);
+        o += n;
+      }
+      return;
+    }
     for (let r = 0; r < ra.length; r++) {
       let i = ra[r]!;
       let k = rb[r]!;
@@ -80,8 +171,25 @@ function binary(f: (x: number, y: number) => number): BinaryKernel {
   };
 }
 
-function compare(f: (x: number, y: number) => boolean): CompareKernel {
-  return binary((x, y) => (f(x, y) ? 1 : 0));
+function denseStrided(
+  op: string,
+  a: Arr,
+  ia: number,
+  sa: number,
+  b: Arr,
+  ib: number,
+  sb: number,
+  out: Arr,
+  o: number,
+  n: number,
+): void {
+  if (op === 'add') for (let j = 0; j < n; j++) out[o + j] = a[ia + j * sa]! + b[ib + j * sb]!;
+  else if (op === 'mul') for (let j = 0; j < n; j++) out[o + j] = a[ia + j * sa]! * b[ib + j * sb]!;
+  else for (let j = 0; j < n; j++) out[o + j] = a[ia + j * sa]! - b[ib + j * sb]!;
+}
+
+function compare(f: (x: number, y: number) => boolean, op: string): CompareKernel {
+  return binary((x, y) => (f(x, y) ? 1 : 0), op);
 }
 
 /** erf by Abramowitz-Stegun 7.1.26 is only 1e-7 absolute; this uses the W. J. Cody rational form (float64). */
@@ -224,6 +332,19 @@ function matmul(a: View, b: View, out: Float32Array): void {
 
 /** Strided copy: dst and src have the same shape (src may be broadcast). Converts dtype on store. */
 function copy(src: View, dst: View): void {
+  const ds0 = denseOffset(dst);
+  if (ds0 >= 0 && src.dtype === dst.dtype) {
+    const n = numel(dst.shape);
+    const ss0 = denseOffset(src);
+    if (ss0 >= 0) {
+      (dst.data as Float32Array).set((src.data as Float32Array).subarray(ss0, ss0 + n), ds0);
+      return;
+    }
+    if (isBroadcastScalar(src)) {
+      dst.data.fill(src.data[src.offset]!, ds0, ds0 + n);
+      return;
+    }
+  }
   const n = inner(dst);
   const ss = innerStride(src);
   const ds = innerStride(dst);
@@ -255,6 +376,16 @@ function at(v: View, axis: number, i: number): View {
 }
 
 function gather(x: View, axis: number, index: Int32Array, out: TypedArray): void {
+  const d0 = denseOffset(x);
+  if (axis === 0 && d0 >= 0) {
+    // Rows of a dense tensor: one block copy per index (the DataLoader's batch gather).
+    const row = x.shape.length ? numel(x.shape) / Math.max(x.shape[0]!, 1) : 1;
+    for (let i = 0; i < index.length; i++) {
+      const from = d0 + index[i]! * row;
+      (out as Float32Array).set((x.data as Float32Array).subarray(from, from + row), i * row);
+    }
+    return;
+  }
   const shape = x.shape.map((d, i) => (i === axis ? index.length : d));
   const o: View = { data: out, dtype: x.dtype, shape, strides: contiguous(shape), offset: 0 };
   for (let i = 0; i < index.length; i++) copy(at(x, axis, index[i]!), at(o, axis, i));
@@ -443,19 +574,19 @@ export const jsKernels: KernelTable = {
   relu: unary((x) => (x > 0 ? x : Number.isNaN(x) ? x : 0)),
   erf: unary(erf),
   sign: unary((x) => (x > 0 ? 1 : x < 0 ? -1 : x)),
-  add: binary((x, y) => x + y),
-  sub: binary((x, y) => x - y),
-  mul: binary((x, y) => x * y),
-  div: binary((x, y) => x / y),
+  add: binary((x, y) => x + y, 'add'),
+  sub: binary((x, y) => x - y, 'sub'),
+  mul: binary((x, y) => x * y, 'mul'),
+  div: binary((x, y) => x / y, 'div'),
   pow: binary(Math.pow),
   maximum: binary(nanMax),
   minimum: binary(nanMin),
-  eq: compare((x, y) => x === y),
-  ne: compare((x, y) => x !== y),
-  lt: compare((x, y) => x < y),
-  le: compare((x, y) => x <= y),
-  gt: compare((x, y) => x > y),
-  ge: compare((x, y) => x >= y),
+  eq: compare((x, y) => x === y, 'eq'),
+  ne: compare((x, y) => x !== y, 'ne'),
+  lt: compare((x, y) => x < y, 'lt'),
+  le: compare((x, y) => x <= y, 'le'),
+  gt: compare((x, y) => x > y, 'gt'),
+  ge: compare((x, y) => x >= y, 'ge'),
   where: (cond, a, b, out) => {
     const n = inner(a);
     const [sc, sa, sb] = [innerStride(cond), innerStride(a), innerStride(b)];
