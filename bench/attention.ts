@@ -1,20 +1,22 @@
 /**
- * Attention paths on the active backend: time and peak extra memory of naive, query-chunked (chunk 128) and
- * tiled, forward and forward+backward; then the tiled kernels' extra memory as L grows.
- *   node build/bench/attention.js [B L D]        (default 4 512 64; re-runs itself with --expose-gc)
+ * Attention paths: time and peak extra memory of naive, query-chunked (chunk 128) and tiled, forward and
+ * forward+backward; and the tiled kernels' extra memory as L grows.
+ *   node build/bench/attention.js [B L D]        (default 4 2048 64; re-runs itself with --expose-gc)
  *
- * NOTE: the issue's size is (4, 2048, 64). On the js backend one naive forward of it alone takes about 20 s
- * on this 2-core machine (4.3 GFLOP at ~0.2-0.7 GFLOP/s), so the default is (4, 512, 64), 16x less work, to
- * keep the whole run near a minute; pass `4 2048 64` for the full size (several minutes).
+ * The issue's size (4, 2048, 64) runs with the default backend's matmul (wasm SIMD where it loads). On the
+ * reference js backend one naive forward of it alone takes about 20 s on this 2-core machine (4.3 GFLOP at
+ * ~0.2-0.7 GFLOP/s), so the js rows use L/4 (16x less work) to keep the whole run near a minute. The tiled
+ * path is the same TypeScript loops on every backend.
  *
- * How memory is measured: a backend 'js-peak' wraps the js backend's allocation point; before each allocation
- * it forces a full GC and reads process.memoryUsage().arrayBuffers, so the peak is the live typed-array bytes
- * at the worst allocation plus the bytes being allocated, minus what was live before the call (q, k, v and
- * the upstream gradient). The GC time is subtracted from the timings. Buffers a kernel allocates for itself
- * (js matmul packs its right operand: E·S floats per call; the tiled kernels' scratch, counted separately)
- * do not pass through the allocator and are not in the peak.
+ * How memory is measured: the active backend's allocation point is wrapped; before each allocation it forces
+ * a full GC and reads process.memoryUsage().arrayBuffers, so the peak is the live typed-array bytes at the
+ * worst allocation plus the bytes being allocated, minus what was live before the call (q, k, v and the
+ * upstream gradient). The GC time is subtracted from the timings. Buffers a kernel allocates for itself (js
+ * matmul packs its right operand, E·S floats per call; wasm's scratch region inside its memory; the tiled
+ * kernels' scratch, counted separately below) do not pass through the allocator and are not in the peak.
  */
 import { spawnSync } from 'node:child_process';
+import { activeBackend, type Backend } from '../src/backend/backend.js';
 import * as mb from '../src/index.js';
 import { type AttentionImpl, scaledDotProductAttention } from '../src/nn/attention.js';
 import { type AttentionGeometry, attentionBackward, attentionForward } from '../src/nn/attention-kernels.js';
@@ -26,7 +28,7 @@ if (!gc) {
 }
 const collect = gc!;
 
-const [B, L, D] = process.argv.length > 4 ? process.argv.slice(2, 5).map(Number) : [4, 512, 64];
+const [B, L, D] = process.argv.length > 4 ? process.argv.slice(2, 5).map(Number) : [4, 2048, 64];
 const MiB = 2 ** 20;
 const fmt = (bytes: number) => `${(bytes / MiB).toFixed(2)} MiB`;
 
@@ -43,29 +45,31 @@ const live = () => {
   gcMs += performance.now() - t;
   return bytes;
 };
-const allocJs = (dtype: mb.DType, n: number) =>
-  dtype === 'float32' ? new Float32Array(n) : dtype === 'int32' ? new Int32Array(n) : new Uint8Array(n);
-mb.registerBackend(
-  {
-    name: 'js-peak',
-    priority: -1,
-    alloc: ((dtype: mb.DType, n: number) => {
-      peak = Math.max(peak, live() + n * (dtype === 'bool' ? 1 : 4) - base);
-      return allocJs(dtype, n);
-    }) as mb.Backend['alloc'],
-    describe: () => ({ kind: 'js kernels, allocation sampled for peak memory' }),
-  },
-  {},
-);
+let tracking = false;
+for (const name of mb.listBackends()) {
+  mb.setBackend(name);
+  const be = activeBackend();
+  const alloc = be.alloc.bind(be);
+  be.alloc = ((dtype: mb.DType, n: number) => {
+    if (tracking) peak = Math.max(peak, live() + n * (dtype === 'bool' ? 1 : 4) - base);
+    return alloc(dtype, n);
+  }) as Backend['alloc'];
+}
+const fast = mb.listBackends().find((b) => {
+  mb.setBackend(b);
+  return b !== 'js' && !mb.backendInfo().fallbacks.includes('matmul');
+});
 
 /** Milliseconds (GC for sampling excluded) and peak extra bytes of fn. */
 function measure(fn: () => void): { ms: number; bytes: number } {
   base = live();
   peak = 0;
   gcMs = 0;
+  tracking = true;
   const t0 = performance.now();
   fn();
   const ms = performance.now() - t0 - gcMs;
+  tracking = false;
   return { ms, bytes: Math.max(peak, live() - base) };
 }
 
@@ -118,52 +122,53 @@ for (const n of [1024, 2048, 4096, 8192]) {
   );
 }
 
-// ---- 2. the three paths -------------------------------------------------------------------------------------
-const paths: [string, AttentionImpl][] = [
-  ['naive', 'naive'],
-  ['chunked (128)', 'chunked'],
-  ['tiled', 'tiled'],
-];
-const flops = 4 * B * L * L * D; // two GEMMs of 2·L·L·D each, per batch
+// ---- 2. the three paths ------------------------------------------------------------------------------------
+type Row = { path: string; pass: string; ms: number; bytes: number };
 
-function runPath(impl: AttentionImpl, n: number, backward: boolean): void {
+function runPath(backend: string, impl: AttentionImpl, n: number, backward: boolean): Row {
+  mb.setBackend(backend);
   const g = new mb.Generator(1);
   const [q, k, v] = [0, 1, 2].map(() => mb.randn([B, n, D], { generator: g, requiresGrad: backward }));
   const up = mb.randn([B, n, D], { generator: g });
   const call = () => scaledDotProductAttention(q!, k!, v!, { impl, chunkSize: 128 });
-  if (!backward) {
-    mb.setBackend('js-peak');
-    const r = measure(() => mb.noGrad(call));
-    mb.setBackend('js');
-    rows.push([impl, 'forward', r]);
-    return;
-  }
-  mb.setBackend('js-peak');
-  const r = measure(() => call().backward(up));
-  mb.setBackend('js');
-  rows.push([impl, 'fwd+bwd', r]);
+  const r = measure(backward ? () => call().backward(up) : () => mb.noGrad(call));
+  const path =
+    impl === 'tiled' ? 'tiled' : `${impl === 'chunked' ? 'chunked (128)' : 'naive'}, ${backend} matmul`;
+  return { path, pass: backward ? 'fwd+bwd' : 'forward', ...r };
 }
 
-const rows: [AttentionImpl, string, { ms: number; bytes: number }][] = [];
-// One small round first, so the timings below are of optimised code.
-for (const [, impl] of paths) for (const bwd of [false, true]) runPath(impl, 64, bwd);
-rows.length = 0;
-console.log(
-  `\nQ, K, V (${B}, ${L}, ${D}) float32, backend js, ${(flops / 1e9).toFixed(2)} GFLOP per forward`,
-);
-for (const [, impl] of paths) for (const bwd of [false, true]) runPath(impl, L, bwd);
-const out = B * L * D * 4;
-console.log('| path | pass | time | GFLOP/s (fwd) | peak extra memory | of which outputs + grads |');
-console.log('| --- | --- | --- | --- | --- | --- |');
-for (const [impl, pass, r] of rows) {
-  const name = paths.find(([, i]) => i === impl)![0];
-  const kept = pass === 'forward' ? out : 4 * out; // y, then y + dq, dk, dv
-  const gfs = pass === 'forward' ? (flops / r.ms / 1e6).toFixed(2) : '';
+function table(n: number, runs: [string, AttentionImpl][]): void {
+  // One small round first, so the timings are of optimised code.
+  for (const [be, impl] of runs) for (const bwd of [false, true]) runPath(be, impl, 64, bwd);
+  const flops = 4 * B * n * n * D; // two GEMMs of 2·L·S·D per batch entry
+  const out = B * n * D * 4;
   console.log(
-    `| ${name} | ${pass} | ${(r.ms / 1000).toFixed(2)} s | ${gfs} | ${fmt(r.bytes)} | ${fmt(kept)} |`,
+    `\nQ, K, V (${B}, ${n}, ${D}) float32, ${(flops / 1e9).toFixed(2)} GFLOP per forward; naive scores ${fmt(B * n * n * 4)}`,
   );
+  console.log('| path | pass | time | GFLOP/s | peak extra memory | of which y (+ dq, dk, dv) |');
+  console.log('| --- | --- | --- | --- | --- | --- |');
+  for (const [be, impl] of runs) {
+    for (const bwd of [false, true]) {
+      const r = runPath(be, impl, n, bwd);
+      const gfs = ((bwd ? 3 : 1) * flops) / r.ms / 1e6; // backward: about twice the forward's GEMM work
+      console.log(
+        `| ${r.path} | ${r.pass} | ${(r.ms / 1000).toFixed(2)} s | ${gfs.toFixed(2)} | ${fmt(r.bytes)} | ${fmt(bwd ? 4 * out : out)} |`,
+      );
+    }
+  }
 }
-console.log(`naive score matrix (${B}, ${L}, ${L}) float32: ${fmt(B * L * L * 4)}`);
+
+if (fast)
+  table(L, [
+    [fast, 'naive'],
+    [fast, 'chunked'],
+    [fast, 'tiled'],
+  ]);
+table(fast ? L / 4 : L, [
+  ['js', 'naive'],
+  ['js', 'chunked'],
+  ['js', 'tiled'],
+]);
 
 // ---- 3. TensorFlow.js, when installed -----------------------------------------------------------------------
 try {

@@ -43,10 +43,18 @@ export * from './errors.js';
 export { atomicWriteFile, atomicWriteFileSync } from './io/atomic.js';
 export { fromEntries, load, save, toEntries } from './io/checkpoint.js';
 export * from './io/safetensors.js';
+export {
+  type AttentionImpl,
+  type AttentionOptions,
+  attentionProbabilities,
+  scaledDotProductAttention,
+  TILED_MIN_SCORES,
+} from './nn/attention.js';
 export * as functional from './nn/functional.js';
 export * from './nn/layers.js';
 export { binaryCrossEntropyWithLogits, crossEntropy, mseLoss, nllLoss, type Reduction } from './nn/losses.js';
 export { Module } from './nn/module.js';
+export * from './nn/transformer.js';
 export { Adam, AdamW } from './optim/adam.js';
 export { clipGradNorm, clipGradValue } from './optim/clip.js';
 export { Optimizer, type OptimizerStateDict } from './optim/optimizer.js';

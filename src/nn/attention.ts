@@ -48,9 +48,11 @@ export interface AttentionOptions {
 }
 
 /**
- * From this many scores (B·L·S) 'auto' takes the tiled path even where matmul is fast: 64 MiB of float32 for
- * one score matrix (REFERENCE.md §3.1's (4, 2048, 2048)), of which naive training keeps several alive.
- * MEASURED_BELOW
+ * From this many scores (B·L·S) 'auto' takes the tiled path even where matmul is fast: one float32 score
+ * matrix is then 64 MiB (REFERENCE.md §3.1's (4, 2048, 2048)) and naive training keeps several alive. A memory
+ * trade, measured there (bench/attention.ts, wasm SIMD on 2 threads, 2-core machine): naive fwd+bwd 2.05 s
+ * and 452 MiB peak extra, tiled 18.9 s and 14 MiB (8 MiB of it the output and gradients). Force
+ * `impl: 'naive'` to take the time instead.
  */
 export const TILED_MIN_SCORES = 1 << 24;
 
@@ -69,8 +71,9 @@ function autoImpl(dropoutP: number, scores: number): 'naive' | 'chunked' | 'tile
 }
 
 const DEFAULT_CHUNK = 128;
-// Bq × Bk = 64 × 128: the K and V tiles (2 · 128 · E floats, 64 KiB at E = 64) stay in L2 while the Bq
-// query rows of the tile pass over them; measured fastest of {32, 64, 128} × {64, 128, 256} in the bench.
+// Bq × Bk = 64 × 128: the K and V tiles (2·128·E floats, 64 KiB at E = 64) stay in L2 while the Bq query
+// rows pass over them. Measured: no tile size from 16×64 to 256×512 was faster beyond noise (±10%) at
+// L = S = 768 and 2048, E = 64, since one scalar thread is bound by arithmetic, not memory.
 const DEFAULT_BLOCK_Q = 64;
 const DEFAULT_BLOCK_K = 128;
 

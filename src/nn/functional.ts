@@ -9,6 +9,7 @@ import { defaultGenerator, type Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 export { logSoftmax, relu, sigmoid, softmax, tanh } from '../tensor/ops.js';
+export { attentionProbabilities, scaledDotProductAttention } from './attention.js';
 export * from './losses.js';
 
 /**
