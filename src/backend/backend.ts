@@ -1,8 +1,9 @@
 /**
  * The backend interface: storage and dispatch, not math. A backend allocates storage and registers kernels by
  * name; the table of kernel names below is the contract. The TypeScript reference backend (`js`) implements
- * every kernel (the compiler checks it); a fast backend registers the ones it has, and the rest fall back to
- * `js`, listed once in `backendInfo().fallbacks`, never reported per call.
+ * every kernel (the compiler checks it); a fast backend registers the ones it has, and the rest come from its
+ * `base` backend, that one's base, and so on down to `js` (native → wasm → js), listed once in
+ * `backendInfo().fallbacks` with where each comes from, never reported per call.
  *
  * Kernels receive strided views and write into an output buffer the frontend allocated (contiguous, row-major).
  * Ops validate their arguments before calling a kernel: kernels never see bad shapes.
@@ -123,6 +124,28 @@ export interface KernelTable {
     dweight: Float32Array,
     dbias: Float32Array,
   ) => void;
+  /** out = g where x > 0, else 0 (ReLU's backward in one pass); x and g have out's shape. */
+  reluBackward: (x: View, g: View, out: Float32Array) => void;
+  /**
+   * Fused softmax + cross-entropy over rows of contiguous logits (R, C) with class targets (R): writes the
+   * softmax to probs and returns the summed loss Σ_r (logsumexp(x_r) - x_r[t_r]).
+   */
+  softmaxCrossEntropy: (
+    logits: Float32Array,
+    targets: Int32Array,
+    R: number,
+    C: number,
+    probs: Float32Array,
+  ) => number;
+  /** dx = scale·(probs - onehot(targets)), the loss's gradient. */
+  softmaxCrossEntropyBackward: (
+    probs: Float32Array,
+    targets: Int32Array,
+    R: number,
+    C: number,
+    scale: number,
+    dx: Float32Array,
+  ) => void;
   /** im2col of contiguous x (N, C, H, W) into cols (N, C·kh·kw, Ho·Wo) for a convolution's GEMM. */
   im2col: (x: Float32Array, g: ConvGeometry, cols: Float32Array) => void;
   /** col2im: the adjoint of im2col, accumulating cols back into dx (N, C, H, W), which starts zeroed. */
@@ -153,6 +176,11 @@ export interface Backend {
   alloc<D extends DType>(dtype: D, n: number): StorageOf[D];
   /** Facts for the debug listing (threads, SIMD, the library loaded). */
   describe(): Record<string, string | number | boolean>;
+  /**
+   * The backend whose kernels fill this one's gaps (default `'js'`). Chains are followed down to `js`; a base
+   * not registered on this platform (wasm without SIMD) is passed over for the reference.
+   */
+  readonly base?: string;
 }
 
 interface Registered {
@@ -162,15 +190,22 @@ interface Registered {
 
 const registry = new Map<string, Registered>();
 let active: Registered | undefined;
-/** The resolved table for the active backend: its own kernels, the reference ones for the rest. */
+/** The resolved table for the active backend: its own kernels, its bases' for the rest. */
 let table: KernelTable | undefined;
 let fallbacks: KernelName[] = [];
+/** For each kernel the active backend lacks, the backend in its chain that provides it. */
+let fallbackFrom: Partial<Record<KernelName, string>> = {};
+/** Why a backend is not registered on this platform (shown by backendInfo and setBackend's error). */
+const unavailable = new Map<string, string>();
 
 /** Register a backend with the kernels it implements. The reference backend must implement them all. */
 export function registerBackend(backend: Backend, kernels: Partial<KernelTable>): void {
   registry.set(backend.name, { backend, kernels });
-  // A newly registered backend may outrank the current default, unless the user chose one.
+  unavailable.delete(backend.name);
+  // A newly registered backend may outrank the current default, unless the user chose one; one registered
+  // again (a reloaded library) replaces itself, and the table of anything built over it is merged anew.
   if (!chosenByUser) active = undefined;
+  else if (active) activate(registry.get(active.backend.name)!);
 }
 
 let chosenByUser = false;
@@ -189,22 +224,43 @@ function resolve(): Registered {
   return best;
 }
 
+/** Record why a backend could not be registered here (a missing library, an engine without a feature). */
+export function reportUnavailable(name: string, reason: string): void {
+  if (!registry.has(name)) unavailable.set(name, reason);
+}
+
 function activate(r: Registered): void {
   const ref = registry.get('js');
   if (!ref) throw new ValueError('backend', "the reference backend 'js' is not registered");
-  const merged = { ...(ref.kernels as KernelTable), ...r.kernels } as KernelTable;
-  fallbacks = (Object.keys(ref.kernels) as KernelName[]).filter((k) => !(k in r.kernels));
+  // The chain from the backend down its bases to the reference; merged bottom-up, so the nearest wins.
+  const chain: Registered[] = [];
+  for (let c: Registered | undefined = r; c && c !== ref && !chain.includes(c); ) {
+    chain.push(c);
+    c = registry.get(c.backend.base ?? 'js');
+  }
+  chain.push(ref);
+  const merged: Partial<KernelTable> = {};
+  const from: Partial<Record<KernelName, string>> = {};
+  for (const c of chain.reverse()) {
+    Object.assign(merged, c.kernels);
+    for (const k of Object.keys(c.kernels) as KernelName[]) from[k] = c.backend.name;
+  }
+  fallbacks = (Object.keys(ref.kernels) as KernelName[]).filter((k) => from[k] !== r.backend.name);
+  fallbackFrom = Object.fromEntries(fallbacks.map((k) => [k, from[k]!]));
   active = r;
-  table = merged;
+  table = merged as KernelTable;
 }
 
 /** Choose a backend by name (`'js'`, `'wasm'`, `'native'`), or read `MINIBATCH_BACKEND`. */
 export function setBackend(name: string): void {
   const r = registry.get(name);
   if (!r) {
+    const why = unavailable.get(name);
     throw new ValueError(
       'setBackend',
-      `unknown backend '${name}' (registered: ${[...registry.keys()].join(', ')})`,
+      why
+        ? `backend '${name}' is unavailable here: ${why}`
+        : `unknown backend '${name}' (registered: ${[...registry.keys()].join(', ')})`,
     );
   }
   chosenByUser = true;
@@ -220,7 +276,7 @@ export function listBackends(): string[] {
   return [...registry.keys()];
 }
 
-/** The kernel table of the active backend (its own kernels merged over the reference ones). */
+/** The kernel table of the active backend (its own kernels merged over its bases', down to the reference). */
 export function kernels(): KernelTable {
   if (!table) resolve();
   return table!;
@@ -230,12 +286,23 @@ export function activeBackend(): Backend {
   return resolve().backend;
 }
 
-/** Debug listing: the active backend, its facts, and which kernels fall back to the reference backend. */
+/**
+ * Debug listing: the active backend, its facts, the kernels it lacks (`fallbacks`) with the backend each comes
+ * from (`fallbackFrom`), and why any other backend is unavailable here (`unavailable`, by name).
+ */
 export function backendInfo(): {
   name: string;
   facts: Record<string, string | number | boolean>;
   fallbacks: string[];
+  fallbackFrom: Record<string, string>;
+  unavailable: Record<string, string>;
 } {
   const r = resolve();
-  return { name: r.backend.name, facts: r.backend.describe(), fallbacks: [...fallbacks] };
+  return {
+    name: r.backend.name,
+    facts: r.backend.describe(),
+    fallbacks: [...fallbacks],
+    fallbackFrom: { ...fallbackFrom } as Record<string, string>,
+    unavailable: Object.fromEntries(unavailable),
+  };
 }

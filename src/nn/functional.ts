@@ -2,6 +2,7 @@
  * Functional forms of the layers: each nn module's forward is one call to a function here.
  * Shape legend: N batch, D features, C channels or classes, L length, H×W image, k kernel size.
  */
+import { noGrad } from '../autograd/engine.js';
 import { type ConvGeometry, kernels } from '../backend/backend.js';
 import { fmtShape, ShapeError, ValueError } from '../errors.js';
 import * as ops from '../tensor/ops.js';
@@ -25,8 +26,23 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
       `input ${fmtShape(x.shape)} does not end in in_features=${weight.shape[1]} (weight ${fmtShape(weight.shape)})`,
     );
   }
-  const y = ops.matmul(x, weight.mT);
-  return bias ? ops.add(y, bias) : y;
+  // One fused op: its backward writes dW in the (out, in) layout directly, instead of a transposed view of
+  // xᵀ·g that accumulation would then have to add strided.
+  const inF = weight.shape[1]!;
+  const outF = weight.shape[0]!;
+  const y = noGrad(() => {
+    const xw = ops.matmul(x, weight.mT);
+    return bias ? ops.add(xw, bias) : xw;
+  });
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  return ops.customOp('linear', inputs, y, (g, needs) => {
+    const g2 = g.reshape([-1, outF]);
+    return [
+      needs[0] ? ops.matmul(g, weight) : null,
+      needs[1] ? ops.matmul(g2.mT, x.reshape([-1, inF])) : null,
+      ...(bias ? [needs[2] ? ops.sum(g2, 0) : null] : []),
+    ];
+  });
 }
 
 /** GELU, exact (erf) form as PyTorch's default: x·Φ(x) = x/2·(1 + erf(x/√2)). */

@@ -5,6 +5,8 @@
  * NOTE: the seed's `cross_entropy_batch` takes probabilities and adds 1e-8 inside the log; `crossEntropy`
  * takes logits and uses log-softmax, so it is exact for any logits (±1000 included) with no epsilon.
  */
+
+import { kernels } from '../backend/backend.js';
 import { fmtShape, ShapeError, ValueError } from '../errors.js';
 import * as ops from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -85,6 +87,26 @@ function checkWeight(op: string, weight: Tensor | null | undefined, C: number): 
   }
 }
 
+/**
+ * The common case as one fused op: (N, C) logits, class targets none of which is ignored, no weights or
+ * smoothing, mean or sum. Forward: softmax and loss in one pass; backward: (softmax - onehot)·g/N.
+ */
+function fusedCrossEntropy(input: Tensor, target: Tensor, reduction: 'mean' | 'sum'): Tensor {
+  const [R, C] = input.shape as [number, number];
+  const logits = ops.contiguous(input).data as Float32Array;
+  const t = ops.contiguous(target).data as Int32Array;
+  const probs = new Float32Array(R * C);
+  const total = kernels().softmaxCrossEntropy(logits, t, R, C, probs);
+  const out = ops.empty([]);
+  out.data[0] = reduction === 'mean' ? total / R : total;
+  return ops.customOp('crossEntropy', [input], out, (g) => {
+    const dx = ops.empty([R, C]);
+    const scale = g.item() / (reduction === 'mean' ? R : 1);
+    kernels().softmaxCrossEntropyBackward(probs, t, R, C, scale, dx.data as Float32Array);
+    return [dx];
+  });
+}
+
 function classIndexLoss(
   op: string,
   input: Tensor,
@@ -109,6 +131,13 @@ function classIndexLoss(
     if (v !== ignoreIndex && (v < 0 || v >= C))
       throw new ValueError(op, `target ${v} is out of bounds for ${C} classes`);
   }
+  const plain =
+    !weight &&
+    labelSmoothing === 0 &&
+    (reduction === 'mean' || reduction === 'sum') &&
+    !t.includes(ignoreIndex);
+  if (fromLogits && plain && input.rank === 2 && input.shape[0]! > 0)
+    return fusedCrossEntropy(input, target, reduction);
   const x = classLast(input); // (M, C)
   const logp = fromLogits ? ops.logSoftmax(x, -1) : x;
   const tm = ops.reshape(target, [-1, 1]); // (M, 1)

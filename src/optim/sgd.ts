@@ -97,6 +97,15 @@ export class SGD extends Optimizer<SGDHyperparameters, SGDState> {
     const po = p.offset;
     const go = grad.offset;
     const n = p.size;
+    if (!maximize && wd === 0 && mu !== 0 && !first && !nesterov && keep === 1) {
+      // The common case (plain momentum) without per-element branches: the same roundings as below.
+      for (let i = 0; i < n; i++) {
+        const v = f(gd[go + i]! + f(mu * b[i]!));
+        b[i] = v;
+        pd[po + i] = f(negLr * v + pd[po + i]!);
+      }
+      return;
+    }
     for (let i = 0; i < n; i++) {
       let d = maximize ? -gd[go + i]! : gd[go + i]!;
       if (wd !== 0) d = fmadd(wd, pd[po + i]!, d);

@@ -515,6 +515,13 @@ export function assign(dst: Tensor, src: TensorOrScalar): void {
   kernels().copy(broadcastView(s, dst.shape), dst);
 }
 
+/** g where x > 0, else 0: ReLU's gradient in one kernel (used by the gradient table). */
+export function reluGrad(x: Tensor, g: Tensor): Tensor {
+  const out = empty(g.shape);
+  kernels().reluBackward(broadcastView(x, g.shape), g, out.data as Float32Array);
+  return out;
+}
+
 /** dst += src (broadcast to dst), in place and outside autograd: gradient accumulation. dst is dense. */
 export function addInto(dst: Tensor, src: Tensor): void {
   broadcastShapes('addInto', src.shape, dst.shape);

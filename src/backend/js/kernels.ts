@@ -562,6 +562,54 @@ function col2im(cols: Float32Array, g: ConvGeometry, dx: Float32Array): void {
   }
 }
 
+function reluBackward(x: View, g: View, out: Float32Array): void {
+  const dx = denseOffset(x);
+  const dg = denseOffset(g);
+  if (dx >= 0 && dg >= 0) {
+    const xd = x.data;
+    const gd = g.data;
+    for (let i = 0, n = out.length; i < n; i++) out[i] = xd[dx + i]! > 0 ? gd[dg + i]! : 0;
+    return;
+  }
+  const mask = new Float32Array(out.length);
+  unary((v) => (v > 0 ? 1 : 0))(x, mask);
+  unary((v) => v)(g, out);
+  for (let i = 0; i < out.length; i++) out[i]! *= mask[i]!;
+}
+
+/** Rows of C logits: the max-subtracted log-sum-exp, in float64. */
+function softmaxCrossEntropy(
+  logits: Float32Array,
+  targets: Int32Array,
+  R: number,
+  C: number,
+  probs: Float32Array,
+): number {
+  let total = 0;
+  for (let r = 0; r < R; r++) {
+    const o = r * C;
+    let m = -Infinity;
+    for (let c = 0; c < C; c++) m = nanMax(m, logits[o + c]!);
+    let s = 0;
+    for (let c = 0; c < C; c++) s += Math.exp(logits[o + c]! - m);
+    for (let c = 0; c < C; c++) probs[o + c] = Math.exp(logits[o + c]! - m) / s;
+    total += Math.log(s) + m - logits[o + targets[r]!]!;
+  }
+  return total;
+}
+
+function softmaxCrossEntropyBackward(
+  probs: Float32Array,
+  targets: Int32Array,
+  R: number,
+  C: number,
+  scale: number,
+  dx: Float32Array,
+): void {
+  for (let i = 0, n = R * C; i < n; i++) dx[i] = scale * probs[i]!;
+  for (let r = 0; r < R; r++) dx[r * C + targets[r]!]! -= scale;
+}
+
 /** Exported for backends that reuse parts of the reference (and for tests). */
 export const jsKernels: KernelTable = {
   neg: unary((x) => -x),
@@ -614,6 +662,9 @@ export const jsKernels: KernelTable = {
   logSoftmax: softmaxRows(true),
   batchNormForward,
   batchNormBackward,
+  reluBackward,
+  softmaxCrossEntropy,
+  softmaxCrossEntropyBackward,
   im2col,
   col2im,
 };
