@@ -6,10 +6,11 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { it } from 'node:test';
+import * as mb from '../../src/index.js';
 import { ROOT } from '../helpers.js';
 
-for (const backend of (process.env.MINIBATCH_TEST_BACKENDS ?? 'js').split(',')) {
-  it(`memory is flat over 3000 training steps without dispose (backend ${backend})`, () => {
+for (const backend of process.env.MINIBATCH_TEST_BACKENDS?.split(',') ?? mb.listBackends()) {
+  it(`memory is flat over 3000 steps of the documented training loop, no dispose anywhere (backend ${backend})`, () => {
     const child = spawnSync(
       process.execPath,
       ['--expose-gc', join(ROOT, 'build/test/memory/loop-child.js'), '3000'],
@@ -19,7 +20,12 @@ for (const backend of (process.env.MINIBATCH_TEST_BACKENDS ?? 'js').split(',')) 
       },
     );
     assert.equal(child.status, 0, child.stderr);
-    const { samples, losses } = JSON.parse(child.stdout) as { samples: number[]; losses: number[] };
+    const {
+      samples,
+      losses,
+      backend: ran,
+    } = JSON.parse(child.stdout) as { samples: number[]; losses: number[]; backend: string };
+    assert.equal(ran, backend);
     assert.equal(samples.length, 9);
     const first = samples[0]!;
     const growth = Math.max(...samples) - first;

@@ -1,19 +1,23 @@
 /**
- * Child process for the flat-memory test (run with --expose-gc): a PyTorch-style training loop written
- * without any scope or dispose call. Prints JSON with the live heap + typed-array bytes after a GC at each
- * checkpoint.
+ * Child process for the flat-memory test (run with --expose-gc): the documented PyTorch-style training loop
+ * (DataLoader, Module, crossEntropy, SGD) with no scope or dispose call anywhere. Prints JSON with the live
+ * heap + typed-array bytes after a GC at each checkpoint, and the losses.
  */
 import * as mb from '../../src/index.js';
 
 const steps = Number(process.argv[2] ?? 3000);
 const gen = new mb.Generator(0);
-const X = mb.randn([256, 64], { generator: gen });
-const y = mb.randint(0, 10, [256], { generator: gen });
-const onehot = mb.eq(mb.arange(10).reshape(1, 10), y.reshape(256, 1)).float();
-const w1 = mb.mul(mb.randn([64, 32], { generator: gen }), 0.1).requiresGrad_();
-const b1 = mb.zeros([32], { requiresGrad: true });
-const w2 = mb.mul(mb.randn([32, 10], { generator: gen }), 0.1).requiresGrad_();
-const params = [w1, b1, w2];
+const X = mb.randn([512, 64], { generator: gen });
+const y = X.slice(1, 0, 10).argmax(1);
+const model = new mb.Sequential(
+  new mb.Linear(64, 32),
+  new mb.BatchNorm1d(32),
+  new mb.ReLU(),
+  new mb.Dropout(0.1),
+  new mb.Linear(32, 10),
+);
+const optimizer = new mb.SGD(model.parameters(), { lr: 0.05, momentum: 0.9 });
+const loader = new mb.DataLoader(new mb.TensorDataset(X, y), { batchSize: 32, shuffle: true, seed: 0 });
 
 const live = () => {
   (globalThis as { gc?: () => void }).gc!();
@@ -22,18 +26,16 @@ const live = () => {
 };
 const samples: number[] = [];
 const losses: number[] = [];
-for (let step = 0; step < steps; step++) {
-  const idx = mb.randint(0, 256, [32], { generator: gen });
-  const xb = mb.indexSelect(X, 0, idx);
-  const tb = mb.indexSelect(onehot, 0, idx);
-  const logits = xb.matmul(w1).add(b1).relu().matmul(w2);
-  const loss = logits.logSoftmax(-1).mul(tb).sum(-1).mean().neg();
-  for (const p of params) p.grad?.zero_();
-  loss.backward();
-  mb.noGrad(() => {
-    for (const p of params) p.copy_(p.sub(p.grad!.mul(0.1)));
-  });
-  if (step % 100 === 0) losses.push(loss.item());
-  if (step >= steps / 10 && step % (steps / 10) === 0) samples.push(live());
+let step = 0;
+while (step < steps) {
+  for (const [xb, yb] of loader) {
+    const loss = mb.crossEntropy(model.forward(xb!), yb!);
+    optimizer.zeroGrad();
+    loss.backward();
+    optimizer.step();
+    if (step % 100 === 0) losses.push(loss.item());
+    if (step >= steps / 10 && step % (steps / 10) === 0) samples.push(live());
+    if (++step === steps) break;
+  }
 }
-console.log(JSON.stringify({ samples, losses }));
+console.log(JSON.stringify({ samples, losses, backend: mb.backendInfo().name }));
