@@ -88,6 +88,7 @@ export function runBackward(
   },
   accumulate: (a: Tensor, b: Tensor) => Tensor,
   accumulateLeaf: (leaf: Tensor, g: Tensor) => void,
+  unpack: (t: Tensor) => Tensor,
 ): void {
   const order = topoOrder(root);
   const grads = new Map<Tensor, Tensor>([[root, grad]]);
@@ -117,7 +118,8 @@ export function runBackward(
         out: Tensor,
         needs: boolean[],
       ) => (Tensor | null)[];
-      const gs = rule(g, node.ctx, node.inputs, t, needs);
+      // Activations kept in 16 bits (autocast) are restored to float32 just for this rule.
+      const gs = rule(g, node.ctx, node.inputs.map(unpack), unpack(t), needs);
       node.inputs.forEach((x, k) => {
         const gi = gs[k];
         if (!needs[k] || !gi) return;

@@ -46,7 +46,7 @@ export interface PrimitiveCtx {
    * A fused op defined with `customOp` (BatchNorm, cross-entropy, attention...): its forward runs its own
    * kernel and its backward is the analytic formula, kept beside the forward in the op's own file.
    */
-  custom: { name: string; backward: (g: Tensor, needs: boolean[]) => (Tensor | null)[] };
+  custom: { name: string; backward: (g: Tensor, needs: boolean[], inputs: Tensor[]) => (Tensor | null)[] };
 }
 
 export type Primitive = keyof PrimitiveCtx;
@@ -166,7 +166,7 @@ export const gradRules: { [P in Primitive]: Rule<P> } = {
     });
   },
   indexSelect: (g, { dim, index, shape }) => [ops.indexAdd(shape, dim, index, g)],
-  custom: (g, { backward }, _i, _o, needs) => backward(g, needs),
+  custom: (g, { backward }, inputs, _o, needs) => backward(g, needs, inputs),
 };
 
 /**

@@ -9,7 +9,7 @@
  * Every iteration draws a base seed from it, as PyTorch does, so orders do not depend on numWorkers;
  * worker w seeds its default generator with baseSeed + w.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { getBackend, listBackends } from '../backend/backend.js';
 import { MinibatchError, StateError, ValueError } from '../errors.js';
 import { tensor } from '../tensor/creation.js';
@@ -58,7 +58,8 @@ export interface DataLoaderOptions<B = unknown> extends RandomOptions {
   /**
    * Hand each batch's buffers back to its worker when the next batch is requested, so workers fill the
    * same buffers again and allocation stays flat (default false). A batch is then valid only until the
-   * next one is requested: copy what you keep. Only with workers.
+   * next one is requested (its storage moves back to the worker and reads as empty): copy what you keep.
+   * Only with workers.
    */
   reuseBuffers?: boolean;
 }
@@ -216,9 +217,12 @@ export class DataLoader<B = Tensor[]> implements Iterable<B>, AsyncIterable<B> {
 
   // One side of NOTE [DataLoader worker protocol] (worker.ts): deal tasks, reorder replies, recycle buffers.
   private async *fromWorkers(baseSeed: number): AsyncGenerator<B> {
+    // Loaded here, not at the top, so that importing the package does not need node:worker_threads.
+    const { Worker } = await import('node:worker_threads');
     const pool =
       this.pool ??
       new WorkerPool(
+        Worker,
         {
           numWorkers: this.numWorkers,
           backend: listBackends().length > 0 ? getBackend() : undefined,
@@ -251,11 +255,13 @@ export class DataLoader<B = Tensor[]> implements Iterable<B>, AsyncIterable<B> {
     };
     let failed = false;
     try {
-      for (dispatch(); next < sent; dispatch()) {
+      for (dispatch(); next < sent; ) {
         const reply = await pool.reply(epoch, next++, this.timeout);
         if (reply.type === 'end') producing[reply.worker] = false;
-        else if (reply.type === 'error') throw thrownIn(reply.worker, reply.error);
-        else {
+        // Refill the freed slot before handing the batch over, so workers stay busy during the step.
+        dispatch();
+        if (reply.type === 'error') throw thrownIn(reply.worker, reply.error);
+        if (reply.type === 'batch') {
           this.bufferAllocations += reply.fresh;
           const buffers: ArrayBuffer[] = [];
           yield unpack(reply.batch, buffers) as B;
@@ -366,10 +372,10 @@ class WorkerPool {
   private readonly waiters = new Set<() => void>();
   private closed = false;
 
-  constructor(init: Omit<WorkerInit, 'id' | 'seed'>, baseSeed: number) {
+  constructor(Thread: typeof Worker, init: Omit<WorkerInit, 'id' | 'seed'>, baseSeed: number) {
     this.workers = Array.from({ length: init.numWorkers }, (_, id) => {
       const workerData: WorkerInit = { ...init, id, seed: baseSeed + id };
-      const w = new Worker(new URL('./worker.js', import.meta.url), { workerData });
+      const w = new Thread(new URL('./worker.js', import.meta.url), { workerData });
       // Referenced only while a batch is awaited, so a program that stops iterating exits by itself.
       w.unref();
       w.on('message', (r: Reply) => this.receive(id, r));

@@ -35,11 +35,12 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
     return bias ? ops.add(xw, bias) : xw;
   });
   const inputs = bias ? [x, weight, bias] : [x, weight];
-  return ops.customOp('linear', inputs, y, (g, needs) => {
+  // The backward reads x from the node (not this closure), so autocast can keep it in 16 bits.
+  return ops.customOp('linear', inputs, y, (g, needs, [xs]) => {
     const g2 = g.reshape([-1, outF]);
     return [
       needs[0] ? ops.matmul(g, weight) : null,
-      needs[1] ? ops.matmul(g2.mT, x.reshape([-1, inF])) : null,
+      needs[1] ? ops.matmul(g2.mT, xs!.reshape([-1, inF])) : null,
       ...(bias ? [needs[2] ? ops.sum(g2, 0) : null] : []),
     ];
   });

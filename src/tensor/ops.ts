@@ -14,7 +14,7 @@ import {
   type View,
 } from '../backend/backend.js';
 import { fmtShape, ShapeError, ValueError } from '../errors.js';
-import { autocastPrecision, type Precision, roundInPlace } from './autocast.js';
+import { autocastPrecision, type Precision, packBits, roundInPlace, unpackBits } from './autocast.js';
 import { type DType, promote, type TypedArray } from './dtype.js';
 import {
   broadcastShapes,
@@ -58,9 +58,44 @@ function lift(x: TensorOrScalar, other: Tensor): Tensor {
 function record<P extends Primitive>(prim: P, inputs: Tensor[], out: Tensor, ctx: PrimitiveCtx[P]): Tensor {
   if (isGradEnabled() && inputs.some((x) => x.requiresGrad)) {
     out.requiresGrad = true;
-    out._node = { prim, inputs, ctx, released: false } as Node;
+    const precision = autocastPrecision();
+    // Under 16-bit autocast the activations this node keeps for backward are stored in 16 bits (packed).
+    const kept = precision === 'fp32' ? inputs : inputs.map((x) => packActivation(x, precision));
+    out._node = { prim, inputs: kept, ctx, released: false } as Node;
   }
   return out;
+}
+
+/** Activations smaller than this stay float32: packing costs a pass and saves little. */
+const MIN_PACKED = 1024;
+const packedOf = new WeakMap<Tensor, Tensor>();
+
+/**
+ * The stand-in a graph node keeps for an activation under 16-bit autocast: same shape, autograd identity
+ * (node, requiresGrad) and one cached stand-in per activation, with its values in 16 bits and no float32
+ * storage, so the activation's float32 buffer is freed once the forward pass is done with it. Leaves
+ * (parameters, input batches) are kept as they are. `unpack` restores float32 values for the backward pass.
+ */
+function packActivation(x: Tensor, precision: Precision): Tensor {
+  if (x.isLeaf || x.dtype !== 'float32' || x.size < MIN_PACKED || x.packed) return x;
+  let p = packedOf.get(x);
+  if (!p) {
+    const c = empty(x.shape);
+    kernels().copy(x, c);
+    p = new Tensor(new Float32Array(0), 'float32', x.shape, undefined, 0, x.requiresGrad);
+    p._node = x._node;
+    p.packed = { precision, bits: packBits(c.data as Float32Array, precision) };
+    packedOf.set(x, p);
+  }
+  return p;
+}
+
+/** float32 values of a packed activation (a fresh tensor, no graph). */
+export function unpack(x: Tensor): Tensor {
+  if (!x.packed) return x;
+  const t = empty(x.shape);
+  unpackBits(x.packed.bits, x.packed.precision, t.data as Float32Array);
+  return t;
 }
 
 /** A view sharing x's storage (no copy). */
@@ -618,7 +653,7 @@ export function customOp(
   name: string,
   inputs: Tensor[],
   out: Tensor,
-  backward: (g: Tensor, needs: boolean[]) => (Tensor | null)[],
+  backward: (g: Tensor, needs: boolean[], inputs: Tensor[]) => (Tensor | null)[],
 ): Tensor {
   return record('custom', inputs, out, { name, backward });
 }

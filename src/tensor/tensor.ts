@@ -28,6 +28,8 @@ export class Tensor implements View {
   grad: Tensor | null = null;
   /** The op that produced this tensor, while a graph is recorded. Internal. */
   _node: Node | null = null;
+  /** Set on the 16-bit stand-in a graph keeps for an activation under autocast (see ops.packActivation). */
+  packed?: { precision: 'bf16' | 'fp16' | 'fp32'; bits: Uint16Array };
 
   constructor(
     readonly data: TypedArray,
@@ -88,7 +90,7 @@ export class Tensor implements View {
         `gradient has shape ${fmtShape(g.shape)}, expected ${fmtShape(this.shape)}`,
       );
     }
-    runBackward(this, g, opts, gradRules, ops.add, accumulateGrad);
+    runBackward(this, g, opts, gradRules, ops.add, accumulateGrad, ops.unpack);
   }
 
   /** A tensor sharing storage, cut from the graph. */

@@ -158,7 +158,7 @@ function optional(lib: KoffiLib, declaration: string): ((...args: unknown[]) => 
 export function loadBlas(koffi: Koffi, proc: NodeProcess, request?: string): Blas {
   const candidates = blasCandidates(proc.platform, request);
   // Choose the OpenBLAS core before any dlopen (the choice is harmless to MKL and BLIS, which ignore it).
-  const userCore = proc.env.OPENBLAS_CORETYPE;
+  const userCore = proc.env.OPENBLAS_CORETYPE || undefined;
   const cpuinfo = proc.platform === 'linux' && !userCore ? readText(proc, '/proc/cpuinfo') : undefined;
   const chosen = cpuinfo ? coreTypeFor(cpuinfo) : undefined;
   const maps = proc.platform === 'linux' ? readText(proc, '/proc/self/maps') : undefined;
@@ -185,9 +185,26 @@ export function loadBlas(koffi: Koffi, proc: NodeProcess, request?: string): Bla
       continue;
     }
     const c = new Float32Array(4);
-    sgemm(ROW_MAJOR, NO_TRANS, TRANS, 2, 2, 2, 1, Float32Array.of(1, 2, 3, 4), 2, Float32Array.of(5, 6, 7, 8), 2, 0, c, 2);
+    sgemm(
+      ROW_MAJOR,
+      NO_TRANS,
+      TRANS,
+      2,
+      2,
+      2,
+      1,
+      Float32Array.of(1, 2, 3, 4),
+      2,
+      Float32Array.of(5, 6, 7, 8),
+      2,
+      0,
+      c,
+      2,
+    );
     if (c.join() !== '17,23,39,53') {
-      failures.push(`${name}: cblas_sgemm computed [${c.join(', ')}], not [17, 23, 39, 53] (an ILP64 build?)`);
+      failures.push(
+        `${name}: cblas_sgemm computed [${c.join(', ')}], not [17, 23, 39, 53] (an ILP64 build?)`,
+      );
       continue;
     }
     return wrap(lib, name, sgemm, { userCore, chosen, preloaded });
@@ -222,10 +239,12 @@ function wrap(
     const same = (a: string | undefined) => a !== undefined && a.toLowerCase() === running.toLowerCase();
     if (core.userCore) coreNote = `OPENBLAS_CORETYPE=${core.userCore} (set by the user)`;
     else if (!core.chosen) coreNote = 'detected by OpenBLAS';
-    else if (same(core.chosen)) coreNote = `chosen by minibatch from the CPU flags (OPENBLAS_CORETYPE=${core.chosen})`;
+    else if (same(core.chosen))
+      coreNote = `chosen by minibatch from the CPU flags (OPENBLAS_CORETYPE=${core.chosen})`;
     else if (core.preloaded)
       coreNote = `WRONG: OpenBLAS was already loaded in this process with core ${running} before minibatch could choose ${core.chosen}; start node with OPENBLAS_CORETYPE=${core.chosen}`;
-    else coreNote = `WRONG: minibatch chose ${core.chosen} from the CPU flags but this OpenBLAS runs ${running} (a build without that core?)`;
+    else
+      coreNote = `WRONG: minibatch chose ${core.chosen} from the CPU flags but this OpenBLAS runs ${running} (a build without that core?)`;
   }
   let threads = 0;
   return {

@@ -1,0 +1,219 @@
+/**
+ * The `native` backend (Node only): GEMM on the machine's BLAS (blas.ts), straight on the tensors' storage,
+ * no copies. It registers only `matmul` (convolutions lower to it through im2col, so they run there too); the
+ * rest comes from its base, `wasm`, and from `js` below that (`backendInfo().fallbackFrom`). It is the
+ * default where a BLAS loads; where none does, minibatch runs on wasm and `backendInfo().unavailable.native`
+ * (also `nativeUnavailable`) says why, once.
+ *
+ * Choosing the library: `MINIBATCH_BLAS=/path/or/name` (`openblas`, `mkl`, `blis`, `accelerate`, a file name
+ * or a path; `none` turns the backend off) at startup, or `loadNative({ library })` later. Threads follow
+ * minibatch's own setting, the wasm runtime's `threads` (default: the cores), so the pools never oversubscribe.
+ *
+ * Every size goes to BLAS: its call costs about 0.5 µs through koffi, and even a 6×6×6 product takes the JS
+ * reference kernel 3 µs (measured on this 2-core machine), so there is no small-size cut-off as in wasm.
+ *
+ * Shape legend: B batch entries (broadcast leading dims flattened), M×K @ K×N.
+ */
+import { MinibatchError } from '../../errors.js';
+import { numel } from '../../tensor/shape.js';
+import { type KernelTable, registerBackend, reportUnavailable, type View } from '../backend.js';
+import { jsKernels, rowOffsets } from '../js/kernels.js';
+import { wasmRuntime } from '../wasm/backend.js';
+import { type Blas, importKoffi, type Koffi, loadBlas, nodeProcess } from './blas.js';
+
+let blas: Blas | undefined;
+let koffi: Koffi | undefined;
+/** Why the native backend is off here (undefined when it is registered). */
+export let nativeUnavailable: string | undefined;
+
+const proc = nodeProcess();
+const cores = (() => {
+  const os = proc?.getBuiltinModule?.('node:os') as typeof import('node:os') | undefined;
+  return os ? os.availableParallelism() : 1;
+})();
+
+/** minibatch's thread setting: the wasm runtime's (which defaults to the cores), else the cores. */
+const threadsWanted = () => wasmRuntime()?.threads ?? cores;
+
+/** How a matrix view (last two dims) can be handed to GEMM without a gather: row-major or transposed. */
+function layout(
+  strides: readonly number[],
+  rows: number,
+  cols: number,
+): { trans: boolean; ld: number } | null {
+  const r = strides.length;
+  const [sr, sc] = [strides[r - 2]!, strides[r - 1]!];
+  if ((sc === 1 || cols === 1) && sr >= cols) return { trans: false, ld: Math.max(sr, 1) };
+  if ((sr === 1 || rows === 1) && sc >= rows) return { trans: true, ld: Math.max(sc, 1) };
+  return null;
+}
+
+function contiguousStrides(shape: readonly number[]): number[] {
+  const s = new Array<number>(shape.length);
+  for (let i = shape.length - 1, acc = 1; i >= 0; i--) {
+    s[i] = acc;
+    acc *= shape[i]!;
+  }
+  return s;
+}
+
+/** A contiguous copy of a view in no GEMM-able layout (rare: a permuted or expanded matrix). */
+function gather(v: View): View {
+  const view = {
+    data: new Float32Array(numel(v.shape)),
+    dtype: 'float32' as const,
+    shape: v.shape,
+    strides: contiguousStrides(v.shape),
+    offset: 0,
+  };
+  jsKernels.copy(v, view);
+  return view;
+}
+
+function matmul(a: View, b: View, out: Float32Array): void {
+  const r = a.shape.length;
+  const [M, K, N] = [a.shape[r - 2]!, a.shape[r - 1]!, b.shape[r - 1]!];
+  if (out.length === 0) return;
+  if (K === 0) {
+    out.fill(0);
+    return;
+  }
+  const lib = blas!;
+  lib.setThreads(threadsWanted());
+  let la = layout(a.strides, M, K);
+  let lb = layout(b.strides, K, N);
+  if (!la) {
+    a = gather(a);
+    la = { trans: false, ld: K };
+  }
+  if (!lb) {
+    b = gather(b);
+    lb = { trans: false, ld: N };
+  }
+  const batch = a.shape.slice(0, -2);
+  const aOff = rowOffsets([...batch, 1], [...a.strides.slice(0, -2), 0], a.offset);
+  const bOff = rowOffsets([...batch, 1], [...b.strides.slice(0, -2), 0], b.offset);
+  const B = aOff.length;
+  const ad = a.data as Float32Array;
+  const bd = b.data as Float32Array;
+  // A shared B (weights over a batch) and A's entries one after another, M rows of ld apart: one GEMM of B·M
+  // rows, which BLAS splits across its threads far better than B small ones.
+  const ldA = la.ld;
+  if (
+    B > 1 &&
+    !la.trans &&
+    bOff.every((o) => o === bOff[0]) &&
+    aOff.every((o, t) => o === aOff[0]! + t * M * ldA)
+  ) {
+    lib.sgemm(
+      false,
+      lb.trans,
+      B * M,
+      N,
+      K,
+      1,
+      ad.subarray(aOff[0]),
+      ldA,
+      bd.subarray(bOff[0]),
+      lb.ld,
+      0,
+      out,
+      N,
+    );
+    return;
+  }
+  for (let t = 0; t < B; t++) {
+    lib.sgemm(
+      la.trans,
+      lb.trans,
+      M,
+      N,
+      K,
+      1,
+      ad.subarray(aOff[t]),
+      la.ld,
+      bd.subarray(bOff[t]),
+      lb.ld,
+      0,
+      B === 1 ? out : out.subarray(t * M * N),
+      N,
+    );
+  }
+}
+
+function describe(): Record<string, string | number | boolean> {
+  const lib = blas!;
+  const facts: Record<string, string | number | boolean> = {
+    kind: `${lib.vendor} through koffi`,
+    library: lib.library,
+    threads: lib.threads || threadsWanted(),
+    base: 'wasm',
+  };
+  if (lib.config) facts.config = lib.config;
+  if (lib.core) facts.core = `${lib.core}: ${lib.coreNote}`;
+  return facts;
+}
+
+function register(loaded: Blas): void {
+  blas = loaded;
+  blas.setThreads(threadsWanted());
+  nativeUnavailable = undefined;
+  registerBackend(
+    {
+      name: 'native',
+      priority: 20,
+      base: 'wasm',
+      alloc: (dtype, n) =>
+        (dtype === 'float32'
+          ? new Float32Array(n)
+          : dtype === 'int32'
+            ? new Int32Array(n)
+            : new Uint8Array(n)) as never,
+      describe,
+    },
+    { matmul } satisfies Partial<KernelTable>,
+  );
+  if (loaded.coreNote?.startsWith('WRONG'))
+    warn(`native backend: OpenBLAS core ${loaded.core}: ${loaded.coreNote}`);
+}
+
+function warn(message: string): void {
+  (proc as { emitWarning?: (m: string) => void } | undefined)?.emitWarning?.(`minibatch: ${message}`);
+}
+
+/**
+ * Load a BLAS and make `native` available (the default, unless the user chose a backend): `library` is a path,
+ * a file name, or one of `openblas`, `mkl`, `blis`, `accelerate` (default: `MINIBATCH_BLAS`, else the first of
+ * the platform's that loads). Throws, saying why, when none loads; the backends already registered stay.
+ */
+export function loadNative(opts: { library?: string } = {}): void {
+  if (!proc?.getBuiltinModule) throw new MinibatchError('native', nativeUnavailable ?? 'not running on Node');
+  if (!koffi) throw new MinibatchError('native', nativeUnavailable ?? 'koffi is not loaded');
+  try {
+    register(loadBlas(koffi, proc, opts.library ?? (proc.env.MINIBATCH_BLAS || undefined)));
+  } catch (e) {
+    if (!blas) reportUnavailable('native', (nativeUnavailable = (e as Error).message));
+    throw new MinibatchError('native', (e as Error).message);
+  }
+}
+
+/** The loaded BLAS (undefined when the backend is off), for benchmarks and the debug listing. */
+export function nativeBlas(): Blas | undefined {
+  return blas;
+}
+
+if (!proc) nativeUnavailable = 'not running on Node';
+else if (!proc.getBuiltinModule) nativeUnavailable = 'needs Node 20.16 or later (process.getBuiltinModule)';
+else if (proc.env.MINIBATCH_BLAS?.toLowerCase() === 'none')
+  nativeUnavailable = 'turned off by MINIBATCH_BLAS=none';
+else {
+  try {
+    koffi = await importKoffi();
+    register(loadBlas(koffi, proc, proc.env.MINIBATCH_BLAS || undefined));
+  } catch (e) {
+    nativeUnavailable = (e as Error).message;
+    // Said once, at startup, when the user asked for a library; otherwise only in backendInfo().
+    if (proc.env.MINIBATCH_BLAS) warn(`native backend off, running on wasm: ${nativeUnavailable}`);
+  }
+}
+if (nativeUnavailable) reportUnavailable('native', nativeUnavailable);
