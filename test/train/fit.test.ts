@@ -133,6 +133,27 @@ forEachBackend(() => {
     assert.ok(r2.history.at(-1)!.trainLoss < r2.history[0]!.trainLoss * 0.6, 'bf16 training lowers the loss');
   });
 
+  it("the seed's batch-size schedule plugs in: batch size doubles every 10 epochs up to the cap", async () => {
+    const { x, y } = data(64);
+    const m = model();
+    const schedule = mb.batchSizeSchedule({ initial: 4, max: 16, every: 10 });
+    const sampler = new mb.VariableBatchSampler(new mb.SequentialSampler(64), (epoch) => schedule(epoch));
+    const loader = new mb.DataLoader(new mb.TensorDataset(x, y), { batchSampler: sampler });
+    const sizes: number[] = [];
+    const r = await fit(m, {
+      train: (epoch) => {
+        loader.setEpoch(epoch);
+        return loader;
+      },
+      optimizer: new mb.SGD(m.parameters(), { lr: 0.01 }),
+      epochs: 30,
+      callbacks: { onBatchEnd: (b) => void (b.batch === 0 && sizes.push(b.samples)) },
+    });
+    assert.deepEqual([sizes[0], sizes[9], sizes[10], sizes[19], sizes[20], sizes[29]], [4, 4, 8, 8, 16, 16]);
+    // Updates per epoch follow: 64/4 = 16 for ten epochs, then 8, then 4.
+    assert.equal(r.steps, 10 * 16 + 10 * 8 + 10 * 4);
+  });
+
   it('early stopping and callbacks', async () => {
     const { x, y } = data(16);
     const m = model();
