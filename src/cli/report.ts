@@ -58,6 +58,7 @@ export async function writeReport(
   const lrSvg = await renderSvg(
     lineCharts(lrRows, 'step', [{ field: 'lr', title: 'learning rate' }], { xTitle: 'optimizer update' }),
   );
-  const body = `<h2>Summary</h2>${htmlTable([r.result])}<h2>Loss and accuracy</h2>${lossSvg}<h2>Learning-rate schedule</h2>${lrSvg}<h2>Epochs</h2>${htmlTable(curves)}`;
+  const summary = Object.entries(r.result).map(([key, value]) => ({ key, value }));
+  const body = `<h2>Summary</h2>${htmlTable(summary)}<h2>Loss and accuracy</h2>${lossSvg}<h2>Learning-rate schedule</h2>${lrSvg}<h2>Epochs</h2>${htmlTable(curves)}`;
   await atomicWriteFile(path, page(r.title, body));
 }

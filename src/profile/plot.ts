@@ -40,6 +40,8 @@ export function lineCharts(
           type: 'quantitative',
           title: xTitle,
           scale: logX ? { type: 'log', base: 2 } : { zero: false },
+          // Epochs, steps and batch sizes are integers: no ticks at 1.5.
+          axis: { tickMinStep: 1, format: 'd' },
         },
         y: {
           field: m.field,
