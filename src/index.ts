@@ -22,6 +22,8 @@ export {
   setBackend,
   type View,
 } from './backend/backend.js';
+export { loadNative, nativeUnavailable } from './backend/native/backend.js';
+export { wasmRuntime } from './backend/wasm/backend.js';
 export * from './data/collate.js';
 export * from './data/dataloader.js';
 export * from './data/dataset.js';

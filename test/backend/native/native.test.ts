@@ -1,0 +1,202 @@
+/**
+ * The native backend's GEMM against the reference kernel through the full op, on the views the frontend
+ * hands it: edge sizes, K = 0, transposed and sliced operands, batched and broadcast batch dims, and layouts
+ * that need a gather. Where no BLAS loads here, the suite is skipped with the reason (printed once).
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { loadNative, nativeBlas, nativeUnavailable } from '../../../src/backend/native/backend.js';
+import type { Tensor } from '../../../src/index.js';
+import * as mb from '../../../src/index.js';
+
+const gen = new mb.Generator(11);
+const rand = (...shape: number[]) => mb.uniform(shape, -1, 1, { generator: gen });
+
+/** matmul on native vs js; each element within 1e-5 of the scale f32 rounding works on, sum_k |a·b|. */
+function check(label: string, a: Tensor, b: Tensor): void {
+  mb.setBackend('native');
+  const got = mb.matmul(a, b);
+  mb.setBackend('js');
+  const want = mb.matmul(a, b);
+  const scale = mb.matmul(mb.abs(a), mb.abs(b));
+  mb.setBackend('native');
+  assert.deepEqual(got.shape, want.shape, `${label}: shape`);
+  const [g, w, s] = [got, want, scale].map((t) => t.toTypedArray() as Float32Array) as [
+    Float32Array,
+    Float32Array,
+    Float32Array,
+  ];
+  let worst = 0;
+  for (let i = 0; i < w.length; i++) {
+    const d = Math.abs(g[i]! - w[i]!) / Math.max(s[i]!, 1e-30);
+    assert.ok(d <= 1e-5 || g[i] === w[i], `${label}[${i}]: got ${g[i]}, want ${w[i]} (relative ${d})`);
+    worst = Math.max(worst, w[i] === g[i] ? 0 : d);
+  }
+  if (process.env.MINIBATCH_TEST_VERBOSE) console.log(`${label}: OK maxdiff=${worst.toExponential(2)}`);
+}
+
+if (nativeUnavailable !== undefined) {
+  console.log(`native backend skipped: ${nativeUnavailable}`);
+  it.skip(`native backend: ${nativeUnavailable}`);
+} else {
+  describe('native backend', () => {
+    let prev = '';
+    before(() => {
+      prev = mb.getBackend();
+      mb.setBackend('native');
+    });
+    after(() => mb.setBackend(prev));
+
+    it('is the default, composed over wasm over js, and says which BLAS and core it runs', () => {
+      const info = mb.backendInfo();
+      assert.equal(info.name, 'native');
+      assert.deepEqual(info.fallbacks.includes('matmul'), false);
+      const wasm = mb.listBackends().includes('wasm');
+      assert.equal(info.fallbackFrom.add, wasm ? 'wasm' : 'js');
+      assert.equal(info.fallbackFrom.log, 'js');
+      assert.equal(info.unavailable.native, undefined);
+      const blas = nativeBlas()!;
+      assert.equal(info.facts.library, blas.library);
+      if (blas.vendor === 'OpenBLAS') assert.match(String(info.facts.core), /^\w+: /);
+      console.log(`native: ${JSON.stringify(info.facts)}`);
+    });
+
+    it('plain GEMM on edge sizes: 1x1, vectors, non-multiples of any block', () => {
+      for (const [M, K, N] of [
+        [1, 1, 1],
+        [1, 7, 1],
+        [1, 5, 9],
+        [9, 5, 1],
+        [3, 5, 7],
+        [13, 300, 27],
+        [131, 19, 17],
+        [6, 5, 2050],
+      ] as const) {
+        check(`${M}x${K}x${N}`, rand(M, K), rand(K, N));
+      }
+    });
+
+    it('K = 0 gives zeros; empty M or N gives an empty result', () => {
+      const y = mb.matmul(mb.ones([3, 0]), mb.ones([0, 4]));
+      assert.deepEqual(y.shape, [3, 4]);
+      assert.deepEqual([...(y.toTypedArray() as Float32Array)], new Array(12).fill(0));
+      assert.deepEqual(mb.matmul(mb.ones([0, 5]), mb.ones([5, 4])).shape, [0, 4]);
+      assert.deepEqual(mb.matmul(mb.ones([2, 3, 0]), mb.ones([0, 2])).shape, [2, 3, 2]);
+    });
+
+    it('transposed operands (swapped strides) go to BLAS as they are', () => {
+      for (const [M, K, N] of [
+        [1, 1, 1],
+        [4, 9, 5],
+        [33, 17, 65],
+      ] as const) {
+        check(`At ${M}x${K}x${N}`, rand(K, M).mT, rand(K, N));
+        check(`Bt ${M}x${K}x${N}`, rand(M, K), rand(N, K).mT);
+        check(`At·Bt ${M}x${K}x${N}`, rand(K, M).mT, rand(N, K).mT);
+      }
+    });
+
+    it('sliced views: storage offsets and leading dimensions wider than the matrix', () => {
+      const big = rand(20, 30);
+      check('A column slice (ld 30)', big.slice(1, 3, 17), rand(14, 6));
+      check('A row+column slice (offset)', big.slice(0, 5, 12).slice(1, 2, 9), rand(7, 11));
+      check('B slice, transposed', rand(6, 9), big.slice(0, 4, 15).slice(1, 10, 19).mT);
+      check('a single row as M=1 (row stride ignored)', big.slice(0, 7, 8), rand(30, 4));
+    });
+
+    it('layouts BLAS cannot take are gathered first: an expanded row, a strided column', () => {
+      check('expanded A (stride 0)', rand(1, 8).expand(6, 8), rand(8, 5));
+      check('expanded B (stride 0)', rand(6, 8), rand(8, 1).expand(8, 5));
+      check('step-2 columns', rand(7, 20).slice(1, 0, 20, 2), rand(10, 3));
+    });
+
+    it('batched: per-entry GEMMs, a shared weight folded into one GEMM, broadcast batch dims', () => {
+      // Count the BLAS calls the native matmul makes (the reference run in check() makes none).
+      const blas = nativeBlas()!;
+      const sgemm = blas.sgemm;
+      let calls = 0;
+      blas.sgemm = (...args) => {
+        calls++;
+        sgemm.apply(blas, args);
+      };
+      const calls_ = (f: () => void) => {
+        calls = 0;
+        f();
+        return calls;
+      };
+      try {
+        assert.equal(
+          calls_(() => check('batched 3-D', rand(4, 5, 6), rand(4, 6, 7))),
+          4,
+        );
+        assert.equal(
+          calls_(() => check('shared B folded (B·M rows)', rand(3, 5, 6), rand(6, 7))),
+          1,
+        );
+        assert.equal(
+          calls_(() => check('shared B, transposed', rand(3, 5, 6), rand(7, 6).mT)),
+          1,
+        );
+        const notFolded = () => check('shared B, A transposed per entry', rand(3, 6, 5).mT, rand(6, 7));
+        assert.equal(calls_(notFolded), 3);
+        const padded = () => check('shared B, A entries apart', rand(3, 9, 6).slice(1, 0, 5), rand(6, 7));
+        assert.equal(calls_(padded), 3);
+      } finally {
+        blas.sgemm = sgemm;
+      }
+      check('shared A', rand(5, 6), rand(3, 6, 7));
+      check('broadcast batch dims', rand(2, 1, 4, 5), rand(3, 5, 6));
+      check('4-D permuted batch (A entries out of order)', rand(3, 2, 4, 5).permute(1, 0, 2, 3), rand(5, 6));
+      check('1-D operands', rand(6), rand(6, 3));
+    });
+
+    it('convolution (im2col + GEMM) and its gradients agree with the reference', () => {
+      const x = rand(2, 3, 7, 7);
+      const w = rand(4, 3, 3, 3);
+      const run = (backend: string) => {
+        mb.setBackend(backend);
+        const xl = x.detach().requiresGrad_();
+        const wl = w.detach().requiresGrad_();
+        const y = mb.functional.conv2d(xl, wl, null, 1, 1);
+        y.sum().backward();
+        return [y, xl.grad!, wl.grad!].map((t) => t.toTypedArray() as Float32Array);
+      };
+      const want = run('js');
+      const got = run('native');
+      for (let k = 0; k < 3; k++) {
+        for (let i = 0; i < want[k]!.length; i++) {
+          assert.ok(Math.abs(got[k]![i]! - want[k]![i]!) <= 1e-4 * Math.max(1, Math.abs(want[k]![i]!)));
+        }
+      }
+    });
+
+    it('loadNative: a library that does not load throws why and keeps the loaded one; reloading works', () => {
+      const loaded = nativeBlas()!;
+      assert.throws(
+        () => loadNative({ library: '/nonexistent/libnope.so' }),
+        (e: Error) => e instanceof mb.MinibatchError && /native: no BLAS .*libnope\.so/.test(e.message),
+      );
+      assert.equal(nativeBlas(), loaded);
+      assert.equal(mb.getBackend(), 'native');
+      loadNative({ library: loaded.library });
+      assert.notEqual(nativeBlas(), loaded);
+      assert.equal(nativeBlas()!.library, loaded.library);
+      check('after reload', rand(9, 8), rand(8, 7));
+    });
+
+    it('BLAS threads follow minibatch (the wasm runtime threads setting)', async () => {
+      const { wasmRuntime } = await import('../../../src/backend/wasm/backend.js');
+      const rt = wasmRuntime();
+      const blas = nativeBlas()!;
+      if (!rt || blas.vendor === 'Accelerate') return;
+      const was = rt.threads;
+      rt.threads = 1;
+      mb.matmul(rand(40, 40), rand(40, 40));
+      assert.equal(blas.threads, 1);
+      assert.equal(mb.backendInfo().facts.threads, 1);
+      rt.threads = was;
+      mb.matmul(rand(40, 40), rand(40, 40));
+      assert.equal(blas.threads, rt.threads);
+    });
+  });
+}
