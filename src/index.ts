@@ -24,12 +24,30 @@ export {
 } from './backend/backend.js';
 export { loadNative, nativeUnavailable } from './backend/native/backend.js';
 export { wasmRuntime } from './backend/wasm/backend.js';
-export * from './data/collate.js';
-export * from './data/dataloader.js';
-export * from './data/dataset.js';
-export * from './data/fashion-dataset.js';
+export {
+  type CollateFn,
+  type CollateKey,
+  type CollateRule,
+  defaultCollate,
+  defaultCollateRules,
+  makeCollate,
+  padCollate,
+  padSequences,
+} from './data/collate.js';
+export { DataLoader, type DataLoaderOptions, WorkerError } from './data/dataloader.js';
+export {
+  type Dataset,
+  type IterableDataset,
+  type ModuleSpec,
+  randomSplit,
+  Subset,
+  TensorDataset,
+  type WorkerInfo,
+  workerInfo,
+} from './data/dataset.js';
+export { FashionMnistDataset, type FashionMnistDatasetOptions } from './data/fashion-dataset.js';
 export * from './data/fashion-mnist.js';
-export * from './data/idx.js';
+export { decodeIdx, encodeIdx, type IdxArray, readIdx } from './data/idx.js';
 export {
   BatchSampler,
   BucketBatchSampler,

@@ -6,6 +6,7 @@ import cliProgress from 'cli-progress';
 import { backendInfo } from '../backend/backend.js';
 import { DataLoader } from '../data/dataloader.js';
 import { TensorDataset } from '../data/dataset.js';
+import { FashionMnistDataset } from '../data/fashion-dataset.js';
 import { loadFashionMnist, shippedFashionMnistDir } from '../data/fashion-mnist.js';
 import { ValueError } from '../errors.js';
 import { AdamW } from '../optim/adam.js';
@@ -110,11 +111,23 @@ export async function train(
   defaultGenerator.manualSeed(args.seed);
   const model = buildModel(args.model, new Generator(args.seed));
   const lr = args.lr ?? (args.optimizer === 'sgd' ? 0.05 : 1e-3);
-  const trainLoader = new DataLoader(new TensorDataset(xTrain, yTrain), {
+  // The shuffle's generator is re-seeded from (seed, epoch) at each epoch start: a resumed run replays the
+  // same orders. With workers, batches are gathered off the main thread from the dataset's own copy.
+  const shuffle = new Generator(args.seed);
+  const trainSet =
+    args.workers > 0
+      ? new FashionMnistDataset({
+          split: 'train',
+          flatten: args.model !== 'cnn',
+          ...datasetOptions(args.data),
+        })
+      : new TensorDataset(xTrain, yTrain);
+  const trainLoader = new DataLoader(trainSet, {
     batchSize: args.batchSize,
     shuffle: true,
-    seed: args.seed,
-    numWorkers: 0,
+    generator: shuffle,
+    numWorkers: args.workers,
+    ...(args.workers > 0 && { persistentWorkers: true }),
   });
   const testLoader = new DataLoader(new TensorDataset(xTest, yTest), { batchSize: 1000 });
   const updatesPerEpoch = Math.ceil(trainLoader.length / args.accumulate);
@@ -150,10 +163,7 @@ export async function train(
   let epochT0 = 0;
   let epochSamples = 0;
   const result = await fit(model, {
-    train: (epoch) => {
-      trainLoader.setEpoch(epoch);
-      return trainLoader;
-    },
+    train: trainLoader,
     val: testLoader,
     optimizer,
     epochs: args.epochs,
@@ -165,6 +175,7 @@ export async function train(
     // Each epoch's shuffle and dropout come from (seed, epoch) alone, so a resumed run repeats them exactly.
     onEpochStart: (epoch) => {
       defaultGenerator.manualSeed(args.seed * 1000 + epoch);
+      shuffle.manualSeed(args.seed * 1000 + epoch);
       epochT0 = performance.now();
       epochSamples = 0;
       bar?.start(trainLoader.length, 0, { epoch: epoch + 1, rate: '-', loss: '-' });
@@ -194,6 +205,7 @@ export async function train(
       },
     },
   });
+  trainLoader.close(); // persistent workers end here, so the process exits by itself
   const test = await evaluate(model, testLoader);
   const trainSeconds = result.history.reduce((s, e) => s + e.seconds, 0);
   const trained = result.history.reduce((s, e) => s + e.samples, 0);
@@ -231,6 +243,8 @@ export function checkTrainArgs(a: TrainArgs): void {
   positive('epochs', a.epochs);
   positive('batch-size', a.batchSize);
   positive('accumulate', a.accumulate);
+  if (!Number.isInteger(a.workers) || a.workers < 0)
+    throw new ValueError('train', `--workers must be a non-negative integer (got ${a.workers})`);
   if (a.lr !== undefined && !(a.lr > 0))
     throw new ValueError('train', `--lr must be a positive number (got ${a.lr})`);
   if (!Number.isInteger(a.warmupSteps) || a.warmupSteps < 0)

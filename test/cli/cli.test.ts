@@ -133,6 +133,36 @@ it('train --json prints one parseable object with the documented fields; --save 
   assert.match(resumed.err, /resumed from .* at epoch 2/);
 });
 
+it('a run resumed from its checkpoint ends exactly where the uninterrupted run ends; --workers gives the same run', async () => {
+  const dir = tinyData();
+  const out = mkdtempSync(join(tmpdir(), 'mb-cli-resume-'));
+  // A constant schedule: a cosine's length follows --epochs, so a 1-epoch run would decay differently.
+  const common = [
+    'train',
+    '--data',
+    dir,
+    '--batch-size',
+    '50',
+    '--json',
+    '--quiet',
+    '--optimizer',
+    'adamw',
+    '--schedule',
+    'constant',
+  ];
+  const straight = JSON.parse((await run(...common, '--epochs', '3')).out);
+  const first = await run(...common, '--epochs', '1', '--save', join(out, 'ck.safetensors'));
+  assert.equal(first.code, 0, first.err);
+  const resumed = await run(...common, '--epochs', '3', '--resume', join(out, 'ck.safetensors'));
+  assert.equal(resumed.code, 0, resumed.err);
+  const r = JSON.parse(resumed.out);
+  assert.equal(r.train_loss, straight.train_loss);
+  assert.equal(r.test_loss, straight.test_loss);
+  assert.equal(r.test_accuracy, straight.test_accuracy);
+  const workers = JSON.parse((await run(...common, '--epochs', '3', '--workers', '1')).out);
+  assert.equal(workers.test_loss, straight.test_loss, 'same batches from a worker thread');
+});
+
 it('profile --json: samples/s rises with batch size; --plot writes an SVG', async () => {
   const out = mkdtempSync(join(tmpdir(), 'mb-cli-prof-'));
   const r = await run('profile', '--batch-sizes', '1,16,128', '--json', '--plot', join(out, 'p.svg'));
