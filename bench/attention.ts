@@ -6,7 +6,7 @@
  * The issue's size (4, 2048, 64) runs with the default backend's matmul (wasm SIMD where it loads). On the
  * reference js backend one naive forward of it alone takes about 20 s on this 2-core machine (4.3 GFLOP at
  * ~0.2-0.7 GFLOP/s), so the js rows use L/4 (16x less work) to keep the whole run near a minute. The tiled
- * path is the same TypeScript loops on every backend.
+ * path runs the backend's attention kernels: the reference TypeScript loops on js, WebAssembly SIMD on wasm.
  *
  * How memory is measured: the active backend's allocation point is wrapped; before each allocation it forces
  * a full GC and reads process.memoryUsage().arrayBuffers, so the peak is the live typed-array bytes at the
@@ -16,7 +16,8 @@
  * kernels' scratch, counted separately below) do not pass through the allocator and are not in the peak.
  */
 import { spawnSync } from 'node:child_process';
-import { activeBackend, type Backend } from '../src/backend/backend.js';
+import { activeBackend, type Backend, kernels } from '../src/backend/backend.js';
+import { wasmRuntime } from '../src/backend/wasm/backend.js';
 import * as mb from '../src/index.js';
 import { type AttentionImpl, scaledDotProductAttention } from '../src/nn/attention.js';
 import { type AttentionGeometry, attentionBackward, attentionForward } from '../src/nn/attention-kernels.js';
@@ -120,6 +121,57 @@ for (const n of [1024, 2048, 4096, 8192]) {
   console.log(
     `| ${n} | ${fmt(io)} | ${(fwd / 1024).toFixed(1)} KiB | ${(dFwd / 1024).toFixed(1)} KiB | ${(bwd / 1024).toFixed(1)} KiB | ${(dBwd / 1024).toFixed(1)} KiB | ${fmt(rss)} | ${(ms / 1000).toFixed(2)} s |`,
   );
+}
+
+// ---- 1b. the wasm kernels as L = S grows ----------------------------------------------------------------------
+// Their scratch is a fixed block per thread inside the wasm memory (the runtime's, shared with GEMM); the
+// operands are copied into one reused heap region. So the heap holds the operands, never an L×S matrix: its
+// size tracks the operands column, while one score matrix grows as L².
+const rt = wasmRuntime();
+if (rt) {
+  mb.setBackend('wasm');
+  const wasmKernels = kernels();
+  const perThread = rt.attentionScratchBytes(64, 128, D, D);
+  console.log(
+    `\nwasm kernels, B=1, L=S, E=Ev=${D}, tiles 64 x 128, ${rt.threads} threads; kernel scratch ${(perThread / 1024).toFixed(1)} KiB per thread, whatever L`,
+  );
+  console.log(
+    '| L = S | operands (q, k, v, out, lse, dOut, dq, dk, dv) | one L×S score matrix | wasm heap in use | wasm memory | forward | backward |',
+  );
+  console.log('| --- | --- | --- | --- | --- | --- | --- |');
+  // A first round at 256 (not printed) starts the worker threads and warms the code.
+  for (const n of [256, 1024, 2048, 4096, 8192]) {
+    const rnd = (len: number) => Float32Array.from({ length: len }, () => Math.random() - 0.5);
+    const [q, k, v, dOut] = [rnd(n * D), rnd(n * D), rnd(n * D), rnd(n * D)];
+    const [o, lse, dq, dk, dv] = [n * D, n, n * D, n * D, n * D].map((len) => new Float32Array(len)) as [
+      Float32Array,
+      Float32Array,
+      Float32Array,
+      Float32Array,
+      Float32Array,
+    ];
+    const geom: AttentionGeometry = {
+      B: 1,
+      L: n,
+      S: n,
+      E: D,
+      Ev: D,
+      scale: 1 / Math.sqrt(D),
+      causal: false,
+      blockQ: 64,
+      blockK: 128,
+    };
+    const t0 = performance.now();
+    wasmKernels.attentionForward(q, k, v, geom, null, o, lse);
+    const t1 = performance.now();
+    wasmKernels.attentionBackward(q, k, v, o, dOut, lse, geom, null, dq, dk, dv, null);
+    const t2 = performance.now();
+    const operands = (8 * n * D + n) * 4;
+    if (n === 256) continue;
+    console.log(
+      `| ${n} | ${fmt(operands)} | ${fmt(n * n * 4)} | ${fmt(rt.bytesInUse)} | ${fmt(rt.memory.buffer.byteLength)} | ${((t1 - t0) / 1000).toFixed(2)} s | ${((t2 - t1) / 1000).toFixed(2)} s |`,
+    );
+  }
 }
 
 // ---- 2. the three paths ------------------------------------------------------------------------------------

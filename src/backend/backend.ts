@@ -150,6 +150,67 @@ export interface KernelTable {
   im2col: (x: Float32Array, g: ConvGeometry, cols: Float32Array) => void;
   /** col2im: the adjoint of im2col, accumulating cols back into dx (N, C, H, W), which starts zeroed. */
   col2im: (cols: Float32Array, g: ConvGeometry, dx: Float32Array) => void;
+  /**
+   * Tiled online-softmax attention (REFERENCE.md §3.1) over contiguous q (B, L, E), k (B, S, E), v (B, S, Ev):
+   * out (B, L, Ev) = softmax(scale·q·kᵀ + mask)·v and lse (B, L), each row's log-sum-exp (zeros and -Infinity
+   * for a row that sees no key). Extra memory independent of L and S: never the L×S score matrix.
+   */
+  attentionForward: (
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    g: AttentionGeometry,
+    mask: AttentionMaskView | null,
+    out: Float32Array,
+    lse: Float32Array,
+  ) => void;
+  /**
+   * Its backward, recomputing P from lse tile by tile: writes dq (B, L, E), dk (B, S, E), dv (B, S, Ev) (null:
+   * not wanted) and accumulates dmask (laid out as the mask, zeroed by the caller; float masks only).
+   */
+  attentionBackward: (
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    out: Float32Array,
+    dOut: Float32Array,
+    lse: Float32Array,
+    g: AttentionGeometry,
+    mask: AttentionMaskView | null,
+    dq: Float32Array | null,
+    dk: Float32Array | null,
+    dv: Float32Array | null,
+    dmask: Float32Array | null,
+  ) => void;
+}
+
+/** Sizes and switches of one attention call (shape legend at `attentionForward`). */
+export interface AttentionGeometry {
+  B: number;
+  L: number;
+  S: number;
+  E: number;
+  Ev: number;
+  /** Multiplies q·k before the mask is applied (PyTorch's default is 1/√E). */
+  scale: number;
+  /** Query i sees keys j <= i (top-left aligned, PyTorch's `is_causal`). */
+  causal: boolean;
+  /** Tile sizes: blockQ query rows against blockK keys (a kernel may pick smaller ones to fit its scratch). */
+  blockQ: number;
+  blockK: number;
+}
+
+/**
+ * An attention mask read in place through strides, so a broadcast mask (key padding, one (L, S) mask) is never
+ * copied: cell (b, i, j) is data[batchOffset[b] + i·strideL + j·strideS] (stride 0 on broadcast dims).
+ */
+export interface AttentionMaskView {
+  /** true: float added to the scaled scores; false: bool where 0 masks the cell out. */
+  additive: boolean;
+  data: Float32Array | Uint8Array;
+  batchOffset: Int32Array;
+  strideL: number;
+  strideS: number;
 }
 
 /** Geometry of a 2-D convolution or pooling window over (N, C, H, W) input. */

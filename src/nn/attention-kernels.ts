@@ -1,7 +1,9 @@
 /**
  * Tiled online-softmax attention (FlashAttention-2 style, REFERENCE.md §3.1): the forward and backward loops
- * over contiguous Float32Arrays. No tensors and no validation here (`scaledDotProductAttention` in
- * attention.ts checks shapes once), so a fast backend can register its own versions of these two functions.
+ * over contiguous Float32Arrays, the reference implementations of the `attentionForward` and
+ * `attentionBackward` kernels (registered by src/backend/js/kernels.ts; the wasm backend has its own in
+ * src/backend/wasm/assembly/attention.ts). No tensors and no validation here (`scaledDotProductAttention` in
+ * attention.ts checks shapes once).
  *
  * Shape legend:
  *   B  flattened batch (N·H·...)      L  query length      S  key/value length
@@ -15,6 +17,9 @@
  * Accumulators are float64 (JavaScript arithmetic is double anyway); results are rounded to float32 once,
  * except dk and dv, which gather one float64 tile sum per query tile into their float32 outputs.
  */
+import type { AttentionGeometry, AttentionMaskView } from '../backend/backend.js';
+
+export type { AttentionGeometry, AttentionMaskView } from '../backend/backend.js';
 
 /** a[ao..ao+n)·b[bo..bo+n), four accumulators: about 1.7x the plain loop on V8, which does not vectorise. */
 function dot(a: Float32Array, ao: number, b: Float32Array, bo: number, n: number): number {
@@ -43,31 +48,6 @@ function axpy(alpha: number, x: Float32Array, xo: number, y: Float64Array, yo: n
     y[yo + e + 3]! += alpha * x[xo + e + 3]!;
   }
   for (; e < n; e++) y[yo + e]! += alpha * x[xo + e]!;
-}
-
-/** Sizes and switches of one attention call (see the legend). */
-export interface AttentionGeometry {
-  B: number;
-  L: number;
-  S: number;
-  E: number;
-  Ev: number;
-  /** Multiplies q·k before the mask is applied (PyTorch's default is 1/√E). */
-  scale: number;
-  /** Query i sees keys j <= i (top-left aligned, PyTorch's `is_causal`). */
-  causal: boolean;
-  blockQ: number;
-  blockK: number;
-}
-
-/** A mask read in place through strides, so a broadcast mask (key padding, one (L, S) mask) is never copied. */
-export interface AttentionMaskView {
-  /** true: float added to the scaled scores; false: bool where 0 masks the cell out. */
-  additive: boolean;
-  data: Float32Array | Uint8Array;
-  batchOffset: Int32Array;
-  strideL: number;
-  strideS: number;
 }
 
 /**
@@ -153,8 +133,8 @@ export function attentionForward(
 /**
  * The backward by recomputation: P = exp(scale·q·kᵀ + mask − lse) tile by tile, D = rowsum(dOut∘out),
  * dS = P∘(dOut·vᵀ − D), dq = scale·dS·k, dk = scale·dSᵀ·q, dv = Pᵀ·dOut, dmask = dS (summed over its broadcast
- * dims, in the mask's own layout). Pass null for a gradient that is not needed. dk, dv and dmask are
- * accumulated into, so they must start zeroed; dq is written. Returns the scratch bytes allocated.
+ * dims, in the mask's own layout). Pass null for a gradient that is not needed. dq, dk and dv are written;
+ * dmask is accumulated into, so it must start zeroed. Returns the scratch bytes allocated.
  */
 export function attentionBackward(
   q: Float32Array,
@@ -175,6 +155,9 @@ export function attentionBackward(
   const dqAcc = new Float64Array(blockQ * E);
   const dkAcc = new Float64Array(blockK * E);
   const dvAcc = new Float64Array(blockK * Ev);
+  // Keys no query sees (causal with S > L) get no tile sum: zero them first.
+  dk?.fill(0);
+  dv?.fill(0);
   for (let b = 0; b < B; b++) {
     const qb = b * L * E;
     const kb = b * S * E;

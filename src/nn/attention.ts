@@ -4,23 +4,19 @@
  *   naive    the full L×S score matrix from public ops; autograd does the backward (the reference)
  *   chunked  the seed's memory_efficient_attention: naive per chunk of queries, then cat (O(chunk·S) scores)
  *   tiled    online softmax over query and key tiles (REFERENCE.md §3.1) as one fused op: never the L×S
- *            matrix, saves the log-sum-exp, the backward recomputes P tile by tile (attention-kernels.ts)
+ *            matrix, saves the log-sum-exp, the backward recomputes P tile by tile (the attentionForward and
+ *            attentionBackward kernels: the reference loops in attention-kernels.ts, wasm SIMD in
+ *            src/backend/wasm/assembly/attention.ts)
  *
  * Shape legend: N batch, H heads, L query length, S key/value length, E query/key size, Ev value size.
  * q (..., L, E), k (..., S, E), v (..., S, Ev) -> (..., L, Ev); the leading dims broadcast.
  */
-import { backendInfo, getBackend } from '../backend/backend.js';
+import { type AttentionGeometry, type AttentionMaskView, backendInfo, kernels } from '../backend/backend.js';
 import { fmtShape, ShapeError, ValueError } from '../errors.js';
 import * as ops from '../tensor/ops.js';
 import type { Generator } from '../tensor/random.js';
 import { broadcastShapes, numel, sameShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import {
-  type AttentionGeometry,
-  type AttentionMaskView,
-  attentionBackward,
-  attentionForward,
-} from './attention-kernels.js';
 import { dropout } from './functional.js';
 
 export type AttentionImpl = 'auto' | 'naive' | 'chunked' | 'tiled';
@@ -48,32 +44,40 @@ export interface AttentionOptions {
 }
 
 /**
- * From this many scores (B·L·S) 'auto' takes the tiled path even where matmul is fast: one float32 score
- * matrix is then 64 MiB (REFERENCE.md §3.1's (4, 2048, 2048)) and naive training keeps several alive. A memory
- * trade, measured there (bench/attention.ts, wasm SIMD on 2 threads, 2-core machine): naive fwd+bwd 2.05 s
- * and 452 MiB peak extra, tiled 18.9 s and 14 MiB (8 MiB of it the output and gradients). Force
- * `impl: 'naive'` to take the time instead.
+ * From this many scores (B·L·S) 'auto' takes the tiled path on a backend whose matmul is fast but whose
+ * attention kernels are the reference loops: one float32 score matrix is then 64 MiB (REFERENCE.md §3.1's
+ * (4, 2048, 2048)) and naive training keeps several alive. A memory trade there, measured before the wasm
+ * kernels (bench/attention.ts, wasm SIMD matmul on 2 threads, 2-core machine): naive fwd+bwd 2.05 s and
+ * 452 MiB peak extra, reference tiled 18.9 s and 14 MiB. No backend registered today is in that case: wasm
+ * has its own attention kernels, native takes wasm's.
  */
 export const TILED_MIN_SCORES = 1 << 24;
 
 /**
  * What 'auto' runs. With dropout: chunked (the tiled path refuses dropout, like PyTorch's flash kernel);
  * chunked matched naive at (4, 256, 64) and beat it at (4, 512, 64) on the js backend, and is naive itself
- * when L <= chunkSize. Without: tiled when matmul is the reference kernel, where tiled beat naive at every
- * size tried (js backend, 2-core machine, fwd+bwd: 1.1-3.1x from (8, 8, 16) to (4, 256, 64), causal or not);
- * where a backend brings its own matmul (wasm SIMD), naive is several times faster and tiled pays only in
- * memory, from TILED_MIN_SCORES up.
+ * when L <= chunkSize. Without, tiled:
+ *  - where the attention kernels are a backend's own (wasm SIMD, and native through its wasm base): there is
+ *    no crossover, tiled beat naive at every size tried (2-core machine, median of 3-200 runs, from
+ *    (8, 8, 16) to (4, 1024, 64), causal or not: forward 1.9-14x, fwd+bwd 1.0-9x; (4, 2048, 64) in
+ *    bench/attention.ts), since it skips the score matrix's allocations, copies and separate softmax;
+ *  - where matmul is the reference kernel (js backend: tiled beat naive 1.1-3.1x fwd+bwd, (8, 8, 16) to
+ *    (4, 256, 64));
+ *  - else (fast matmul, reference attention loops) only from TILED_MIN_SCORES, for memory.
  */
 function autoImpl(dropoutP: number, scores: number): 'naive' | 'chunked' | 'tiled' {
   if (dropoutP > 0) return 'chunked';
-  const referenceMatmul = getBackend() === 'js' || backendInfo().fallbacks.includes('matmul');
-  return referenceMatmul || scores >= TILED_MIN_SCORES ? 'tiled' : 'naive';
+  const info = backendInfo();
+  if (info.name === 'js' || info.fallbackFrom.matmul === 'js') return 'tiled';
+  if (info.fallbackFrom.attentionForward !== 'js') return 'tiled';
+  return scores >= TILED_MIN_SCORES ? 'tiled' : 'naive';
 }
 
 const DEFAULT_CHUNK = 128;
 // Bq × Bk = 64 × 128: the K and V tiles (2·128·E floats, 64 KiB at E = 64) stay in L2 while the Bq query
 // rows pass over them. Measured: no tile size from 16×64 to 256×512 was faster beyond noise (±10%) at
-// L = S = 768 and 2048, E = 64, since one scalar thread is bound by arithmetic, not memory.
+// L = S = 768 and 2048, E = 64, since one scalar thread is bound by arithmetic, not memory; likewise for the
+// wasm kernels, 64×64 to 256×128 at (4, 2048, 64) on one thread (±20% on a busy machine).
 const DEFAULT_BLOCK_Q = 64;
 const DEFAULT_BLOCK_K = 128;
 
@@ -303,12 +307,12 @@ function tiled(q: Tensor, k: Tensor, v: Tensor, pr: Problem, opts: AttentionOpti
   const out = ops.empty([...batch, L, Ev]);
   const lse = new Float32Array(geom.B * L);
   const f32 = (t: Tensor) => t.data as Float32Array;
-  attentionForward(f32(qc), f32(kc), f32(vc), geom, mv, f32(out), lse);
+  kernels().attentionForward(f32(qc), f32(kc), f32(vc), geom, mv, f32(out), lse);
   const inputs = [qc, kc, vc, ...(mask?.dtype === 'float32' ? [mask] : [])];
   return ops.customOp(OP, inputs, out, (g, needs) => {
     const grads = inputs.map((t, i) => (needs[i] ? ops.empty(t.shape) : null));
     const [dq, dk, dv, dmask] = grads.map((t) => (t ? f32(t) : null));
-    attentionBackward(
+    kernels().attentionBackward(
       f32(qc),
       f32(kc),
       f32(vc),

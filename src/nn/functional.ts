@@ -28,22 +28,29 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   }
   // One fused op: its backward writes dW in the (out, in) layout directly, instead of a transposed view of
   // xᵀ·g that accumulation would then have to add strided.
-  const inF = weight.shape[1]!;
-  const outF = weight.shape[0]!;
-  const y = noGrad(() => {
-    const xw = ops.matmul(x, weight.mT);
-    return bias ? ops.add(xw, bias) : xw;
-  });
-  const inputs = bias ? [x, weight, bias] : [x, weight];
-  // The backward reads x from the node (not this closure), so autocast can keep it in 16 bits.
-  return ops.customOp('linear', inputs, y, (g, needs, [xs]) => {
+  const xw = noGrad(() => ops.matmul(x, weight.mT));
+  const y = bias ? noGrad(() => ops.add(xw, bias)) : xw;
+  return ops.customOp(
+    'linear',
+    bias ? [x, weight, bias] : [x, weight],
+    y,
+    linearBackward(weight.shape[0]!, weight.shape[1]!, !!bias),
+  );
+}
+
+/**
+ * The backward of `linear`. Made outside `linear` so the closure sees only sizes: it reads x and W from the
+ * node's inputs, so under autocast x is the node's 16-bit copy and the float32 activation is not kept alive.
+ */
+function linearBackward(outF: number, inF: number, hasBias: boolean) {
+  return (g: Tensor, needs: boolean[], [x, w]: Tensor[]): (Tensor | null)[] => {
     const g2 = g.reshape([-1, outF]);
     return [
-      needs[0] ? ops.matmul(g, weight) : null,
-      needs[1] ? ops.matmul(g2.mT, xs!.reshape([-1, inF])) : null,
-      ...(bias ? [needs[2] ? ops.sum(g2, 0) : null] : []),
+      needs[0] ? ops.matmul(g, w!) : null,
+      needs[1] ? ops.matmul(g2.mT, x!.reshape([-1, inF])) : null,
+      ...(hasBias ? [needs[2] ? ops.sum(g2, 0) : null] : []),
     ];
-  });
+  };
 }
 
 /** GELU, exact (erf) form as PyTorch's default: x·Φ(x) = x/2·(1 + erf(x/√2)). */

@@ -7,6 +7,7 @@
  * so that V8 specialises its inner loop for one element function (a shared loop calling many functions would
  * go megamorphic and run several times slower).
  */
+import { attentionBackward, attentionForward } from '../../nn/attention-kernels.js';
 import type { TypedArray } from '../../tensor/dtype.js';
 import { numel } from '../../tensor/shape.js';
 import type {
@@ -667,6 +668,10 @@ export const jsKernels: KernelTable = {
   softmaxCrossEntropyBackward,
   im2col,
   col2im,
+  // The tiled attention loops live beside their op (src/nn/attention-kernels.ts); they are plain loops over
+  // Float32Arrays, importing nothing from the tensor layer.
+  attentionForward,
+  attentionBackward,
 };
 
 registerBackend(

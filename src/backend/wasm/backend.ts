@@ -7,9 +7,16 @@
  * Shape legend: B batch entries (broadcast leading dims flattened), M×K @ K×N.
  */
 import { numel } from '../../tensor/shape.js';
-import { type KernelTable, registerBackend, type View } from '../backend.js';
+import {
+  type AttentionGeometry,
+  type AttentionMaskView,
+  type KernelTable,
+  registerBackend,
+  reportUnavailable,
+  type View,
+} from '../backend.js';
 import { jsKernels, rowOffsets } from '../js/kernels.js';
-import { type BinaryOp, initWasm, type WasmRuntime } from './runtime.js';
+import { type AttentionArgs, type BinaryOp, initWasm, type WasmRuntime } from './runtime.js';
 
 /**
  * Below this many multiply-adds a GEMM stays in the reference kernel: copying operands in and out and the
@@ -178,6 +185,106 @@ function unaryOp(name: 'relu' | 'exp'): KernelTable['relu'] {
   };
 }
 
+/**
+ * Lays out one attention call in the scratch region: blocks of `floats` float32s (64-byte aligned) in order,
+ * then the mask's storage and its batch offsets. Returns the block pointers and the kernel's arguments (q, k,
+ * v being the first three blocks).
+ */
+function attentionCall(
+  g: AttentionGeometry,
+  mask: AttentionMaskView | null,
+  tiles: [number, number],
+  floats: number[],
+): { ptr: number[]; args: AttentionArgs } {
+  const sizes = [...floats.map((n) => 4 * n), mask ? mask.data.byteLength : 0, mask ? 4 * g.B : 0];
+  const ptr: number[] = [];
+  let total = 0;
+  for (const bytes of sizes) {
+    ptr.push(total);
+    total += Math.ceil(bytes / 64) * 64;
+  }
+  const base = scratch(total);
+  for (let i = 0; i < ptr.length; i++) ptr[i]! += base;
+  const [pMask, pOff] = ptr.slice(-2) as [number, number];
+  if (mask) {
+    const d = mask.data;
+    new Uint8Array(rt!.memory.buffer, pMask, d.byteLength).set(
+      new Uint8Array(d.buffer, d.byteOffset, d.byteLength),
+    );
+    rt!.i32(pOff, g.B).set(mask.batchOffset);
+  }
+  const args: AttentionArgs = {
+    q: ptr[0]!,
+    k: ptr[1]!,
+    v: ptr[2]!,
+    mask: mask ? pMask : 0,
+    maskKind: mask ? (mask.additive ? 1 : 2) : 0,
+    maskOff: mask ? pOff : 0,
+    strideL: mask?.strideL ?? 0,
+    strideS: mask?.strideS ?? 0,
+    B: g.B,
+    L: g.L,
+    S: g.S,
+    E: g.E,
+    Ev: g.Ev,
+    scale: g.scale,
+    causal: g.causal,
+    bq: tiles[0],
+    bk: tiles[1],
+  };
+  return { ptr, args };
+}
+
+/** Tiles that fit the kernels' scratch, or null where the reference runs (empty sizes, heads of thousands). */
+function attentionTiles(g: AttentionGeometry): [number, number] | null {
+  if (g.B * g.L * g.S * g.E * g.Ev === 0) return null;
+  return rt!.attentionTiles(g.blockQ, g.blockK, g.E, g.Ev);
+}
+
+/** q, k, v are copied into wasm memory; the kernel's own scratch is a fixed block per thread. */
+const attentionForward: KernelTable['attentionForward'] = (q, k, v, g, mask, out, lse) => {
+  const tiles = attentionTiles(g);
+  if (!tiles) return jsKernels.attentionForward(q, k, v, g, mask, out, lse);
+  const { ptr, args } = attentionCall(g, mask, tiles, [q.length, k.length, v.length, out.length, lse.length]);
+  rt!.f32(args.q, q.length).set(q);
+  rt!.f32(args.k, k.length).set(k);
+  rt!.f32(args.v, v.length).set(v);
+  rt!.attentionForward(args, ptr[3]!, ptr[4]!);
+  out.set(rt!.f32(ptr[3]!, out.length));
+  lse.set(rt!.f32(ptr[4]!, lse.length));
+};
+
+const attentionBackward: KernelTable['attentionBackward'] = (
+  q,
+  k,
+  v,
+  out,
+  dOut,
+  lse,
+  g,
+  mask,
+  dq,
+  dk,
+  dv,
+  dmask,
+) => {
+  const tiles = attentionTiles(g);
+  if (!tiles) return jsKernels.attentionBackward(q, k, v, out, dOut, lse, g, mask, dq, dk, dv, dmask);
+  const inputs = [q, k, v, out, dOut, lse];
+  const grads = [dq, dk, dv, dmask];
+  const { ptr, args } = attentionCall(g, mask, tiles, [
+    ...inputs.map((t) => t.length),
+    ...grads.map((t) => t?.length ?? 0),
+  ]);
+  for (let i = 0; i < inputs.length; i++) rt!.f32(ptr[i]!, inputs[i]!.length).set(inputs[i]!);
+  if (dmask) rt!.f32(ptr[9]!, dmask.length).set(dmask);
+  const [pq, pk, pv, pm] = grads.map((t, i) => (t ? ptr[6 + i]! : 0)) as [number, number, number, number];
+  rt!.attentionBackward(args, ptr[3]!, ptr[4]!, ptr[5]!, pq, pk, pv, pm);
+  grads.forEach((t, i) => {
+    t?.set(rt!.f32(ptr[6 + i]!, t.length));
+  });
+};
+
 /** Try to enable relaxed SIMD on Node 20 (a V8 flag Node 22+ has on), before the module is compiled. */
 function enableRelaxedSimd(): void {
   const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
@@ -203,6 +310,8 @@ try {
     div: binary('div'),
     relu: unaryOp('relu'),
     exp: unaryOp('exp'),
+    attentionForward,
+    attentionBackward,
   };
   registerBackend(
     {
@@ -225,6 +334,7 @@ try {
   );
 } catch (e) {
   wasmUnavailable = (e as Error).message;
+  reportUnavailable('wasm', wasmUnavailable);
 }
 
 /** The wasm runtime (undefined where WebAssembly SIMD is unavailable): threads can be set here. */

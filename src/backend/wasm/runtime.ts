@@ -58,6 +58,42 @@ export interface WasmFeatures {
   threads: boolean;
 }
 
+/**
+ * Work of the attention backward in two passes relative to one: the key-tile pass (dk, dv) and the query-tile
+ * pass (dq) both recompute P and dP, 7 tile products per tile pair against 5. Measured 1.3-1.4x on one
+ * thread at (4, 2048, 64).
+ */
+export const ATTENTION_TWO_PASS_COST = 1.4;
+
+/**
+ * Operands of the attention kernels (assembly/attention.ts), all in wasm memory: q (B,L,E), k (B,S,E),
+ * v (B,S,Ev) row-major; mask cell (b,i,j) is element maskOff[b] + i·strideL + j·strideS of `mask` (maskOff:
+ * B int32s), maskKind 0 none, 1 float32 added, 2 uint8 where 0 masks out.
+ */
+export interface AttentionArgs {
+  q: number;
+  k: number;
+  v: number;
+  mask: number;
+  maskKind: 0 | 1 | 2;
+  maskOff: number;
+  strideL: number;
+  strideS: number;
+  B: number;
+  L: number;
+  S: number;
+  E: number;
+  Ev: number;
+  scale: number;
+  causal: boolean;
+  /** Tile sizes (see WasmRuntime.attentionTiles). */
+  bq: number;
+  bk: number;
+}
+
+/** Multiply-adds of one attention product pass of inner size `inner` (about half with a causal mask). */
+const attentionMacs = (p: AttentionArgs, inner: number) => (p.B * p.L * p.S * inner) / (p.causal ? 2 : 1);
+
 /** Optional fused epilogue of a GEMM: C += bias (N) broadcast over rows, then ReLU. */
 export interface GemmEpilogue {
   /** Pointer to N floats (0 or absent: none). */
@@ -150,6 +186,8 @@ export class WasmRuntime {
   private readonly module: WebAssembly.Module;
   private pool: Pool | undefined;
   private nThreads: number;
+  /** How the attention backward runs: 0 picks (see `attentionBackward`), 1 one pass, 2 two passes. */
+  attentionPasses: 0 | 1 | 2 = 0;
 
   /** Use initWasm / initWasmAsync. */
   constructor(module: WebAssembly.Module, p: Prepared, opts: WasmOptions) {
@@ -344,6 +382,80 @@ export class WasmRuntime {
   ): void {
     const args = [probs, targets, R, C, scale, grad, dx];
     this.call('softmaxCrossEntropyBackward', (R * C) / ELEMENTWISE_MIN_PER_THREAD, args);
+  }
+
+  /**
+   * Tile sizes for the attention kernels at head sizes E, Ev: bq × bk, halved (keys first) until one thread's
+   * scratch holds them; null when not even 8 × 8 fits (heads of several thousand).
+   */
+  attentionTiles(bq: number, bk: number, E: number, Ev: number): [number, number] | null {
+    while (this.kernels.attnScratchBytes(bq, bk, E, Ev) > this.scratchBytes) {
+      if (bk > 8) bk = Math.ceil(bk / 2);
+      else if (bq > 8) bq = Math.ceil(bq / 2);
+      else return null;
+    }
+    return [bq, bk];
+  }
+
+  /** Bytes of each thread's scratch the attention kernels use at these tiles (fixed: no L or S in it). */
+  attentionScratchBytes(bq: number, bk: number, E: number, Ev: number): number {
+    return this.kernels.attnScratchBytes(bq, bk, E, Ev);
+  }
+
+  /**
+   * Tiled attention forward (assembly/attention.ts): out (B,L,Ev) = softmax(scale·q·kᵀ + mask)·v, lse (B,L).
+   * Tiles from `attentionTiles`. Work items are (batch entry, query tile) pairs spread over the threads.
+   */
+  attentionForward(p: AttentionArgs, out: number, lse: number): void {
+    const { q, k, v, mask, maskKind, maskOff, strideL, strideS, B, L, S, E, Ev, scale, causal, bq, bk } = p;
+    const args = [q, k, v, mask, maskKind, maskOff, strideL, strideS, out, lse, B, L, S, E, Ev, scale];
+    args.push(+causal, bq, bk);
+    this.call('attentionForward', attentionMacs(p, E + Ev) / GEMM_MIN_MACS_PER_THREAD, args);
+  }
+
+  /**
+   * The recomputing backward: writes dq (B,L,E), dk (B,S,E), dv (B,S,Ev) (0: not wanted) and accumulates
+   * dmask (0: none; laid out as the mask, zeroed by the caller). One pass runs each batch entry whole on
+   * one thread (5 tile products per tile pair); two passes run key tiles (dk, dv) then query tiles (dq) on
+   * all threads, recomputing P (7 products). `attentionPasses` chooses; 0 (auto) takes one pass unless the
+   * batch entries split so unevenly over the threads (B = 1 on 2 threads) that the two passes'
+   * ATTENTION_TWO_PASS_COST is less than the idle share. dmask always runs on one thread (its cells are
+   * shared across broadcast dims).
+   */
+  attentionBackward(
+    p: AttentionArgs,
+    out: number,
+    dout: number,
+    lse: number,
+    dq: number,
+    dk: number,
+    dv: number,
+    dmask: number,
+  ): void {
+    const { q, k, v, mask, maskKind, maskOff, strideL, strideS, B, L, S, E, Ev, scale, causal, bq, bk } = p;
+    const args = [q, k, v, out, dout, lse, dq, dk, dv, dmask, mask, maskKind, maskOff, strideL, strideS];
+    args.push(B, L, S, E, Ev, scale, +causal, bq, bk);
+    // 5 tile products per tile pair against the forward's 2; the threshold counts the lighter pass (3).
+    const shares = dmask ? 1 : (1.5 * attentionMacs(p, E + Ev)) / GEMM_MIN_MACS_PER_THREAD;
+    const n = Math.max(1, Math.min(this.nThreads, Math.floor(shares)));
+    if (!dq || dmask) {
+      this.call(dq ? 'attentionBackwardFused' : 'attentionBackwardKV', shares, args);
+      return;
+    }
+    if (!dk && !dv) {
+      this.call('attentionBackwardQ', shares, args);
+      return;
+    }
+    const passes = this.attentionPasses;
+    const fused = passes ? passes === 1 : Math.ceil(B / n) * n <= ATTENTION_TWO_PASS_COST * B;
+    if (fused) {
+      this.call('attentionBackwardFused', shares, args);
+      return;
+    }
+    args[6] = 0;
+    this.call('attentionBackwardKV', shares, args);
+    args[6] = dq;
+    this.call('attentionBackwardQ', shares, args);
   }
 
   // `shares`: how many threads the work is worth (work / per-thread minimum), capped by `threads`.

@@ -55,6 +55,83 @@ export interface Kernels {
     grad: number,
     dx: number,
   ): void;
+  attnScratchBytes(bq: number, bk: number, E: number, Ev: number): number;
+  attnForward(
+    q: number,
+    k: number,
+    v: number,
+    mask: number,
+    maskKind: number,
+    maskOff: number,
+    strideL: number,
+    strideS: number,
+    out: number,
+    lse: number,
+    L: number,
+    S: number,
+    E: number,
+    Ev: number,
+    scale: number,
+    causal: number,
+    bq: number,
+    bk: number,
+    b: number,
+    i0: number,
+    scratch: number,
+  ): void;
+  attnBackwardKV(
+    q: number,
+    k: number,
+    v: number,
+    out: number,
+    dout: number,
+    lse: number,
+    dq: number,
+    dk: number,
+    dv: number,
+    dmask: number,
+    mask: number,
+    maskKind: number,
+    maskOff: number,
+    strideL: number,
+    strideS: number,
+    L: number,
+    S: number,
+    E: number,
+    Ev: number,
+    scale: number,
+    causal: number,
+    bq: number,
+    bk: number,
+    b: number,
+    j0: number,
+    scratch: number,
+  ): void;
+  attnBackwardQ(
+    q: number,
+    k: number,
+    v: number,
+    out: number,
+    dout: number,
+    lse: number,
+    dq: number,
+    mask: number,
+    maskKind: number,
+    maskOff: number,
+    strideL: number,
+    strideS: number,
+    L: number,
+    S: number,
+    E: number,
+    Ev: number,
+    scale: number,
+    causal: number,
+    bq: number,
+    bk: number,
+    b: number,
+    i0: number,
+    scratch: number,
+  ): void;
 }
 
 /** Task ids as written into the pool's control block. */
@@ -70,11 +147,15 @@ export const Task = {
   sumAxis1: 9,
   softmaxCrossEntropy: 10,
   softmaxCrossEntropyBackward: 11,
+  attentionForward: 12,
+  attentionBackwardKV: 13,
+  attentionBackwardQ: 14,
+  attentionBackwardFused: 15,
 } as const;
 export type TaskName = keyof typeof Task;
 
-/** Argument slots per call; sgemm uses the most (see `sgemmTask`). */
-export const MAX_ARGS = 20;
+/** Argument slots per call; the attention backward uses the most (see `attentionBackward`). */
+export const MAX_ARGS = 32;
 
 /**
  * Chunks per thread: enough that a thread starting 100-300 µs late (a wake-up from Atomics.wait on a busy
@@ -176,6 +257,144 @@ function rows(
   };
 }
 
+/**
+ * Kernels over `items(a)` independent work items (tiles): chunk c of n takes items c, c + n, c + 2n, ..., so
+ * that with a causal mask, where later query tiles cost more, every chunk gets a mix.
+ */
+function items(
+  count: (a: Float64Array) => number,
+  one: (k: Kernels, a: Float64Array, item: number, scratch: number) => void,
+): Runner {
+  return {
+    chunks: (a, n) => chunkCount(count(a), 1, n),
+    run(k, a, chunk, chunks, scratch) {
+      for (let t = chunk, n = count(a); t < n; t += chunks) one(k, a, t, scratch);
+    },
+  };
+}
+
+/**
+ * Attention forward, args: q, k, v, mask, maskKind, maskOff, strideL, strideS, out, lse, B, L, S, E, Ev,
+ * scale, causal, bq, bk (pointers in bytes, see assembly/attention.ts). One item per (batch entry, query tile).
+ */
+const attentionForward = items(
+  (a) => a[10]! * Math.ceil(a[11]! / a[17]!),
+  (k, a, t, scratch) => {
+    const tiles = Math.ceil(a[11]! / a[17]!);
+    const b = Math.floor(t / tiles);
+    const i0 = (t - b * tiles) * a[17]!;
+    k.attnForward(
+      a[0]!,
+      a[1]!,
+      a[2]!,
+      a[3]!,
+      a[4]!,
+      a[5]!,
+      a[6]!,
+      a[7]!,
+      a[8]!,
+      a[9]!,
+      a[11]!,
+      a[12]!,
+      a[13]!,
+      a[14]!,
+      a[15]!,
+      a[16]!,
+      a[17]!,
+      a[18]!,
+      b,
+      i0,
+      scratch,
+    );
+  },
+);
+
+/**
+ * Attention backward, args: q, k, v, out, dout, lse, dq, dk, dv, dmask, mask, maskKind, maskOff, strideL,
+ * strideS, B, L, S, E, Ev, scale, causal, bq, bk. The KV pass has one item per (batch entry, key tile) and
+ * writes dk, dv (dmask); the Q pass one per (batch entry, query tile) and writes dq; the fused pass one per
+ * batch entry, all its key tiles in order, writing dq too.
+ */
+const kvTile = (k: Kernels, a: Float64Array, b: number, j0: number, dq: number, scratch: number) =>
+  k.attnBackwardKV(
+    a[0]!,
+    a[1]!,
+    a[2]!,
+    a[3]!,
+    a[4]!,
+    a[5]!,
+    dq,
+    a[7]!,
+    a[8]!,
+    a[9]!,
+    a[10]!,
+    a[11]!,
+    a[12]!,
+    a[13]!,
+    a[14]!,
+    a[16]!,
+    a[17]!,
+    a[18]!,
+    a[19]!,
+    a[20]!,
+    a[21]!,
+    a[22]!,
+    a[23]!,
+    b,
+    j0,
+    scratch,
+  );
+
+const attentionBackwardKV = items(
+  (a) => a[15]! * Math.ceil(a[17]! / a[23]!),
+  (k, a, t, scratch) => {
+    const tiles = Math.ceil(a[17]! / a[23]!);
+    const b = Math.floor(t / tiles);
+    kvTile(k, a, b, (t - b * tiles) * a[23]!, 0, scratch);
+  },
+);
+
+const attentionBackwardFused = items(
+  (a) => a[15]!,
+  (k, a, b, scratch) => {
+    for (let j0 = 0; j0 < a[17]!; j0 += a[23]!) kvTile(k, a, b, j0, a[6]!, scratch);
+  },
+);
+
+const attentionBackwardQ = items(
+  (a) => a[15]! * Math.ceil(a[16]! / a[22]!),
+  (k, a, t, scratch) => {
+    const tiles = Math.ceil(a[16]! / a[22]!);
+    const b = Math.floor(t / tiles);
+    const i0 = (t - b * tiles) * a[22]!;
+    k.attnBackwardQ(
+      a[0]!,
+      a[1]!,
+      a[2]!,
+      a[3]!,
+      a[4]!,
+      a[5]!,
+      a[6]!,
+      a[10]!,
+      a[11]!,
+      a[12]!,
+      a[13]!,
+      a[14]!,
+      a[16]!,
+      a[17]!,
+      a[18]!,
+      a[19]!,
+      a[20]!,
+      a[21]!,
+      a[22]!,
+      a[23]!,
+      b,
+      i0,
+      scratch,
+    );
+  },
+);
+
 const runners: { [T in TaskName]: Runner } = {
   sgemm: sgemmRunner,
   binary: flat((k, a, o, len) => k.binary(a[0]!, a[1]! + o, a[2]! + o, a[3]! + o, len), 4),
@@ -212,6 +431,10 @@ const runners: { [T in TaskName]: Runner } = {
       a[6]! + o,
     );
   }, 2),
+  attentionForward,
+  attentionBackwardKV,
+  attentionBackwardQ,
+  attentionBackwardFused,
 };
 
 const byId: Runner[] = [];

@@ -14,6 +14,7 @@ export {
   sumAxis0,
   sumAxis1,
 } from './elementwise';
+export { attnBackwardKV, attnBackwardQ, attnForward, attnScratchBytes } from './attention';
 export { gemmScratchBytes, sgemm } from './gemm';
 
 /** First byte the JS allocator may hand out: everything below belongs to the module's static data. */

@@ -1,0 +1,609 @@
+/**
+ * The benchmark runner: minibatch against its peers, in one run on one machine, with ratios.
+ *
+ *   node build/bench/run.js [--quick] [--only gemm,ops,mlp,infer] [--peers tfjs,jax] [--out file.json]
+ *
+ * Sections:
+ *   gemm   float32 GEMM through each library's public matmul, GFLOP/s
+ *   ops    tiny-op dispatch: add of two [4] tensors, matmul 32×32×32, µs per call
+ *   mlp    one shuffled epoch of the MLP 784-256-128-10 (and its BatchNorm variant) on Fashion-MNIST,
+ *          SGD momentum 0.9, lr 0.05: samples/s and test accuracy after the epoch
+ *   infer  MLP inference over the test images at batch 1..512, samples/s
+ * Peers: minibatch (wasm 1 thread, wasm all cores, js), tfjs-core 4 (wasm and cpu backends), jax-js (wasm,
+ * jit), and, where python3 has them, NumPy and PyTorch (bench/peers/peer.py; nothing is installed).
+ *
+ * Timing: every figure is the median of several timed runs after warm-up (bench/lib/measure.ts); a
+ * training figure is the wall time of one epoch (or of its first `cap` samples for slow peers).
+ * Ratios are minibatch wasm at the same thread count divided by the peer (throughput), so 2.0× means
+ * minibatch is twice as fast and 0.5× half as fast.
+ * Prints Markdown tables and writes the same as JSON to bench/results/latest.json.
+ * `--quick` is a CI-sized smoke run (under a minute): the shipped data subset, one batch size, short runs.
+ */
+
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg } from 'node:os';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import * as mb from '../src/index.js';
+import { type Data, loadData, type ModelKind, type Peer } from './lib/common.js';
+import { fmt, fmtRatio, markdownTable, type TimeOptions, type Timing, timeCalls } from './lib/measure.js';
+import { jaxjsPeer, jaxjsVersion } from './peers/jaxjs.js';
+import { minibatchPeers } from './peers/minibatch.js';
+import { type PyResult, runPython } from './peers/python.js';
+import { tfjsFlags, tfjsPeer, tfjsVersion } from './peers/tfjs.js';
+
+const SECTIONS = ['gemm', 'ops', 'mlp', 'infer'] as const;
+type Section = (typeof SECTIONS)[number];
+type Shape = [number, number, number];
+
+interface Config {
+  gemmShapes: Shape[];
+  /** Skip a GEMM whose single call is estimated (from the peer's previous shape) to take longer. */
+  gemmMaxCallS: number;
+  gemmTiming: TimeOptions;
+  opsTiming: TimeOptions;
+  models: ModelKind[];
+  batches: number[];
+  /** The slow peers (tfjs) train on this many samples, or for this many seconds, for the speed figure. */
+  slowCap: number;
+  slowSeconds: number;
+  inferBatches: number[];
+  inferTiming: TimeOptions;
+}
+
+const FULL: Config = {
+  gemmShapes: [
+    [128, 784, 256],
+    [512, 512, 512],
+    [1024, 1024, 1024],
+  ],
+  gemmMaxCallS: 2.5,
+  gemmTiming: { minRunMs: 150, runs: 5 },
+  opsTiming: { minRunMs: 150, runs: 5 },
+  models: ['mlp', 'mlp-bn'],
+  batches: [32, 128, 512],
+  slowCap: 10_000,
+  slowSeconds: 8,
+  inferBatches: [1, 8, 32, 128, 512],
+  inferTiming: { minRunMs: 300, runs: 5 },
+};
+
+const QUICK: Config = {
+  gemmShapes: [[128, 784, 256]],
+  gemmMaxCallS: 0.5,
+  gemmTiming: { minRunMs: 40, runs: 3, warmupMs: 30 },
+  opsTiming: { minRunMs: 40, runs: 3, warmupMs: 100 },
+  models: ['mlp', 'mlp-bn'],
+  batches: [128],
+  slowCap: 1_024,
+  slowSeconds: 1,
+  inferBatches: [1, 128],
+  inferTiming: { minRunMs: 60, runs: 3, warmupMs: 150 },
+};
+
+/** Peers whose training figure comes from `slowCap` samples rather than the full epoch. */
+const SLOW_TRAINERS = new Set(['tfjs-wasm', 'tfjs-cpu']);
+
+interface Row {
+  impl: string;
+  threads: number;
+}
+interface GemmRow extends Row {
+  shape: Shape;
+  gflops?: number;
+  timing?: Timing;
+  skipped?: string;
+}
+interface OpRow extends Row {
+  op: 'add' | 'matmul';
+  us: number;
+  timing: Timing;
+}
+interface MlpRow extends Row {
+  model: ModelKind;
+  batch: number;
+  samples: number;
+  fullEpoch: boolean;
+  seconds: number;
+  samplesPerSec: number;
+  accuracy?: number;
+}
+interface InferRow extends Row {
+  batch: number;
+  samplesPerSec: number;
+  timing: Timing;
+}
+
+interface Results {
+  meta: Record<string, unknown>;
+  load: { section: string; before: number[]; after: number[] }[];
+  skipped: { peer: string; section: string; reason: string }[];
+  gemm: GemmRow[];
+  ops: OpRow[];
+  mlp: MlpRow[];
+  infer: InferRow[];
+  markdown?: string;
+}
+
+const CORES = availableParallelism();
+/** Run the Python peers (off when --peers names only JavaScript ones). */
+let usePython = true;
+const T0 = performance.now();
+const log = (s: string) => process.stderr.write(`[${((performance.now() - T0) / 1000).toFixed(1)} s] ${s}\n`);
+const load = () => loadavg().map((x) => Math.round(x * 100) / 100);
+
+function parse(): { quick: boolean; only: Section[]; peers?: string[]; out: string } {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      peers: { type: 'string' },
+      out: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(
+      'node build/bench/run.js [--quick] [--only gemm,ops,mlp,infer] [--peers name,...] [--out file.json]\n' +
+        '  --peers keeps the peers whose name contains one of the words (minibatch always runs)\n',
+    );
+    process.exit(0);
+  }
+  const only = values.only ? values.only.split(',').map((s) => s.trim()) : [...SECTIONS];
+  const bad = only.filter((s) => !(SECTIONS as readonly string[]).includes(s));
+  if (bad.length)
+    throw new Error(`--only: unknown section ${bad.join(', ')} (expected ${SECTIONS.join(', ')})`);
+  return {
+    quick: values.quick!,
+    only: only as Section[],
+    peers: values.peers?.split(',').map((s) => s.trim()),
+    out: values.out ?? fileURLToPath(new URL('../../bench/results/latest.json', import.meta.url)),
+  };
+}
+
+/** Ratio of a higher-is-better figure: the minibatch wasm row at the peer's thread count over the peer. */
+function ratio<R extends Row>(
+  rows: R[],
+  row: R,
+  value: (r: R) => number | undefined,
+  same: (r: R) => boolean,
+) {
+  if (row.impl.startsWith('minibatch')) return undefined;
+  const threads = row.threads > 1 ? CORES : 1;
+  const base = rows.find((r) => r.impl === `minibatch wasm ${threads}t` && same(r));
+  const [b, v] = [base && value(base), value(row)];
+  return b !== undefined && v !== undefined && v > 0 ? b / v : undefined;
+}
+
+const cell = (v: number | undefined, r: number | undefined) =>
+  v === undefined ? '—' : `${fmt(v)}${r === undefined ? '' : ` (${fmtRatio(r)})`}`;
+
+const impls = <R extends Row>(rows: R[]) => [...new Map(rows.map((r) => [r.impl, r.threads])).entries()];
+
+async function gemmSection(peers: Peer[], cfg: Config, res: Results): Promise<void> {
+  for (const peer of peers.filter((p) => p.gemm)) {
+    if (!(await activate(res, 'gemm', peer))) continue;
+    let last: number | undefined;
+    for (const shape of cfg.gemmShapes) {
+      const [M, K, N] = shape;
+      const flops = 2 * M * K * N;
+      const est = last === undefined ? 0 : flops / (last * 1e9);
+      if (est > cfg.gemmMaxCallS) {
+        res.gemm.push({
+          impl: peer.name,
+          threads: peer.threads,
+          shape,
+          skipped: `~${est.toFixed(1)} s per call`,
+        });
+        continue;
+      }
+      const timing = attempt(res, 'gemm', peer, () => timeCalls(peer.gemm!(M, K, N), cfg.gemmTiming));
+      if (!timing) break;
+      last = flops / (timing.ms * 1e6);
+      res.gemm.push({ impl: peer.name, threads: peer.threads, shape, gflops: last, timing });
+      log(`gemm ${peer.name} ${shape.join('x')}: ${fmt(last)} GFLOP/s`);
+    }
+  }
+  for (const threads of usePython ? [...new Set([1, CORES])] : []) {
+    const py = runPython({ sections: ['gemm'], threads, gemmShapes: cfg.gemmShapes }, 300_000);
+    noteSkips(py, 'gemm', res);
+    for (const [lib, rows] of [
+      ['numpy', py.gemmNumpy],
+      ['torch', py.gemmTorch],
+    ] as const) {
+      for (const r of rows ?? []) {
+        const gflops = (2 * r.shape[0] * r.shape[1] * r.shape[2]) / (r.ms * 1e6);
+        res.gemm.push({ impl: `${lib} ${threads}t`, threads, shape: r.shape, gflops, timing: r });
+      }
+    }
+    if (threads === CORES) res.meta.python = { python: py.python, numpy: py.numpy, torch: py.torch };
+  }
+}
+
+async function opsSection(peers: Peer[], cfg: Config, res: Results): Promise<void> {
+  // Thread count does not matter for tiny ops (they stay on the calling thread): one minibatch wasm row.
+  for (const peer of peers.filter(
+    (p) => p.tinyOp && !(p.name.startsWith('minibatch wasm') && p.threads > 1),
+  )) {
+    if (!(await activate(res, 'ops', peer))) continue;
+    for (const op of ['add', 'matmul'] as const) {
+      const timing = attempt(res, 'ops', peer, () => timeCalls(peer.tinyOp!(op), cfg.opsTiming));
+      if (!timing) break;
+      res.ops.push({ impl: peer.name, threads: 1, op, us: timing.ms * 1000, timing });
+    }
+    log(`ops ${peer.name}: done`);
+  }
+  if (!usePython) return;
+  const py = runPython({ sections: ['ops'], threads: 1 }, 120_000);
+  noteSkips(py, 'ops', res);
+  for (const [lib, t] of [
+    ['numpy', py.tinyNumpy],
+    ['torch', py.tinyTorch],
+  ] as const) {
+    if (!t) continue;
+    for (const op of ['add', 'matmul'] as const) {
+      res.ops.push({ impl: lib, threads: 1, op, us: t[op].ms * 1000, timing: t[op] });
+    }
+  }
+}
+
+async function mlpSection(peers: Peer[], cfg: Config, data: Data, res: Results): Promise<void> {
+  const trainers = peers.filter((p) => p.train);
+  for (const model of cfg.models) {
+    for (const batch of cfg.batches) {
+      for (const peer of trainers) {
+        if (!(await activate(res, 'mlp', peer))) continue;
+        const slow = SLOW_TRAINERS.has(peer.name);
+        const r = await attemptAsync(res, 'mlp', peer, () =>
+          peer.train!({
+            model,
+            batch,
+            train: data.train,
+            test: data.test,
+            maxSamples: slow ? cfg.slowCap : data.train.n,
+            maxSeconds: slow ? cfg.slowSeconds : Number.POSITIVE_INFINITY,
+            seed: 7,
+          }),
+        );
+        if (!r) continue;
+        const row: MlpRow = {
+          impl: peer.name,
+          threads: peer.threads,
+          model,
+          batch,
+          samples: r.samples,
+          fullEpoch: r.samples >= data.train.n,
+          seconds: r.seconds,
+          samplesPerSec: r.samples / r.seconds,
+          ...(r.accuracy === undefined ? {} : { accuracy: r.accuracy }),
+        };
+        res.mlp.push(row);
+        log(
+          `mlp ${model} b${batch} ${peer.name}: ${fmt(row.samplesPerSec)} samples/s` +
+            (r.accuracy === undefined ? '' : `, test accuracy ${(100 * r.accuracy).toFixed(1)}%`),
+        );
+      }
+    }
+  }
+  if (!usePython) return;
+  const specs = cfg.models.flatMap((model) =>
+    cfg.batches.map((batch) => ({ model, batch, maxSamples: data.train.n, seed: 7 })),
+  );
+  const py = runPython({ sections: ['mlp'], torch: true, dataDir: data.source, mlp: specs }, 600_000);
+  noteSkips(py, 'mlp', res, ['numpy']);
+  for (const r of py.mlpTorch ?? []) {
+    res.mlp.push({
+      impl: `torch ${py.torch!.threads}t`,
+      threads: py.torch!.threads,
+      model: r.model as ModelKind,
+      batch: r.batch,
+      samples: r.samples,
+      fullEpoch: r.samples >= data.train.n,
+      seconds: r.seconds,
+      samplesPerSec: r.samples / r.seconds,
+      ...(r.accuracy === null ? {} : { accuracy: r.accuracy }),
+    });
+  }
+}
+
+async function inferSection(peers: Peer[], cfg: Config, data: Data, res: Results): Promise<void> {
+  for (const batch of cfg.inferBatches) {
+    for (const peer of peers.filter((p) => p.infer)) {
+      if (!(await activate(res, 'infer', peer))) continue;
+      const timing = attempt(res, 'infer', peer, () =>
+        timeCalls(peer.infer!(batch, data.test), cfg.inferTiming),
+      );
+      if (!timing) continue;
+      const samplesPerSec = batch / (timing.ms / 1000);
+      res.infer.push({ impl: peer.name, threads: peer.threads, batch, samplesPerSec, timing });
+      log(`infer b${batch} ${peer.name}: ${fmt(samplesPerSec)} samples/s`);
+    }
+  }
+  if (!usePython) return;
+  const py = runPython(
+    { sections: ['infer'], dataDir: data.source, inferBatches: cfg.inferBatches },
+    300_000,
+  );
+  noteSkips(py, 'infer', res, ['numpy']);
+  for (const r of py.inferTorch ?? []) {
+    const threads = py.torch!.threads;
+    res.infer.push({
+      impl: `torch ${threads}t`,
+      threads,
+      batch: r.batch,
+      samplesPerSec: r.batch / (r.ms / 1000),
+      timing: r,
+    });
+  }
+}
+
+/** Runs one measurement; a peer that throws is recorded as skipped (with the error) instead of ending the run. */
+function attempt<T>(res: Results, section: string, peer: Peer, fn: () => T): T | undefined {
+  try {
+    return fn();
+  } catch (e) {
+    fail(res, section, peer, e);
+    return undefined;
+  }
+}
+
+async function attemptAsync<T>(
+  res: Results,
+  section: string,
+  peer: Peer,
+  fn: () => Promise<T>,
+): Promise<T | undefined> {
+  try {
+    return await fn();
+  } catch (e) {
+    fail(res, section, peer, e);
+    return undefined;
+  }
+}
+
+const activate = (res: Results, section: string, peer: Peer): Promise<boolean> =>
+  attemptAsync(res, section, peer, async () => {
+    await peer.activate?.();
+    return true;
+  }).then((ok) => ok === true);
+
+function fail(res: Results, section: string, peer: Peer, e: unknown): void {
+  const reason = `failed: ${(e as Error).message ?? String(e)}`.split('\n')[0]!;
+  res.skipped.push({ peer: peer.name, section, reason });
+  log(`${section} ${peer.name}: ${reason}`);
+}
+
+function noteSkips(py: PyResult, section: string, res: Results, ignore: string[] = []): void {
+  for (const [peer, reason] of Object.entries(py.skipped)) {
+    if (!ignore.includes(peer)) res.skipped.push({ peer, section, reason });
+  }
+}
+
+function report(res: Results, cfg: Config, data: Data | undefined): string {
+  const out: string[] = [];
+  const m = res.meta;
+  const mw = m.minibatch as ReturnType<typeof mb.backendInfo>;
+  const tf = (m.tfjsFlags ?? {}) as Record<string, unknown>;
+  out.push(
+    `# minibatch benchmarks${m.quick ? ' (--quick)' : ''}`,
+    '',
+    `${m.cpu}, ${CORES} cores; Node ${process.versions.node}; tfjs-core ${m.tfjs}; ${m.date}.`,
+    `minibatch wasm: relaxed SIMD ${mw.facts.relaxedSimd ? 'on' : 'off'}, ${mw.fallbacks.length} kernels from the js ` +
+      `reference backend (${mw.fallbacks.join(', ')}). tfjs-wasm: SIMD ${tf.WASM_HAS_SIMD_SUPPORT ? 'on' : 'off'}, ` +
+      `threads ${tf.WASM_HAS_MULTITHREAD_SUPPORT ? 'on' : 'off'}. jax-js ${m.jaxjs}, wasm device.`,
+    `Load average (1/5/15 min) at start ${(m.loadStart as number[]).join(' / ')}, at end ${(m.loadEnd as number[]).join(' / ')}.`,
+    'Ratios: minibatch wasm at the same thread count ÷ the peer (2.00× = minibatch twice as fast; ' +
+      '0.50× = half as fast). `Nt` = N threads.',
+  );
+  const skipped = [...new Map(res.skipped.map((s) => [`${s.peer}: ${s.reason}`, s])).values()];
+  for (const s of skipped) {
+    out.push(`skipped: ${s.peer}${s.reason.startsWith('failed') ? ` in ${s.section}` : ''} (${s.reason})`);
+  }
+
+  if (res.gemm.length) {
+    const shapes = cfg.gemmShapes;
+    const rows = impls(res.gemm).map(([impl, threads]) => [
+      impl,
+      ...shapes.map((s) => {
+        const r = res.gemm.find((g) => g.impl === impl && g.shape.join() === s.join());
+        if (!r) return '—';
+        if (r.skipped) return `skipped (${r.skipped})`;
+        return cell(
+          r.gflops,
+          ratio(
+            res.gemm,
+            r,
+            (x) => x.gflops,
+            (x) => x.shape.join() === s.join(),
+          ),
+        );
+      }),
+      String(threads),
+    ]);
+    out.push(
+      '',
+      '## GEMM float32, GFLOP/s (M×K×N)',
+      '',
+      'Through each public matmul (`mb.matmul`, `tf.matMul` + `dataSync`, jax-js `np.matmul` + `dataSync`, ' +
+        '`a @ b`, `torch.matmul`); result readable from the host language, inputs resident.',
+      '',
+      markdownTable(['impl', ...shapes.map((s) => s.join('×')), 'threads'], rows),
+    );
+  }
+
+  if (res.ops.length) {
+    const rows = impls(res.ops).map(([impl]) => [
+      impl,
+      ...(['add', 'matmul'] as const).map((op) => {
+        const r = res.ops.find((o) => o.impl === impl && o.op === op)!;
+        // Time per call: lower is better, so the ratio is the peer's time over minibatch's.
+        const base = res.ops.find((o) => o.impl === 'minibatch wasm 1t' && o.op === op);
+        const rr = impl.startsWith('minibatch') || !base ? undefined : r.us / base.us;
+        return cell(r.us, rr);
+      }),
+    ]);
+    out.push(
+      '',
+      '## Tiny-op dispatch, µs per call (lower is better; ratio = peer time ÷ minibatch wasm time)',
+      '',
+      'tfjs: op then `dispose()`, no readback; jax-js is lazy, so its figure includes `dataSync()`; ' +
+        'NumPy and PyTorch include the Python call overhead.',
+      '',
+      markdownTable(['impl', 'add [4]+[4]', 'matmul 32×32×32'], rows),
+    );
+  }
+
+  if (res.mlp.length && data) {
+    const batches = cfg.batches;
+    for (const model of cfg.models) {
+      const mine = res.mlp.filter((r) => r.model === model);
+      if (!mine.length) continue;
+      const rows = impls(mine).map(([impl]) => {
+        const at = (b: number) => mine.find((r) => r.impl === impl && r.batch === b);
+        const own = batches.map(at).filter((r) => r !== undefined);
+        return [
+          impl,
+          own.every((r) => r.fullEpoch)
+            ? 'full epoch'
+            : `first ${own.map((r) => r.samples.toLocaleString('en-US')).join(' / ')}`,
+          ...batches.map((b) => {
+            const r = at(b);
+            return r
+              ? cell(
+                  r.samplesPerSec,
+                  ratio(
+                    mine,
+                    r,
+                    (x) => x.samplesPerSec,
+                    (x) => x.batch === b,
+                  ),
+                )
+              : '—';
+          }),
+          ...batches.map((b) => {
+            const a = at(b)?.accuracy;
+            return a === undefined ? '—' : `${(100 * a).toFixed(1)}%`;
+          }),
+        ];
+      });
+      out.push(
+        '',
+        `## Training: one epoch of ${model === 'mlp' ? 'the MLP 784-256-128-10' : 'the MLP with BatchNorm1d (mlp-bn)'}, samples/s`,
+        '',
+        `Fashion-MNIST ${data.shipped ? 'shipped subset' : 'full'} (${data.train.n.toLocaleString('en-US')} train, ` +
+          `${data.test.n.toLocaleString('en-US')} test, from ${data.source}); ReLU, softmax cross-entropy, ` +
+          'SGD momentum 0.9, lr 0.05, shuffled; wall time of the epoch loop (shuffle, batch gather, steps) after a ' +
+          'warm-up on a throwaway model; every peer reads the loss back each step. ' +
+          `Slow peers (tfjs) train on the first ${cfg.slowCap.toLocaleString('en-US')} samples or ${cfg.slowSeconds} s, ` +
+          'whichever comes first, for the speed figure only (no accuracy then).',
+        '',
+        markdownTable(
+          [
+            'impl',
+            'trained on',
+            ...batches.map((b) => `b=${b} samples/s`),
+            ...batches.map((b) => `acc b=${b}`),
+          ],
+          rows,
+        ),
+      );
+    }
+  }
+
+  if (res.infer.length) {
+    const batches = cfg.inferBatches;
+    const rows = impls(res.infer).map(([impl]) => [
+      impl,
+      ...batches.map((b) => {
+        const r = res.infer.find((x) => x.impl === impl && x.batch === b);
+        return r
+          ? cell(
+              r.samplesPerSec,
+              ratio(
+                res.infer,
+                r,
+                (x) => x.samplesPerSec,
+                (x) => x.batch === b,
+              ),
+            )
+          : '—';
+      }),
+    ]);
+    out.push(
+      '',
+      '## Inference, MLP 784-256-128-10 (eval mode), samples/s',
+      '',
+      `Consecutive batches of the ${data?.test.n.toLocaleString('en-US') ?? ''} test images (wrapping), from a JS ` +
+        'Float32Array (Python: a NumPy/torch tensor) to logits read back; median of timed runs.',
+      '',
+      markdownTable(['impl', ...batches.map((b) => `b=${b}`)], rows),
+    );
+  }
+  return out.join('\n');
+}
+
+/** The wasm backend's facts (relaxed SIMD, threads) and the kernels it takes from the reference backend. */
+function wasmInfo(): ReturnType<typeof mb.backendInfo> {
+  const prev = mb.backendInfo().name;
+  mb.setBackend('wasm');
+  const info = mb.backendInfo();
+  mb.setBackend(prev);
+  return info;
+}
+
+async function main(): Promise<void> {
+  const args = parse();
+  const cfg = args.quick ? QUICK : FULL;
+  const t0 = performance.now();
+  const res: Results = {
+    meta: {
+      date: new Date().toISOString(),
+      quick: args.quick,
+      sections: args.only,
+      cpu: cpus()[0]?.model.trim() ?? 'unknown CPU',
+      cores: CORES,
+      node: process.versions.node,
+      tfjs: tfjsVersion(),
+      jaxjs: jaxjsVersion(),
+      minibatch: wasmInfo(),
+      loadStart: load(),
+    },
+    load: [],
+    skipped: [],
+    gemm: [],
+    ops: [],
+    mlp: [],
+    infer: [],
+  };
+  const all: Peer[] = [...minibatchPeers(), tfjsPeer('wasm'), tfjsPeer('cpu'), jaxjsPeer()];
+  const peers = all.filter(
+    (p) => p.name.startsWith('minibatch') || !args.peers || args.peers.some((w) => p.name.includes(w)),
+  );
+  const data = args.only.some((s) => s === 'mlp' || s === 'infer') ? loadData(args.quick) : undefined;
+  if (data)
+    res.meta.data = { source: data.source, shipped: data.shipped, train: data.train.n, test: data.test.n };
+  usePython = !args.peers || args.peers.some((w) => ['numpy', 'torch', 'python'].some((p) => p.includes(w)));
+  for (const section of args.only) {
+    const before = load();
+    const s0 = performance.now();
+    if (section === 'gemm') await gemmSection(peers, cfg, res);
+    if (section === 'ops') await opsSection(peers, cfg, res);
+    if (section === 'mlp') await mlpSection(peers, cfg, data!, res);
+    if (section === 'infer') await inferSection(peers, cfg, data!, res);
+    res.load.push({ section, before, after: load() });
+    log(`${section}: ${((performance.now() - s0) / 1000).toFixed(1)} s`);
+  }
+  res.meta.tfjsFlags = await tfjsFlags();
+  res.meta.loadEnd = load();
+  res.meta.seconds = Math.round((performance.now() - t0) / 100) / 10;
+  res.markdown = report(res, cfg, data);
+  process.stdout.write(`${res.markdown}\n\nTotal ${res.meta.seconds} s.\n`);
+  mkdirSync(dirname(args.out), { recursive: true });
+  writeFileSync(args.out, `${JSON.stringify(res, null, 2)}\n`);
+  log(`wrote ${args.out}`);
+}
+
+await main();
+// The wasm thread pool's workers are unref'd, but tfjs and jax-js may hold handles: end explicitly.
+process.exit(0);
