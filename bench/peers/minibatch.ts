@@ -1,6 +1,6 @@
 /**
  * minibatch itself, through its public API (`src/index.ts`; the thread count through `wasmRuntime()`), on the
- * wasm backend at a given thread count or on the js reference backend.
+ * wasm or native backend at a given thread count, or on the js reference backend.
  */
 import { availableParallelism } from 'node:os';
 import { wasmRuntime } from '../../src/backend/wasm/backend.js';
@@ -14,14 +14,15 @@ import {
   warmupSizes,
 } from '../lib/common.js';
 
-export function minibatchPeer(backend: 'wasm' | 'js', threads = 1): Peer {
+export function minibatchPeer(backend: 'wasm' | 'js' | 'native', threads = 1): Peer {
   const activate = () => {
     mb.setBackend(backend);
-    if (backend === 'wasm') wasmRuntime()!.threads = threads;
+    // The native backend's BLAS threads follow the wasm runtime's thread count.
+    if (backend !== 'js') wasmRuntime()!.threads = threads;
   };
   return {
-    name: backend === 'wasm' ? `minibatch wasm ${threads}t` : 'minibatch js',
-    threads: backend === 'wasm' ? threads : 1,
+    name: backend === 'js' ? 'minibatch js' : `minibatch ${backend} ${threads}t`,
+    threads: backend === 'js' ? 1 : threads,
     activate,
 
     gemm(M, K, N) {
@@ -44,7 +45,7 @@ export function minibatchPeer(backend: 'wasm' | 'js', threads = 1): Peer {
     },
 
     // Training on the js reference backend is 10-20× slower than wasm and adds minutes: wasm only.
-    ...(backend === 'wasm' ? { train } : {}),
+    ...(backend !== 'js' ? { train } : {}),
 
     infer(batch: number, test: Split) {
       const model = mb.buildModel('mlp', new mb.Generator(1)).eval();
@@ -118,6 +119,9 @@ export function minibatchPeers(): Peer[] {
   return [
     minibatchPeer('wasm', 1),
     ...(cores > 1 ? [minibatchPeer('wasm', cores)] : []),
+    ...(mb.listBackends().includes('native')
+      ? [minibatchPeer('native', 1), ...(cores > 1 ? [minibatchPeer('native', cores)] : [])]
+      : []),
     minibatchPeer('js'),
   ];
 }
