@@ -238,6 +238,10 @@ table(fast ? L / 4 : L, [
   const t0 = performance.now();
   const info = await tf.profile(() => tf.tidy(() => naive().dataSync()));
   const sec = (performance.now() - t0) / 1000;
-  console.log(`\nTensorFlow.js ${tf.version_core} (${tf.getBackend()}, 1 thread), naive forward at (${B}, ${L}, ${D}):`);
-  console.log(`| path | pass | time | peak memory |\n| --- | --- | --- | --- |\n| tfjs naive (its ops) | forward | ${sec.toFixed(2)} s | ${fmt(info.peakBytes)} |`);
+  console.log(
+    `\nTensorFlow.js ${tf.version_core} (${tf.getBackend()}, 1 thread), naive forward at (${B}, ${L}, ${D}):`,
+  );
+  console.log(
+    `| path | pass | time | peak memory |\n| --- | --- | --- | --- |\n| tfjs naive (its ops) | forward | ${sec.toFixed(2)} s | ${fmt(info.peakBytes)} |`,
+  );
 }
