@@ -9,7 +9,7 @@
  */
 import { attentionBackward, attentionForward } from '../../nn/attention-kernels.js';
 import type { TypedArray } from '../../tensor/dtype.js';
-import { numel } from '../../tensor/shape.js';
+import { contiguousStrides, numel } from '../../tensor/shape.js';
 import type {
   BinaryKernel,
   CompareKernel,
@@ -388,7 +388,7 @@ function gather(x: View, axis: number, index: Int32Array, out: TypedArray): void
     return;
   }
   const shape = x.shape.map((d, i) => (i === axis ? index.length : d));
-  const o: View = { data: out, dtype: x.dtype, shape, strides: contiguous(shape), offset: 0 };
+  const o: View = { data: out, dtype: x.dtype, shape, strides: contiguousStrides(shape), offset: 0 };
   for (let i = 0; i < index.length; i++) copy(at(x, axis, index[i]!), at(o, axis, i));
 }
 
@@ -405,16 +405,6 @@ function scatterAdd(dst: View, axis: number, index: Int32Array, src: View): void
       for (let j = 0, p = rd[r]!, q = rs[r]!; j < n; j++, p += ds, q += ss) dst.data[p]! += src.data[q]!;
     }
   }
-}
-
-function contiguous(shape: readonly number[]): number[] {
-  const s: number[] = [];
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s.unshift(acc);
-    acc *= shape[i]!;
-  }
-  return s;
 }
 
 /** Rows of C over the last axis of a contiguous view. Max-subtracted, so ±1000 stays finite. */

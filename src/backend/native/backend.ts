@@ -15,9 +15,9 @@
  * Shape legend: B batch entries (broadcast leading dims flattened), M×K @ K×N.
  */
 import { MinibatchError } from '../../errors.js';
-import { numel } from '../../tensor/shape.js';
 import { type KernelTable, registerBackend, reportUnavailable, type View } from '../backend.js';
-import { jsKernels, rowOffsets } from '../js/kernels.js';
+import { gatherMatrix, gemmLayout } from '../gemm-layout.js';
+import { rowOffsets } from '../js/kernels.js';
 import { wasmRuntime } from '../wasm/backend.js';
 import { type Blas, importKoffi, type Koffi, loadBlas, nodeProcess } from './blas.js';
 
@@ -35,41 +35,6 @@ const cores = (() => {
 /** minibatch's thread setting: the wasm runtime's (which defaults to the cores), else the cores. */
 const threadsWanted = () => wasmRuntime()?.threads ?? cores;
 
-/** How a matrix view (last two dims) can be handed to GEMM without a gather: row-major or transposed. */
-function layout(
-  strides: readonly number[],
-  rows: number,
-  cols: number,
-): { trans: boolean; ld: number } | null {
-  const r = strides.length;
-  const [sr, sc] = [strides[r - 2]!, strides[r - 1]!];
-  if ((sc === 1 || cols === 1) && sr >= cols) return { trans: false, ld: Math.max(sr, 1) };
-  if ((sr === 1 || rows === 1) && sc >= rows) return { trans: true, ld: Math.max(sc, 1) };
-  return null;
-}
-
-function contiguousStrides(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  for (let i = shape.length - 1, acc = 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i]!;
-  }
-  return s;
-}
-
-/** A contiguous copy of a view in no GEMM-able layout (rare: a permuted or expanded matrix). */
-function gather(v: View): View {
-  const view = {
-    data: new Float32Array(numel(v.shape)),
-    dtype: 'float32' as const,
-    shape: v.shape,
-    strides: contiguousStrides(v.shape),
-    offset: 0,
-  };
-  jsKernels.copy(v, view);
-  return view;
-}
-
 function matmul(a: View, b: View, out: Float32Array): void {
   const r = a.shape.length;
   const [M, K, N] = [a.shape[r - 2]!, a.shape[r - 1]!, b.shape[r - 1]!];
@@ -80,14 +45,14 @@ function matmul(a: View, b: View, out: Float32Array): void {
   }
   const lib = blas!;
   lib.setThreads(threadsWanted());
-  let la = layout(a.strides, M, K);
-  let lb = layout(b.strides, K, N);
+  let la = gemmLayout(a.strides, M, K);
+  let lb = gemmLayout(b.strides, K, N);
   if (!la) {
-    a = gather(a);
+    a = gatherMatrix(a);
     la = { trans: false, ld: K };
   }
   if (!lb) {
-    b = gather(b);
+    b = gatherMatrix(b);
     lb = { trans: false, ld: N };
   }
   const ad = a.data as Float32Array;

@@ -6,7 +6,6 @@
  *
  * Shape legend: B batch entries (broadcast leading dims flattened), M×K @ K×N.
  */
-import { numel } from '../../tensor/shape.js';
 import {
   type AttentionGeometry,
   type AttentionMaskView,
@@ -15,7 +14,8 @@ import {
   reportUnavailable,
   type View,
 } from '../backend.js';
-import { jsKernels, rowOffsets } from '../js/kernels.js';
+import { gatherMatrix, gemmLayout, gemmSpan } from '../gemm-layout.js';
+import { denseOffset, jsKernels, rowOffsets } from '../js/kernels.js';
 import { type AttentionArgs, type BinaryOp, initWasm, type WasmRuntime } from './runtime.js';
 
 /**
@@ -40,23 +40,6 @@ function scratch(bytes: number): number {
   return scratchPtr;
 }
 
-/** How a matrix view (last two dims) can be handed to GEMM without a gather: row-major or transposed. */
-function layout(
-  strides: readonly number[],
-  rows: number,
-  cols: number,
-): { trans: boolean; ld: number } | null {
-  const r = strides.length;
-  const [sr, sc] = [strides[r - 2]!, strides[r - 1]!];
-  if ((sc === 1 || cols === 1) && sr >= cols) return { trans: false, ld: Math.max(sr, 1) };
-  if ((sr === 1 || rows === 1) && sc >= rows) return { trans: true, ld: Math.max(sc, 1) };
-  return null;
-}
-
-/** Elements a matrix with this layout spans in storage, from its first element. */
-const span = (rows: number, cols: number, l: { trans: boolean; ld: number }) =>
-  l.trans ? (cols - 1) * l.ld + rows : (rows - 1) * l.ld + cols;
-
 function matmul(a: View, b: View, out: Float32Array): void {
   const r = a.shape.length;
   const [M, K, N] = [a.shape[r - 2]!, a.shape[r - 1]!, b.shape[r - 1]!];
@@ -65,40 +48,23 @@ function matmul(a: View, b: View, out: Float32Array): void {
     jsKernels.matmul(a, b, out);
     return;
   }
-  let la = layout(a.strides, M, K);
-  let lb = layout(b.strides, K, N);
-  // An operand in no GEMM-able layout (rare: a permuted view) is gathered by the reference copy kernel.
-  const gather = (v: View) => {
-    const c = new Float32Array(numel(v.shape));
-    jsKernels.copy(v, {
-      data: c,
-      dtype: 'float32',
-      shape: v.shape,
-      strides: contiguousStrides(v.shape),
-      offset: 0,
-    });
-    return {
-      data: c,
-      dtype: 'float32' as const,
-      shape: v.shape,
-      strides: contiguousStrides(v.shape),
-      offset: 0,
-    };
-  };
+  let la = gemmLayout(a.strides, M, K);
+  let lb = gemmLayout(b.strides, K, N);
+  // An operand in no GEMM-able layout (rare: a permuted view) is gathered first.
   if (!la) {
-    a = gather(a);
+    a = gatherMatrix(a);
     la = { trans: false, ld: K };
   }
   if (!lb) {
-    b = gather(b);
+    b = gatherMatrix(b);
     lb = { trans: false, ld: N };
   }
   const batch = a.shape.slice(0, -2);
   const aOff = rowOffsets([...batch, 1], [...a.strides.slice(0, -2), 0], a.offset);
   const bOff = rowOffsets([...batch, 1], [...b.strides.slice(0, -2), 0], b.offset);
   const B = aOff.length;
-  const sa = span(M, K, la);
-  const sb = span(K, N, lb);
+  const sa = gemmSpan(M, K, la);
+  const sb = gemmSpan(K, N, lb);
   // Shared operands (weights broadcast over the batch) are copied once.
   const aShared = B > 1 && aOff.every((o) => o === aOff[0]);
   const bShared = B > 1 && bOff.every((o) => o === bOff[0]);
@@ -134,23 +100,7 @@ function matmul(a: View, b: View, out: Float32Array): void {
   out.set(rt!.f32(pc, B * M * N));
 }
 
-function contiguousStrides(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  for (let i = shape.length - 1, acc = 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i]!;
-  }
-  return s;
-}
-
-const isDense = (v: View) => {
-  let acc = 1;
-  for (let i = v.shape.length - 1; i >= 0; i--) {
-    if (v.shape[i] !== 1 && v.strides[i] !== acc) return false;
-    acc *= v.shape[i]!;
-  }
-  return true;
-};
+const isDense = (v: View) => denseOffset(v) >= 0;
 
 /** Same-shape dense float32 operands run in wasm; anything else (broadcasts, views, ints) in the reference. */
 function binary(op: BinaryOp): KernelTable['add'] {
