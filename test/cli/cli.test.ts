@@ -183,6 +183,25 @@ it('profile --json: samples/s rises with batch size; --plot writes an SVG', asyn
   assert.match(readFileSync(join(out, 'p.svg'), 'utf8'), /^<svg/);
 });
 
+it('find-batch-size --json: the largest batch within the budget and the fastest one', async () => {
+  const r = await run('find-batch-size', '--memory-budget', '2', '--json');
+  assert.equal(r.code, 0, r.err);
+  const j = JSON.parse(r.out) as {
+    largest_fitting: number;
+    best_throughput: number;
+    rows: { batch_size: number; alloc_mb_per_batch: number; samples_per_sec: number }[];
+  };
+  assert.ok(j.rows.length >= 2);
+  assert.equal(j.largest_fitting, j.rows.at(-1)!.batch_size);
+  assert.ok(j.rows.every((x) => x.alloc_mb_per_batch <= 2));
+  const fastest = j.rows.reduce((a, b) => (b.samples_per_sec > a.samples_per_sec ? b : a));
+  assert.equal(j.best_throughput, fastest.batch_size);
+  assert.match(
+    (await run('find-batch-size', '--memory-budget', '0')).err,
+    /--memory-budget must be positive \(got 0\)/,
+  );
+});
+
 it('the installed bin runs and exits by itself', () => {
   const r = spawnSync(process.execPath, [join(ROOT, 'bin/minibatch.js'), '--help'], {
     encoding: 'utf8',
