@@ -65,7 +65,7 @@ for (const { name, features } of variants) {
     console.error(stderr.toString());
     throw new Error(`build-wasm: asc failed for ${name}: ${error.message}`);
   }
-  lines.push(`export const ${name} =`, `  '${Buffer.from(wasm).toString('base64')}';`);
+  lines.push(`export const ${name}: string =`, `  '${Buffer.from(wasm).toString('base64')}';`);
   console.log(`build-wasm: ${name} ${wasm.length} bytes`);
 }
 mkdirSync(dirname(outFile), { recursive: true });

@@ -356,9 +356,11 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   // Under autocast the GEMM sees 16-bit operands and gives a 16-bit result; the graph keeps the float32 inputs.
   const ra = precision === 'fp32' ? a : rounded(a, precision);
   const rb = precision === 'fp32' ? b : rounded(b, precision);
+  // Two matrices need no broadcast views (the common case, where a small matmul's overhead is the cost).
+  const plain = batch.length === 0 && a.rank === 2 && b.rank === 2;
   kernels().matmul(
-    broadcastView(ra, [...batch, M, K]),
-    broadcastView(rb, [...batch, K, N]),
+    plain ? ra : broadcastView(ra, [...batch, M, K]),
+    plain ? rb : broadcastView(rb, [...batch, K, N]),
     out.data as Float32Array,
   );
   if (precision !== 'fp32') roundInPlace(out.data as Float32Array, precision);
