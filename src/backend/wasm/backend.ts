@@ -16,7 +16,14 @@ import {
 } from '../backend.js';
 import { gatherMatrix, gemmLayout, gemmSpan } from '../gemm-layout.js';
 import { denseOffset, jsKernels, rowOffsets } from '../js/kernels.js';
-import { type AttentionArgs, type BinaryOp, initWasm, type WasmRuntime } from './runtime.js';
+import {
+  type AttentionArgs,
+  type BinaryOp,
+  initWasm,
+  type ReduceOp,
+  type UnaryOp,
+  type WasmRuntime,
+} from './runtime.js';
 
 /**
  * Below this many multiply-adds a GEMM stays in the reference kernel: copying operands in and out and the
@@ -134,6 +141,135 @@ function unaryOp(name: 'relu' | 'exp'): KernelTable['relu'] {
     out.set(rt!.f32(p + 4 * n, n));
   };
 }
+
+/** The `unary` kernel family (neg, abs, sqrt, sign, sigmoid, tanh, log) with the same dense fast path. */
+function unaryFamily(name: UnaryOp): KernelTable['neg'] {
+  return (x, out) => {
+    const n = out.length;
+    if (n < WASM_MIN_ELEMENTWISE || x.dtype !== 'float32' || !isDense(x)) return jsKernels[name](x, out);
+    const p = scratch(8 * n);
+    rt!.f32(p, n).set((x.data as Float32Array).subarray(x.offset, x.offset + n));
+    rt!.unary(name, p, p + 4 * n, n);
+    out.set(rt!.f32(p + 4 * n, n));
+  };
+}
+
+const clamp: KernelTable['clamp'] = (x, lo, hi, out) => {
+  const n = out.length;
+  // The kernel compares in float32: the same outcome as the reference's float64 compare (rounding is
+  // monotonic, and a tie yields float32(lo) or float32(hi) either way).
+  if (n < WASM_MIN_ELEMENTWISE || x.dtype !== 'float32' || !isDense(x))
+    return jsKernels.clamp(x, lo, hi, out);
+  const p = scratch(8 * n);
+  rt!.f32(p, n).set((x.data as Float32Array).subarray(x.offset, x.offset + n));
+  rt!.clamp(p, lo, hi, p + 4 * n, n);
+  out.set(rt!.f32(p + 4 * n, n));
+};
+
+const reluBackward: KernelTable['reluBackward'] = (x, g, out) => {
+  const n = out.length;
+  if (
+    n < WASM_MIN_ELEMENTWISE ||
+    x.dtype !== 'float32' ||
+    g.dtype !== 'float32' ||
+    !isDense(x) ||
+    !isDense(g)
+  ) {
+    return jsKernels.reluBackward(x, g, out);
+  }
+  const p = scratch(12 * n);
+  rt!.f32(p, n).set((x.data as Float32Array).subarray(x.offset, x.offset + n));
+  rt!.f32(p + 4 * n, n).set((g.data as Float32Array).subarray(g.offset, g.offset + n));
+  rt!.reluBackward(p, p + 4 * n, p + 8 * n, n);
+  out.set(rt!.f32(p + 8 * n, n));
+};
+
+const numel = (shape: readonly number[]) => shape.reduce((a, d) => a * d, 1);
+
+/**
+ * A dense float32 input reduced over a trailing run of axes (rows: R × C with C the reduced extent) or a
+ * leading run (columns) runs in wasm; other axis sets, strided views and integer dtypes in the reference.
+ */
+function reduceOp(op: ReduceOp): KernelTable['sum'] {
+  return (x, axes, out) => {
+    const n = numel(x.shape);
+    const r = x.shape.length;
+    if (
+      n < WASM_MIN_ELEMENTWISE ||
+      axes.length === 0 ||
+      x.dtype !== 'float32' ||
+      !(out instanceof Float32Array) ||
+      !isDense(x)
+    ) {
+      return jsKernels[op](x, axes, out);
+    }
+    const trailing = axes.every((a, i) => a === r - axes.length + i);
+    const leading = axes.every((a, i) => a === i);
+    if (!trailing && !leading) return jsKernels[op](x, axes, out);
+    const split = trailing ? r - axes.length : axes.length;
+    const R = numel(x.shape.slice(0, split));
+    const C = n / R;
+    const p = scratch(4 * n + 4 * out.length);
+    rt!.f32(p, n).set((x.data as Float32Array).subarray(x.offset, x.offset + n));
+    if (trailing) rt!.reduceRows(op, p, R, C, p + 4 * n);
+    else rt!.reduceCols(op, p, R, C, p + 4 * n);
+    out.set(rt!.f32(p + 4 * n, out.length));
+  };
+}
+
+/** Softmax / log-softmax over the last axis of a dense float32 (R, C) input. */
+function softmaxOp(log: boolean): KernelTable['softmax'] {
+  const name = log ? 'logSoftmax' : 'softmax';
+  return (x, out) => {
+    const n = out.length;
+    const C = x.shape.length === 0 ? 1 : x.shape[x.shape.length - 1]!;
+    if (n < WASM_MIN_ELEMENTWISE || C === 0 || x.dtype !== 'float32' || !isDense(x)) {
+      return jsKernels[name](x, out);
+    }
+    const p = scratch(8 * n);
+    rt!.f32(p, n).set((x.data as Float32Array).subarray(x.offset, x.offset + n));
+    rt!.softmaxRows(log, p, n / C, C, p + 4 * n);
+    out.set(rt!.f32(p + 4 * n, n));
+  };
+}
+
+/** Forward: per-row losses (float64 inside, float32 out) summed here in float64, as the reference does. */
+const softmaxCrossEntropy: KernelTable['softmaxCrossEntropy'] = (logits, targets, R, C, probs) => {
+  const n = R * C;
+  if (n < WASM_MIN_ELEMENTWISE) return jsKernels.softmaxCrossEntropy(logits, targets, R, C, probs);
+  const p = scratch(8 * n + 8 * R);
+  const pt = p + 8 * n;
+  const pl = pt + 4 * R;
+  rt!.f32(p, n).set(logits.subarray(0, n));
+  rt!.i32(pt, R).set(targets.subarray(0, R));
+  rt!.softmaxCrossEntropy(p, pt, R, C, pl, p + 4 * n);
+  probs.set(rt!.f32(p + 4 * n, n));
+  const loss = rt!.f32(pl, R);
+  let total = 0;
+  for (let r = 0; r < R; r++) total += loss[r]!;
+  return total;
+};
+
+/**
+ * Backward: dx = float32(scale·probs) in wasm (the product in float64, bit-identical to the reference), then
+ * the R target entries less scale here, as the reference rounds them.
+ */
+const softmaxCrossEntropyBackward: KernelTable['softmaxCrossEntropyBackward'] = (
+  probs,
+  targets,
+  R,
+  C,
+  scale,
+  dx,
+) => {
+  const n = R * C;
+  if (n < WASM_MIN_ELEMENTWISE) return jsKernels.softmaxCrossEntropyBackward(probs, targets, R, C, scale, dx);
+  const p = scratch(8 * n);
+  rt!.f32(p, n).set(probs.subarray(0, n));
+  rt!.scale64(p, scale, p + 4 * n, n);
+  dx.set(rt!.f32(p + 4 * n, n));
+  for (let r = 0; r < R; r++) dx[r * C + targets[r]!]! -= scale;
+};
 
 /**
  * Lays out one attention call in the scratch region: blocks of `floats` float32s (64-byte aligned) in order,
@@ -258,8 +394,26 @@ try {
     sub: binary('sub'),
     mul: binary('mul'),
     div: binary('div'),
+    maximum: binary('maximum'),
+    minimum: binary('minimum'),
     relu: unaryOp('relu'),
     exp: unaryOp('exp'),
+    neg: unaryFamily('neg'),
+    abs: unaryFamily('abs'),
+    sqrt: unaryFamily('sqrt'),
+    sign: unaryFamily('sign'),
+    sigmoid: unaryFamily('sigmoid'),
+    tanh: unaryFamily('tanh'),
+    log: unaryFamily('log'),
+    clamp,
+    reluBackward,
+    sum: reduceOp('sum'),
+    max: reduceOp('max'),
+    min: reduceOp('min'),
+    softmax: softmaxOp(false),
+    logSoftmax: softmaxOp(true),
+    softmaxCrossEntropy,
+    softmaxCrossEntropyBackward,
     attentionForward,
     attentionBackward,
   };

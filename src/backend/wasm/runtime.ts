@@ -35,8 +35,14 @@ export const ELEMENTWISE_MIN_PER_THREAD = 1 << 16;
 
 const PAGE = 65536;
 
-export type BinaryOp = 'add' | 'sub' | 'mul' | 'div';
-const OP_CODE: Record<BinaryOp, number> = { add: 0, sub: 1, mul: 2, div: 3 };
+export type BinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'maximum' | 'minimum';
+const OP_CODE: Record<BinaryOp, number> = { add: 0, sub: 1, mul: 2, div: 3, maximum: 4, minimum: 5 };
+/** Unary kernels of assembly/elementwise.ts `unary` (sigmoid and tanh stable, log about 1-2 ulp). */
+export type UnaryOp = 'neg' | 'abs' | 'sqrt' | 'sign' | 'sigmoid' | 'tanh' | 'log';
+const UNARY_CODE: Record<UnaryOp, number> = { neg: 0, abs: 1, sqrt: 2, sign: 3, sigmoid: 4, tanh: 5, log: 6 };
+/** Reductions of reduceRows / reduceCols: sum accumulates in float64; max and min propagate NaN. */
+export type ReduceOp = 'sum' | 'max' | 'min';
+const REDUCE_CODE: Record<ReduceOp, number> = { sum: 0, max: 1, min: 2 };
 
 export interface WasmOptions {
   /** Threads including the caller (default: the available cores; always 1 without shared memory/threads). */
@@ -343,6 +349,36 @@ export class WasmRuntime {
   /** out (n) = e^x (about 2 ulp; overflow gives +inf, denormals are kept). */
   exp(x: number, out: number, n: number): void {
     this.call('exp', n / ELEMENTWISE_MIN_PER_THREAD, [x, out, n]);
+  }
+
+  /** out (n) = op(x) elementwise (see UnaryOp). */
+  unary(op: UnaryOp, x: number, out: number, n: number): void {
+    this.call('unary', n / ELEMENTWISE_MIN_PER_THREAD, [UNARY_CODE[op], x, out, n]);
+  }
+
+  /** out (n) = x < lo ? lo : min(x, hi) (lo, hi rounded to float32; NaN passes through). */
+  clamp(x: number, lo: number, hi: number, out: number, n: number): void {
+    this.call('clamp', n / ELEMENTWISE_MIN_PER_THREAD, [x, lo, hi, out, n]);
+  }
+
+  /** out (n) = float32(x · s), the product in float64 (bit-identical to a JS Float32Array store). */
+  scale64(x: number, s: number, out: number, n: number): void {
+    this.call('scale64', n / ELEMENTWISE_MIN_PER_THREAD, [x, s, out, n]);
+  }
+
+  /** out (R) = op over the C columns of each row of x (R,C). */
+  reduceRows(op: ReduceOp, x: number, R: number, C: number, out: number): void {
+    this.call('reduceRows', (R * C) / ELEMENTWISE_MIN_PER_THREAD, [REDUCE_CODE[op], x, R, C, out]);
+  }
+
+  /** out (C) = op over the R rows of x (R,C). */
+  reduceCols(op: ReduceOp, x: number, R: number, C: number, out: number): void {
+    this.call('reduceCols', (R * C) / ELEMENTWISE_MIN_PER_THREAD, [REDUCE_CODE[op], x, R, C, out]);
+  }
+
+  /** out (R,C) = softmax (or log-softmax when `log`) of each row of x (R,C), max-subtracted. */
+  softmaxRows(log: boolean, x: number, R: number, C: number, out: number): void {
+    this.call('softmaxRows', (4 * R * C) / ELEMENTWISE_MIN_PER_THREAD, [+log, x, R, C, out]);
   }
 
   /** out (C) = sum of x (R,C) over its rows. */

@@ -36,6 +36,12 @@ export interface Kernels {
   relu(x: number, out: number, n: number): void;
   reluBackward(x: number, dy: number, dx: number, n: number): void;
   exp(x: number, out: number, n: number): void;
+  unary(op: number, x: number, out: number, n: number): void;
+  clamp(x: number, lo: number, hi: number, out: number, n: number): void;
+  scale64(x: number, s: number, out: number, n: number): void;
+  reduceRows(op: number, x: number, R: number, C: number, out: number): void;
+  reduceCols(op: number, x: number, R: number, C: number, ldx: number, out: number): void;
+  softmaxRows(log: number, x: number, R: number, C: number, out: number): void;
   sumAxis0(x: number, R: number, C: number, ldx: number, out: number): void;
   sumAxis1(x: number, R: number, C: number, out: number): void;
   softmaxCrossEntropy(
@@ -151,6 +157,12 @@ export const Task = {
   attentionBackwardKV: 13,
   attentionBackwardQ: 14,
   attentionBackwardFused: 15,
+  unary: 16,
+  clamp: 17,
+  scale64: 18,
+  reduceRows: 19,
+  reduceCols: 20,
+  softmaxRows: 21,
 } as const;
 export type TaskName = keyof typeof Task;
 
@@ -435,6 +447,27 @@ const runners: { [T in TaskName]: Runner } = {
   attentionBackwardKV,
   attentionBackwardQ,
   attentionBackwardFused,
+  // args: op, x, out, n.
+  unary: flat((k, a, o, len) => k.unary(a[0]!, a[1]! + o, a[2]! + o, len), 3),
+  // args: x, lo, hi, out, n.
+  clamp: flat((k, a, o, len) => k.clamp(a[0]! + o, a[1]!, a[2]!, a[3]! + o, len), 4),
+  // args: x, s, out, n.
+  scale64: flat((k, a, o, len) => k.scale64(a[0]! + o, a[1]!, a[2]! + o, len), 3),
+  // args: op, x, R, C, out.
+  reduceRows: rows((k, a, r, R) => k.reduceRows(a[0]!, a[1]! + 4 * r * a[3]!, R, a[3]!, a[4]! + 4 * r), 2),
+  // args: op, x, R, C, out; columns in cache-line units, every chunk reduces all rows of its columns.
+  reduceCols: {
+    chunks: (a, n) => chunkCount(a[3]!, LINE, n),
+    run(k, a, chunk, chunks) {
+      const [s, e] = share(a[3]!, LINE, chunk, chunks);
+      if (s < e) k.reduceCols(a[0]!, a[1]! + 4 * s, a[2]!, e - s, a[3]!, a[4]! + 4 * s);
+    },
+  },
+  // args: log, x, R, C, out.
+  softmaxRows: rows((k, a, r, R) => {
+    const o = 4 * r * a[3]!;
+    k.softmaxRows(a[0]!, a[1]! + o, R, a[3]!, a[4]! + o);
+  }, 2),
 };
 
 const byId: Runner[] = [];

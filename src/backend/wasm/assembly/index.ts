@@ -6,13 +6,19 @@ export {
   binary,
   binaryRow,
   binaryScalar,
+  clamp,
   exp,
+  reduceCols,
+  reduceRows,
   relu,
   reluBackward,
+  scale64,
   softmaxCrossEntropy,
   softmaxCrossEntropyBackward,
+  softmaxRows,
   sumAxis0,
   sumAxis1,
+  unary,
 } from './elementwise';
 export { attnBackwardKV, attnBackwardQ, attnForward, attnScratchBytes } from './attention';
 export { gemmScratchBytes, sgemm } from './gemm';

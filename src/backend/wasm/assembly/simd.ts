@@ -49,3 +49,44 @@
   const s2 = i32x4.shl(i32x4.add(n2, bias), 23);
   return f32x4.mul(f32x4.mul(p, s1), s2);
 }
+
+/**
+ * Natural log per lane, about 1-2 ulp (Cephes logf): x = 2^e·m with m in [√½, √2), log(1 + (m - 1)) by a
+ * polynomial, plus e·ln2 split hi/lo. Denormals are scaled by 2^23 first; log(±0) = -inf, log(x < 0) = NaN,
+ * log(+inf) = +inf, NaN stays NaN.
+ */
+// @ts-expect-error: decorator
+@inline export function logV(x0: v128): v128 {
+  const tiny = f32x4.lt(x0, f32x4.splat(1.17549435e-38));
+  const x = v128.bitselect(f32x4.mul(x0, f32x4.splat(8388608.0)), x0, tiny);
+  const bits = x;
+  let e = i32x4.sub(i32x4.shr_u(bits, 23), i32x4.splat(126));
+  e = i32x4.sub(e, v128.and(tiny, i32x4.splat(23)));
+  // m in [0.5, 1)
+  let m = v128.or(v128.and(bits, i32x4.splat(0x007fffff)), i32x4.splat(0x3f000000));
+  const lt = f32x4.lt(m, f32x4.splat(0.707106781186547524));
+  // e -= 1 where m < √½ (the mask is -1 there); f = 2m - 1 there, else m - 1.
+  e = i32x4.add(e, lt);
+  m = f32x4.sub(f32x4.add(m, v128.and(m, lt)), f32x4.splat(1));
+  const fe = f32x4.convert_i32x4_s(e);
+  const z = f32x4.mul(m, m);
+  let y = f32x4.splat(7.0376836292e-2);
+  y = madd(y, m, f32x4.splat(-1.1514610310e-1));
+  y = madd(y, m, f32x4.splat(1.1676998740e-1));
+  y = madd(y, m, f32x4.splat(-1.2420140846e-1));
+  y = madd(y, m, f32x4.splat(1.4249322787e-1));
+  y = madd(y, m, f32x4.splat(-1.6668057665e-1));
+  y = madd(y, m, f32x4.splat(2.0000714765e-1));
+  y = madd(y, m, f32x4.splat(-2.4999993993e-1));
+  y = madd(y, m, f32x4.splat(3.3333331174e-1));
+  y = f32x4.mul(f32x4.mul(y, m), z);
+  y = madd(fe, f32x4.splat(-2.12194440e-4), y);
+  y = madd(z, f32x4.splat(-0.5), y);
+  let r = f32x4.add(m, y);
+  r = madd(fe, f32x4.splat(0.693359375), r);
+  // Specials: 0 -> -inf, negative or NaN -> NaN, +inf -> +inf.
+  r = v128.bitselect(f32x4.splat(-Infinity), r, f32x4.eq(x0, f32x4.splat(0)));
+  r = v128.bitselect(f32x4.splat(NaN), r, f32x4.lt(x0, f32x4.splat(0)));
+  r = v128.bitselect(x0, r, f32x4.ne(x0, x0));
+  return v128.bitselect(x0, r, f32x4.eq(x0, f32x4.splat(Infinity)));
+}
