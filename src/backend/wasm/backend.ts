@@ -9,6 +9,7 @@
 import {
   type AttentionGeometry,
   type AttentionMaskView,
+  type ConvGeometry,
   type KernelTable,
   registerBackend,
   reportUnavailable,
@@ -19,6 +20,8 @@ import { denseOffset, jsKernels, rowOffsets } from '../js/kernels.js';
 import {
   type AttentionArgs,
   type BinaryOp,
+  type CompareOp,
+  type Im2colArgs,
   initWasm,
   type ReduceOp,
   type UnaryOp,
@@ -271,6 +274,175 @@ const softmaxCrossEntropyBackward: KernelTable['softmaxCrossEntropyBackward'] = 
   for (let r = 0; r < R; r++) dx[r * C + targets[r]!]! -= scale;
 };
 
+/** Same-shape dense float32 comparisons run in wasm (0/1 bytes out); broadcasts and ints in the reference. */
+function compareOp(op: CompareOp): KernelTable['eq'] {
+  return (a, b, out) => {
+    const n = out.length;
+    if (
+      n < WASM_MIN_ELEMENTWISE ||
+      a.dtype !== 'float32' ||
+      b.dtype !== 'float32' ||
+      !isDense(a) ||
+      !isDense(b)
+    ) {
+      return jsKernels[op](a, b, out);
+    }
+    const p = scratch(9 * n + 64);
+    const po = p + 8 * n;
+    rt!.f32(p, n).set((a.data as Float32Array).subarray(a.offset, a.offset + n));
+    rt!.f32(p + 4 * n, n).set((b.data as Float32Array).subarray(b.offset, b.offset + n));
+    rt!.compare(op, p, p + 4 * n, po, n);
+    out.set(new Uint8Array(rt!.memory.buffer, po, n));
+  };
+}
+
+/** where over a dense bool condition and dense float32 operands of out's shape (no broadcast) runs in wasm. */
+const where: KernelTable['where'] = (cond, a, b, out) => {
+  const n = out.length;
+  if (
+    n < WASM_MIN_ELEMENTWISE ||
+    a.dtype !== 'float32' ||
+    b.dtype !== 'float32' ||
+    !(out instanceof Float32Array) ||
+    !(cond.data instanceof Uint8Array) ||
+    !isDense(cond) ||
+    !isDense(a) ||
+    !isDense(b)
+  ) {
+    return jsKernels.where(cond, a, b, out);
+  }
+  const p = scratch(13 * n + 64);
+  const pc = p + 12 * n;
+  rt!.f32(p, n).set((a.data as Float32Array).subarray(a.offset, a.offset + n));
+  rt!.f32(p + 4 * n, n).set((b.data as Float32Array).subarray(b.offset, b.offset + n));
+  new Uint8Array(rt!.memory.buffer, pc, n).set(cond.data.subarray(cond.offset, cond.offset + n));
+  rt!.select(pc, p, p + 4 * n, p + 8 * n, n);
+  out.set(rt!.f32(p + 8 * n, n));
+};
+
+/** argmax / argmin over the last axis of a dense float32 input run in wasm; other axes in the reference. */
+function argOp(isMin: boolean): KernelTable['argmax'] {
+  const name = isMin ? 'argmin' : 'argmax';
+  return (x, axis, out) => {
+    const n = numel(x.shape);
+    const C = x.shape[axis] ?? 0;
+    if (
+      n < WASM_MIN_ELEMENTWISE ||
+      axis !== x.shape.length - 1 ||
+      C === 0 ||
+      x.dtype !== 'float32' ||
+      !isDense(x)
+    ) {
+      return jsKernels[name](x, axis, out);
+    }
+    const R = n / C;
+    const p = scratch(4 * n + 4 * R);
+    rt!.f32(p, n).set((x.data as Float32Array).subarray(x.offset, x.offset + n));
+    rt!.argReduceRows(isMin, p, R, C, p + 4 * n);
+    out.set(rt!.i32(p + 4 * n, R));
+  };
+}
+
+/** Byte offsets of consecutive 64-byte aligned blocks of the given float counts in the scratch region. */
+function layout(floats: number[]): number[] {
+  const ptr: number[] = [];
+  let total = 0;
+  for (const n of floats) {
+    ptr.push(total);
+    total += Math.ceil((4 * n) / 64) * 64;
+  }
+  const base = scratch(total + 64);
+  return ptr.map((p) => p + base);
+}
+
+const batchNormForward: KernelTable['batchNormForward'] = (
+  x,
+  N,
+  C,
+  S,
+  weight,
+  bias,
+  eps,
+  out,
+  mean,
+  invstd,
+) => {
+  const n = N * C * S;
+  if (n < WASM_MIN_ELEMENTWISE)
+    return jsKernels.batchNormForward(x, N, C, S, weight, bias, eps, out, mean, invstd);
+  const [px, po, pw, pb, pm, pi] = layout([n, n, weight ? C : 0, bias ? C : 0, C, C]) as number[];
+  rt!.f32(px!, n).set(x.subarray(0, n));
+  if (weight) rt!.f32(pw!, C).set(weight.subarray(0, C));
+  if (bias) rt!.f32(pb!, C).set(bias.subarray(0, C));
+  rt!.batchNormForward(px!, N, C, S, weight ? pw! : 0, bias ? pb! : 0, eps, po!, pm!, pi!);
+  out.set(rt!.f32(po!, n));
+  mean.set(rt!.f32(pm!, C));
+  invstd.set(rt!.f32(pi!, C));
+};
+
+const batchNormBackward: KernelTable['batchNormBackward'] = (
+  x,
+  dy,
+  N,
+  C,
+  S,
+  weight,
+  mean,
+  invstd,
+  dx,
+  dweight,
+  dbias,
+) => {
+  const n = N * C * S;
+  if (n < WASM_MIN_ELEMENTWISE) {
+    return jsKernels.batchNormBackward(x, dy, N, C, S, weight, mean, invstd, dx, dweight, dbias);
+  }
+  const [px, pg, pd, pw, pm, pi, pdw, pdb] = layout([n, n, n, weight ? C : 0, C, C, C, C]) as number[];
+  rt!.f32(px!, n).set(x.subarray(0, n));
+  rt!.f32(pg!, n).set(dy.subarray(0, n));
+  if (weight) rt!.f32(pw!, C).set(weight.subarray(0, C));
+  rt!.f32(pm!, C).set(mean.subarray(0, C));
+  rt!.f32(pi!, C).set(invstd.subarray(0, C));
+  rt!.batchNormBackward(px!, pg!, N, C, S, weight ? pw! : 0, pm!, pi!, pd!, pdw!, pdb!);
+  dx.set(rt!.f32(pd!, n));
+  dweight.set(rt!.f32(pdw!, C));
+  dbias.set(rt!.f32(pdb!, C));
+};
+
+const convArgs = (g: ConvGeometry): Im2colArgs => ({
+  planes: g.N * g.C,
+  H: g.H,
+  W: g.W,
+  kh: g.kh,
+  kw: g.kw,
+  stride: g.stride,
+  padding: g.padding,
+  Ho: g.Ho,
+  Wo: g.Wo,
+});
+
+const im2col: KernelTable['im2col'] = (x, g, cols) => {
+  const nx = g.N * g.C * g.H * g.W;
+  const nc = g.N * g.C * g.kh * g.kw * g.Ho * g.Wo;
+  if (nc < WASM_MIN_ELEMENTWISE || nx === 0) return jsKernels.im2col(x, g, cols);
+  const [px, pc] = layout([nx, nc]) as number[];
+  rt!.f32(px!, nx).set(x.subarray(0, nx));
+  rt!.im2col(px!, convArgs(g), pc!);
+  cols.set(rt!.f32(pc!, nc));
+};
+
+const col2im: KernelTable['col2im'] = (cols, g, dx) => {
+  const nx = g.N * g.C * g.H * g.W;
+  const nc = g.N * g.C * g.kh * g.kw * g.Ho * g.Wo;
+  if (nc < WASM_MIN_ELEMENTWISE || nx === 0) return jsKernels.col2im(cols, g, dx);
+  const [pc, px] = layout([nc, nx]) as number[];
+  rt!.f32(pc!, nc).set(cols.subarray(0, nc));
+  // dx accumulates: its current contents go in (zeros, per the contract, but kept exactly either way).
+  rt!.f32(px!, nx).set(dx.subarray(0, nx));
+  rt!.col2im(pc!, convArgs(g), px!);
+  dx.set(rt!.f32(px!, nx));
+};
+
 /**
  * Lays out one attention call in the scratch region: blocks of `floats` float32s (64-byte aligned) in order,
  * then the mask's storage and its batch offsets. Returns the block pointers and the kernel's arguments (q, k,
@@ -416,6 +588,19 @@ try {
     softmaxCrossEntropyBackward,
     attentionForward,
     attentionBackward,
+    eq: compareOp('eq'),
+    ne: compareOp('ne'),
+    lt: compareOp('lt'),
+    le: compareOp('le'),
+    gt: compareOp('gt'),
+    ge: compareOp('ge'),
+    where,
+    argmax: argOp(false),
+    argmin: argOp(true),
+    batchNormForward,
+    batchNormBackward,
+    im2col,
+    col2im,
   };
   registerBackend(
     {

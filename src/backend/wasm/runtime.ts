@@ -43,6 +43,22 @@ const UNARY_CODE: Record<UnaryOp, number> = { neg: 0, abs: 1, sqrt: 2, sign: 3, 
 /** Reductions of reduceRows / reduceCols: sum accumulates in float64; max and min propagate NaN. */
 export type ReduceOp = 'sum' | 'max' | 'min';
 const REDUCE_CODE: Record<ReduceOp, number> = { sum: 0, max: 1, min: 2 };
+/** Comparisons of `compare`: 0/1 bytes, NaN compares false except ne. */
+export type CompareOp = 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
+const COMPARE_CODE: Record<CompareOp, number> = { eq: 0, ne: 1, lt: 2, le: 3, gt: 4, ge: 5 };
+
+/** Geometry of im2col / col2im: P = N·C planes of H×W, kh×kw windows, output Ho×Wo (see ConvGeometry). */
+export interface Im2colArgs {
+  planes: number;
+  H: number;
+  W: number;
+  kh: number;
+  kw: number;
+  stride: number;
+  padding: number;
+  Ho: number;
+  Wo: number;
+}
 
 export interface WasmOptions {
   /** Threads including the caller (default: the available cores; always 1 without shared memory/threads). */
@@ -418,6 +434,73 @@ export class WasmRuntime {
   ): void {
     const args = [probs, targets, R, C, scale, grad, dx];
     this.call('softmaxCrossEntropyBackward', (R * C) / ELEMENTWISE_MIN_PER_THREAD, args);
+  }
+
+  /** out (n bytes) = a (n) op b (n) as 0/1. */
+  compare(op: CompareOp, a: number, b: number, out: number, n: number): void {
+    this.call('compare', n / ELEMENTWISE_MIN_PER_THREAD, [COMPARE_CODE[op], a, b, out, n]);
+  }
+
+  /** out (n) = cond (n bytes) != 0 ? a (n) : b (n). */
+  select(cond: number, a: number, b: number, out: number, n: number): void {
+    this.call('select', n / ELEMENTWISE_MIN_PER_THREAD, [cond, a, b, out, n]);
+  }
+
+  /** out (R int32s) = index of the first max (min) of each row of x (R,C), C >= 1; a NaN wins. */
+  argReduceRows(isMin: boolean, x: number, R: number, C: number, out: number): void {
+    this.call('argReduceRows', (R * C) / ELEMENTWISE_MIN_PER_THREAD, [+isMin, x, R, C, out]);
+  }
+
+  /**
+   * BatchNorm forward over x (N,C,S): per-channel mean, invstd = 1/sqrt(biased var + eps) (float64 sums) and
+   * out = (x - mean)·invstd·w + b; w, b pointers to C floats or 0 (none).
+   */
+  batchNormForward(
+    x: number,
+    N: number,
+    C: number,
+    S: number,
+    w: number,
+    b: number,
+    eps: number,
+    out: number,
+    mean: number,
+    invstd: number,
+  ): void {
+    const shares = Math.min(C, (3 * N * C * S) / ELEMENTWISE_MIN_PER_THREAD);
+    this.call('bnForward', shares, [x, N, C, S, w, b, eps, out, mean, invstd]);
+  }
+
+  /** BatchNorm backward (see KernelTable.batchNormBackward); w a pointer to C floats or 0. */
+  batchNormBackward(
+    x: number,
+    dy: number,
+    N: number,
+    C: number,
+    S: number,
+    w: number,
+    mean: number,
+    invstd: number,
+    dx: number,
+    dw: number,
+    db: number,
+  ): void {
+    const shares = Math.min(C, (2 * N * C * S) / ELEMENTWISE_MIN_PER_THREAD);
+    this.call('bnBackward', shares, [x, dy, N, C, S, w, mean, invstd, dx, dw, db]);
+  }
+
+  /** cols (P, kh·kw, Ho·Wo) = im2col of x (P, H, W). */
+  im2col(x: number, g: Im2colArgs, cols: number): void {
+    const work = g.planes * g.kh * g.kw * g.Ho * g.Wo;
+    const args = [x, g.planes, g.H, g.W, g.kh, g.kw, g.stride, g.padding, g.Ho, g.Wo, cols];
+    this.call('im2col', Math.min(g.planes, work / ELEMENTWISE_MIN_PER_THREAD), args);
+  }
+
+  /** dx (P, H, W) += col2im of cols (P, kh·kw, Ho·Wo). */
+  col2im(cols: number, g: Im2colArgs, dx: number): void {
+    const work = g.planes * g.kh * g.kw * g.Ho * g.Wo;
+    const args = [cols, g.planes, g.H, g.W, g.kh, g.kw, g.stride, g.padding, g.Ho, g.Wo, dx];
+    this.call('col2im', Math.min(g.planes, work / ELEMENTWISE_MIN_PER_THREAD), args);
   }
 
   /**

@@ -61,6 +61,66 @@ export interface Kernels {
     grad: number,
     dx: number,
   ): void;
+  compare(op: number, a: number, b: number, out: number, n: number): void;
+  select(cond: number, a: number, b: number, out: number, n: number): void;
+  argReduceRows(isMin: number, x: number, R: number, C: number, out: number): void;
+  bnForward(
+    x: number,
+    N: number,
+    C: number,
+    S: number,
+    w: number,
+    b: number,
+    eps: number,
+    out: number,
+    mean: number,
+    invstd: number,
+    c0: number,
+    c1: number,
+  ): void;
+  bnBackward(
+    x: number,
+    dy: number,
+    N: number,
+    C: number,
+    S: number,
+    w: number,
+    mean: number,
+    invstd: number,
+    dx: number,
+    dw: number,
+    db: number,
+    c0: number,
+    c1: number,
+  ): void;
+  im2col(
+    x: number,
+    p0: number,
+    p1: number,
+    H: number,
+    W: number,
+    kh: number,
+    kw: number,
+    stride: number,
+    pad: number,
+    Ho: number,
+    Wo: number,
+    cols: number,
+  ): void;
+  col2im(
+    cols: number,
+    p0: number,
+    p1: number,
+    H: number,
+    W: number,
+    kh: number,
+    kw: number,
+    stride: number,
+    pad: number,
+    Ho: number,
+    Wo: number,
+    dx: number,
+  ): void;
   attnScratchBytes(bq: number, bk: number, E: number, Ev: number): number;
   attnForward(
     q: number,
@@ -163,6 +223,13 @@ export const Task = {
   reduceRows: 19,
   reduceCols: 20,
   softmaxRows: 21,
+  compare: 22,
+  select: 23,
+  argReduceRows: 24,
+  bnForward: 25,
+  bnBackward: 26,
+  im2col: 27,
+  col2im: 28,
 } as const;
 export type TaskName = keyof typeof Task;
 
@@ -468,6 +535,39 @@ const runners: { [T in TaskName]: Runner } = {
     const o = 4 * r * a[3]!;
     k.softmaxRows(a[0]!, a[1]! + o, R, a[3]!, a[4]! + o);
   }, 2),
+  // args: op, a, b, out (bytes), n; chunks in units of 64 elements (whole cache lines of the byte output).
+  compare: {
+    chunks: (a, n) => chunkCount(a[4]!, 4 * LINE, n),
+    run(k, a, chunk, chunks) {
+      const [s, e] = share(a[4]!, 4 * LINE, chunk, chunks);
+      if (s < e) k.compare(a[0]!, a[1]! + 4 * s, a[2]! + 4 * s, a[3]! + s, e - s);
+    },
+  },
+  // args: cond (bytes), a, b, out, n.
+  select: flat((k, a, o, len) => k.select(a[0]! + o / 4, a[1]! + o, a[2]! + o, a[3]! + o, len), 4),
+  // args: isMin, x, R, C, out.
+  argReduceRows: rows(
+    (k, a, r, R) => k.argReduceRows(a[0]!, a[1]! + 4 * r * a[3]!, R, a[3]!, a[4]! + 4 * r),
+    2,
+  ),
+  // args: x, N, C, S, w, b, eps, out, mean, invstd; chunks are runs of channels.
+  bnForward: rows(
+    (k, a, c, n) =>
+      k.bnForward(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, a[9]!, c, c + n),
+    2,
+  ),
+  // args: x, dy, N, C, S, w, mean, invstd, dx, dw, db; chunks are runs of channels.
+  bnBackward: rows((k, a, c, n) => {
+    k.bnBackward(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, a[9]!, a[10]!, c, c + n);
+  }, 3),
+  // args: x, planes (N·C), H, W, kh, kw, stride, pad, Ho, Wo, cols; chunks are runs of planes.
+  im2col: rows((k, a, p, n) => {
+    k.im2col(a[0]!, p, p + n, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, a[9]!, a[10]!);
+  }, 1),
+  // args: cols, planes (N·C), H, W, kh, kw, stride, pad, Ho, Wo, dx.
+  col2im: rows((k, a, p, n) => {
+    k.col2im(a[0]!, p, p + n, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, a[9]!, a[10]!);
+  }, 1),
 };
 
 const byId: Runner[] = [];

@@ -21,7 +21,9 @@ export {
   unary,
 } from './elementwise';
 export { attnBackwardKV, attnBackwardQ, attnForward, attnScratchBytes } from './attention';
+export { argReduceRows, compare, select } from './compare';
 export { gemmScratchBytes, sgemm } from './gemm';
+export { bnBackward, bnForward, col2im, im2col } from './layers';
 
 /** First byte the JS allocator may hand out: everything below belongs to the module's static data. */
 export function heapBase(): usize {
