@@ -1,6 +1,31 @@
 /** Float64 references and checks for the wasm kernel tests (shapes as in src/backend/wasm/runtime.ts). */
 import assert from 'node:assert/strict';
-import type { WasmRuntime } from '../../../src/backend/wasm/runtime.js';
+import {
+  backendInfo,
+  getBackend,
+  type KernelTable,
+  kernels,
+  setBackend,
+} from '../../../src/backend/backend.js';
+import { WASM_MIN_ELEMENTWISE } from '../../../src/backend/wasm/backend.js';
+import { ELEMENTWISE_MIN_PER_THREAD, type WasmRuntime } from '../../../src/backend/wasm/runtime.js';
+
+/** The wasm backend's kernel table and backend info, read once; the active backend is restored. */
+export function wasmKernelTable(): { wasm: KernelTable; info: ReturnType<typeof backendInfo> } {
+  const prev = getBackend();
+  setBackend('wasm');
+  const out = { wasm: kernels(), info: backendInfo() };
+  setBackend(prev);
+  return out;
+}
+
+/** Sizes around the elementwise threshold: the reference path, the wasm path, and a split across threads. */
+export const ELEMENTWISE_SIZES = [
+  WASM_MIN_ELEMENTWISE - 3,
+  WASM_MIN_ELEMENTWISE,
+  WASM_MIN_ELEMENTWISE + 5,
+  2 * ELEMENTWISE_MIN_PER_THREAD + 7,
+];
 
 /** Deterministic uniform floats in [-1, 1). */
 export function rand(n: number, seed: number): Float32Array {

@@ -6,33 +6,15 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import {
-  backendInfo,
-  getBackend,
-  type KernelTable,
-  kernels,
-  setBackend,
-  type View,
-} from '../../../src/backend/backend.js';
+import type { KernelTable, View } from '../../../src/backend/backend.js';
 import { jsKernels } from '../../../src/backend/js/kernels.js';
 import { WASM_MIN_ELEMENTWISE, wasmRuntime } from '../../../src/backend/wasm/backend.js';
 import { ELEMENTWISE_MIN_PER_THREAD } from '../../../src/backend/wasm/runtime.js';
-import { rand } from './helpers.js';
+import { rand, ELEMENTWISE_SIZES as SIZES, wasmKernelTable } from './helpers.js';
 
 const rt = wasmRuntime();
-const prev = getBackend();
-setBackend('wasm');
-const wasm: KernelTable = kernels();
-const info = backendInfo();
-setBackend(prev);
+const { wasm, info } = wasmKernelTable();
 after(() => rt?.shutdown());
-
-const SIZES = [
-  WASM_MIN_ELEMENTWISE - 3,
-  WASM_MIN_ELEMENTWISE,
-  WASM_MIN_ELEMENTWISE + 5,
-  2 * ELEMENTWISE_MIN_PER_THREAD + 7,
-];
 const SPECIALS = [
   Number.NaN,
   Number.POSITIVE_INFINITY,
