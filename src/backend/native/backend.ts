@@ -178,6 +178,10 @@ if (!proc) nativeUnavailable = 'not running on Node';
 else if (!proc.getBuiltinModule) nativeUnavailable = 'needs Node 20.16 or later (process.getBuiltinModule)';
 else if (proc.env.MINIBATCH_BLAS?.toLowerCase() === 'none')
   nativeUnavailable = 'turned off by MINIBATCH_BLAS=none';
+// NOTE: DataLoader workers import the library to build batches; they need no BLAS, and koffi's addon
+// loading in a worker that the process is tearing down aborts the process (seen at exit after an early break).
+else if (!(proc.getBuiltinModule('node:worker_threads') as typeof import('node:worker_threads')).isMainThread)
+  nativeUnavailable = 'not loaded in worker threads (GEMM runs on the main thread)';
 else {
   try {
     koffi = await importKoffi();
