@@ -9,6 +9,7 @@
 import type { KernelTable, View } from '../src/backend/backend.js';
 import { jsKernels } from '../src/backend/js/kernels.js';
 import * as mb from '../src/index.js';
+import { allocStorage } from '../src/tensor/dtype.js';
 
 let bytes = 0;
 const counted = Object.fromEntries(
@@ -29,12 +30,7 @@ mb.registerBackend(
   {
     name: 'count',
     priority: -1,
-    alloc: (d, n) =>
-      (d === 'float32'
-        ? new Float32Array(n)
-        : d === 'int32'
-          ? new Int32Array(n)
-          : new Uint8Array(n)) as never,
+    alloc: allocStorage,
     describe: () => ({}),
   },
   counted,

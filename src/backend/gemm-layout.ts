@@ -38,3 +38,9 @@ export function gatherMatrix(v: View): View {
   jsKernels.copy(v, view);
   return view;
 }
+
+/** A matrix operand as GEMM takes it: in place when its layout allows, else a row-major gathered copy. */
+export function gemmOperand(v: View, rows: number, cols: number): { v: View; l: GemmLayout } {
+  const l = gemmLayout(v.strides, rows, cols);
+  return l ? { v, l } : { v: gatherMatrix(v), l: { trans: false, ld: cols } };
+}

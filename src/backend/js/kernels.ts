@@ -8,7 +8,7 @@
  * go megamorphic and run several times slower).
  */
 import { attentionBackward, attentionForward } from '../../nn/attention-kernels.js';
-import type { TypedArray } from '../../tensor/dtype.js';
+import { allocStorage, type TypedArray } from '../../tensor/dtype.js';
 import { contiguousStrides, numel } from '../../tensor/shape.js';
 import type {
   BinaryKernel,
@@ -668,12 +668,7 @@ registerBackend(
   {
     name: 'js',
     priority: 0,
-    alloc: (dtype, n) =>
-      (dtype === 'float32'
-        ? new Float32Array(n)
-        : dtype === 'int32'
-          ? new Int32Array(n)
-          : new Uint8Array(n)) as never,
+    alloc: allocStorage,
     describe: () => ({ kind: 'TypeScript reference', threads: 1 }),
   },
   jsKernels,

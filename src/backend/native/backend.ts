@@ -14,9 +14,11 @@
  *
  * Shape legend: B batch entries (broadcast leading dims flattened), M×K @ K×N.
  */
+
 import { MinibatchError } from '../../errors.js';
+import { allocStorage } from '../../tensor/dtype.js';
 import { type KernelTable, registerBackend, reportUnavailable, type View } from '../backend.js';
-import { gatherMatrix, gemmLayout } from '../gemm-layout.js';
+import { type GemmLayout, gemmOperand } from '../gemm-layout.js';
 import { rowOffsets } from '../js/kernels.js';
 import { wasmRuntime } from '../wasm/backend.js';
 import { type Blas, importKoffi, type Koffi, loadBlas, nodeProcess } from './blas.js';
@@ -45,16 +47,11 @@ function matmul(a: View, b: View, out: Float32Array): void {
   }
   const lib = blas!;
   lib.setThreads(threadsWanted());
-  let la = gemmLayout(a.strides, M, K);
-  let lb = gemmLayout(b.strides, K, N);
-  if (!la) {
-    a = gatherMatrix(a);
-    la = { trans: false, ld: K };
-  }
-  if (!lb) {
-    b = gatherMatrix(b);
-    lb = { trans: false, ld: N };
-  }
+  let la: GemmLayout;
+  let lb: GemmLayout;
+  // An operand in no GEMM-able layout (rare: a permuted or expanded view) is gathered first.
+  ({ v: a, l: la } = gemmOperand(a, M, K));
+  ({ v: b, l: lb } = gemmOperand(b, K, N));
   const ad = a.data as Float32Array;
   const bd = b.data as Float32Array;
   // A pointer to a matrix's first element: the array itself when it starts there (a subarray costs ~0.7 µs).
@@ -135,12 +132,7 @@ function register(loaded: Blas): void {
       name: 'native',
       priority: 20,
       base: 'wasm',
-      alloc: (dtype, n) =>
-        (dtype === 'float32'
-          ? new Float32Array(n)
-          : dtype === 'int32'
-            ? new Int32Array(n)
-            : new Uint8Array(n)) as never,
+      alloc: allocStorage,
       describe,
     },
     { matmul } satisfies Partial<KernelTable>,

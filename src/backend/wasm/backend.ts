@@ -6,6 +6,7 @@
  *
  * Shape legend: B batch entries (broadcast leading dims flattened), M×K @ K×N.
  */
+import { allocStorage } from '../../tensor/dtype.js';
 import {
   type AttentionGeometry,
   type AttentionMaskView,
@@ -15,7 +16,7 @@ import {
   reportUnavailable,
   type View,
 } from '../backend.js';
-import { gatherMatrix, gemmLayout, gemmSpan } from '../gemm-layout.js';
+import { type GemmLayout, gemmOperand, gemmSpan } from '../gemm-layout.js';
 import { denseOffset, jsKernels, rowOffsets } from '../js/kernels.js';
 import {
   type AttentionArgs,
@@ -58,17 +59,11 @@ function matmul(a: View, b: View, out: Float32Array): void {
     jsKernels.matmul(a, b, out);
     return;
   }
-  let la = gemmLayout(a.strides, M, K);
-  let lb = gemmLayout(b.strides, K, N);
-  // An operand in no GEMM-able layout (rare: a permuted view) is gathered first.
-  if (!la) {
-    a = gatherMatrix(a);
-    la = { trans: false, ld: K };
-  }
-  if (!lb) {
-    b = gatherMatrix(b);
-    lb = { trans: false, ld: N };
-  }
+  let la: GemmLayout;
+  let lb: GemmLayout;
+  // An operand in no GEMM-able layout (rare: a permuted or expanded view) is gathered first.
+  ({ v: a, l: la } = gemmOperand(a, M, K));
+  ({ v: b, l: lb } = gemmOperand(b, K, N));
   const batch = a.shape.slice(0, -2);
   const aOff = rowOffsets([...batch, 1], [...a.strides.slice(0, -2), 0], a.offset);
   const bOff = rowOffsets([...batch, 1], [...b.strides.slice(0, -2), 0], b.offset);
@@ -606,12 +601,7 @@ try {
     {
       name: 'wasm',
       priority: 10,
-      alloc: (dtype, n) =>
-        (dtype === 'float32'
-          ? new Float32Array(n)
-          : dtype === 'int32'
-            ? new Int32Array(n)
-            : new Uint8Array(n)) as never,
+      alloc: allocStorage,
       describe: () => ({
         kind: 'WebAssembly SIMD',
         relaxedSimd: rt!.features.relaxedSimd,
