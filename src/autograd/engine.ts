@@ -7,7 +7,7 @@
  */
 import { StateError } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { Primitive, PrimitiveCtx } from './grad.js';
+import type { GradTable, Primitive, PrimitiveCtx } from './grad.js';
 
 export interface Node<P extends Primitive = Primitive> {
   prim: P;
@@ -77,15 +77,7 @@ export function runBackward(
   root: Tensor,
   grad: Tensor,
   opts: BackwardOptions,
-  rules: {
-    [P in Primitive]: (
-      g: Tensor,
-      ctx: PrimitiveCtx[P],
-      inputs: Tensor[],
-      out: Tensor,
-      needs: boolean[],
-    ) => (Tensor | null)[];
-  },
+  rules: GradTable,
   accumulate: (a: Tensor, b: Tensor) => Tensor,
   accumulateLeaf: (leaf: Tensor, g: Tensor) => void,
   unpack: (t: Tensor) => Tensor,

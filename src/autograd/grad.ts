@@ -76,7 +76,10 @@ const extremumGrad = (g: Tensor, { axes, shape }: PrimitiveCtx['max'], [x]: Tens
   return [div(mul(mask, ops.reshape(g, keep)), count)];
 };
 
-export const gradRules: { [P in Primitive]: Rule<P> } = {
+/** The gradient table's type: one rule per primitive. */
+export type GradTable = { [P in Primitive]: Rule<P> };
+
+export const gradRules: GradTable = {
   neg: (g) => [neg(g)],
   exp: (g, _c, _i, out) => [mul(g, out)],
   log: (g, _c, [x]) => [div(g, x!)],

@@ -179,29 +179,7 @@ async function profileCommand(v: Values, out: (s: string) => void, log: (s: stri
         backend,
         mode,
         model,
-        rows: rows.map(
-          ({
-            batch_size,
-            label,
-            samples_per_sec,
-            ms_per_batch,
-            ms_p25,
-            ms_p75,
-            peak_rss_mb,
-            alloc_mb_per_batch,
-            speedup_vs_1,
-          }) => ({
-            batch_size,
-            label,
-            samples_per_sec,
-            ms_per_batch,
-            ms_p25,
-            ms_p75,
-            peak_rss_mb,
-            alloc_mb_per_batch,
-            speedup_vs_1,
-          }),
-        ),
+        rows,
       }),
     );
   } else out(table(rows));
