@@ -23,7 +23,7 @@ export {
   type View,
 } from './backend/backend.js';
 export { loadNative, nativeUnavailable } from './backend/native/backend.js';
-export { wasmRuntime } from './backend/wasm/backend.js';
+export { startWasmThreads, wasmRuntime } from './backend/wasm/backend.js';
 export {
   type CollateFn,
   type CollateKey,

@@ -12,6 +12,7 @@ import {
   type AttentionMaskView,
   type ConvGeometry,
   type KernelTable,
+  type MatmulEpilogue,
   registerBackend,
   reportUnavailable,
   type View,
@@ -51,12 +52,12 @@ function scratch(bytes: number): number {
   return scratchPtr;
 }
 
-function matmul(a: View, b: View, out: Float32Array): void {
+function matmul(a: View, b: View, out: Float32Array, epilogue?: MatmulEpilogue): void {
   const r = a.shape.length;
   const [M, K, N] = [a.shape[r - 2]!, a.shape[r - 1]!, b.shape[r - 1]!];
   if (M * N === 0) return;
   if (M * N * K < WASM_MIN_MACS) {
-    jsKernels.matmul(a, b, out);
+    jsKernels.matmul(a, b, out, epilogue);
     return;
   }
   let la: GemmLayout;
@@ -75,10 +76,13 @@ function matmul(a: View, b: View, out: Float32Array): void {
   const bShared = B > 1 && bOff.every((o) => o === bOff[0]);
   const na = aShared ? 1 : B;
   const nb = bShared ? 1 : B;
-  const base = scratch(4 * (na * sa + nb * sb + B * M * N) + 256);
+  const bias = epilogue?.bias;
+  const base = scratch(4 * (na * sa + nb * sb + B * M * N + (bias ? N : 0)) + 256);
   const pa = base;
   const pb = pa + 4 * na * sa;
   const pc = pb + 4 * nb * sb;
+  const pbias = bias ? pc + 4 * B * M * N : 0;
+  if (bias) rt!.f32(pbias, N).set(bias);
   const heapA = rt!.f32(pa, na * sa);
   for (let t = 0; t < na; t++) heapA.set((a.data as Float32Array).subarray(aOff[t]!, aOff[t]! + sa), t * sa);
   const heapB = rt!.f32(pb, nb * sb);
@@ -101,6 +105,7 @@ function matmul(a: View, b: View, out: Float32Array): void {
     N,
     M * N,
     B,
+    { bias: pbias, relu: epilogue?.relu ?? false },
   );
   out.set(rt!.f32(pc, B * M * N));
 }
@@ -129,7 +134,7 @@ function binary(op: BinaryOp): KernelTable['add'] {
   };
 }
 
-function unaryOp(name: 'relu' | 'exp'): KernelTable['relu'] {
+function unaryOp(name: 'relu' | 'exp' | 'erf'): KernelTable['relu'] {
   return (x, out) => {
     const n = out.length;
     if (n < WASM_MIN_ELEMENTWISE || x.dtype !== 'float32' || !isDense(x)) return jsKernels[name](x, out);
@@ -267,6 +272,42 @@ const softmaxCrossEntropyBackward: KernelTable['softmaxCrossEntropyBackward'] = 
   rt!.scale64(p, scale, p + 4 * n, n);
   dx.set(rt!.f32(p + 4 * n, n));
   for (let r = 0; r < R; r++) dx[r * C + targets[r]!]! -= scale;
+};
+
+/**
+ * Optimizer updates below this many parameters stay in JS: the reference loop costs ~5 ns a parameter (float64
+ * roundings), the wasm call ~1-2 µs plus ~1 ns a parameter to copy three or four arrays in and two or three out.
+ */
+export const WASM_MIN_OPTIM = 256;
+
+const sgdUpdate: KernelTable['sgdUpdate'] = (p, g, b, h) => {
+  const n = p.length;
+  if (n < WASM_MIN_OPTIM) return jsKernels.sgdUpdate(p, g, b, h);
+  const at = scratch((b ? 12 : 8) * n);
+  const [pp, pg, pb] = [at, at + 4 * n, b ? at + 8 * n : 0];
+  rt!.f32(pp, n).set(p);
+  rt!.f32(pg, n).set(g);
+  if (b) rt!.f32(pb, n).set(b);
+  rt!.sgdUpdate(pp, pg, pb, n, h);
+  p.set(rt!.f32(pp, n));
+  if (b) b.set(rt!.f32(pb, n));
+};
+
+const adamUpdate: KernelTable['adamUpdate'] = (p, g, m, v, vmax, h) => {
+  const n = p.length;
+  if (n < WASM_MIN_OPTIM) return jsKernels.adamUpdate(p, g, m, v, vmax, h);
+  const at = scratch((vmax ? 20 : 16) * n);
+  const [pp, pg, pm, pv, px] = [at, at + 4 * n, at + 8 * n, at + 12 * n, vmax ? at + 16 * n : 0];
+  const arrays: [Float32Array, number][] = [
+    [p, pp],
+    [g, pg],
+    [m, pm],
+    [v, pv],
+  ];
+  if (vmax) arrays.push([vmax, px]);
+  for (const [a, ptr] of arrays) rt!.f32(ptr, n).set(a);
+  rt!.adamUpdate(pp, pg, pm, pv, px, n, h);
+  for (const [a, ptr] of arrays) if (a !== g) a.set(rt!.f32(ptr, n));
 };
 
 /** Same-shape dense float32 comparisons run in wasm (0/1 bytes out); broadcasts and ints in the reference. */
@@ -438,6 +479,105 @@ const col2im: KernelTable['col2im'] = (cols, g, dx) => {
   dx.set(rt!.f32(px!, nx));
 };
 
+/** A view of one value broadcast to its shape (a scalar operand): stride 0 on every dim longer than 1. */
+const isScalar = (v: View) => v.strides.every((s, i) => s === 0 || v.shape[i] === 1);
+
+/**
+ * pow over dense float32 operands of out's shape, either of them possibly a broadcast scalar (x ** 2, 2 ** x),
+ * runs in wasm; other broadcasts, views and ints in the reference.
+ */
+const pow: KernelTable['pow'] = (a, b, out) => {
+  const n = out.length;
+  const aDense = isDense(a);
+  const bDense = isDense(b);
+  if (
+    n < WASM_MIN_ELEMENTWISE ||
+    a.dtype !== 'float32' ||
+    b.dtype !== 'float32' ||
+    !(out instanceof Float32Array) ||
+    !((aDense && (bDense || isScalar(b))) || (bDense && isScalar(a)))
+  ) {
+    return jsKernels.pow(a, b, out);
+  }
+  const scalar = !aDense ? 'a' : !bDense ? 'b' : undefined;
+  const na = scalar === 'a' ? 1 : n;
+  const nb = scalar === 'b' ? 1 : n;
+  const [pa, pb, po] = layout([na, nb, n]) as number[];
+  rt!.f32(pa!, na).set((a.data as Float32Array).subarray(a.offset, a.offset + na));
+  rt!.f32(pb!, nb).set((b.data as Float32Array).subarray(b.offset, b.offset + nb));
+  rt!.pow(pa!, pb!, po!, n, scalar);
+  out.set(rt!.f32(po!, n));
+};
+
+/**
+ * Most elements of dst scatterAdd's general path may hold per element of src: the path copies all of dst in
+ * and out of wasm memory, which costs about as much per element as the reference's loop does per element of
+ * src. NOTE: an estimate from the copy and loop rates, not a measurement.
+ */
+export const SCATTER_MAX_DST_PER_SRC = 4;
+
+/**
+ * scatterAdd of dense float32 src into dense float32 dst in wasm, bit for bit the reference's sums. Along the
+ * first axis with rows of 16 floats or more (an embedding's gradient: a large table, a few touched rows)
+ * only the rows the index touches cross into wasm memory; otherwise all of dst does, when it is not much
+ * larger than src (SCATTER_MAX_DST_PER_SRC).
+ */
+const scatterAdd: KernelTable['scatterAdd'] = (dst, axis, index, src) => {
+  const ns = numel(src.shape);
+  const nd = numel(dst.shape);
+  if (
+    ns < WASM_MIN_ELEMENTWISE ||
+    dst.dtype !== 'float32' ||
+    src.dtype !== 'float32' ||
+    !isDense(dst) ||
+    !isDense(src)
+  ) {
+    return jsKernels.scatterAdd(dst, axis, index, src);
+  }
+  const outer = numel(dst.shape.slice(0, axis));
+  const D = dst.shape[axis]!;
+  const inner = numel(dst.shape.slice(axis + 1));
+  const I = index.length;
+  const dd = dst.data as Float32Array;
+  const sd = (src.data as Float32Array).subarray(src.offset, src.offset + ns);
+  if (outer === 1 && inner >= 16) {
+    // Touched rows, each once in order of first use; the index is renumbered to them.
+    const slot = new Int32Array(D).fill(-1);
+    const local = new Int32Array(I);
+    const rows: number[] = [];
+    for (let i = 0; i < I; i++) {
+      const d = index[i]!;
+      let s = slot[d]!;
+      if (s < 0) {
+        s = slot[d] = rows.length;
+        rows.push(d);
+      }
+      local[i] = s;
+    }
+    const U = rows.length;
+    const [pd, ps, pi] = layout([U * inner, ns, I]) as number[];
+    const heapDst = rt!.f32(pd!, U * inner);
+    for (let u = 0; u < U; u++) {
+      const at = dst.offset + rows[u]! * inner;
+      heapDst.set(dd.subarray(at, at + inner), u * inner);
+    }
+    rt!.f32(ps!, ns).set(sd);
+    rt!.i32(pi!, I).set(local);
+    rt!.scatterAdd(pd!, ps!, pi!, 1, U, I, inner);
+    const sums = rt!.f32(pd!, U * inner);
+    for (let u = 0; u < U; u++)
+      dd.set(sums.subarray(u * inner, (u + 1) * inner), dst.offset + rows[u]! * inner);
+    return;
+  }
+  if (nd > SCATTER_MAX_DST_PER_SRC * ns) return jsKernels.scatterAdd(dst, axis, index, src);
+  const [pd, ps, pi] = layout([nd, ns, I]) as number[];
+  rt!.f32(pd!, nd).set(dd.subarray(dst.offset, dst.offset + nd));
+  rt!.f32(ps!, ns).set(sd);
+  rt!.i32(pi!, I).set(index);
+  rt!.scatterAdd(pd!, ps!, pi!, outer, D, I, inner);
+  dd.set(rt!.f32(pd!, nd), dst.offset);
+};
+
 /**
  * Lays out one attention call in the scratch region: blocks of `floats` float32s (64-byte aligned) in order,
  * then the mask's storage and its batch offsets. Returns the block pointers and the kernel's arguments (q, k,
@@ -565,6 +705,8 @@ try {
     minimum: binary('minimum'),
     relu: unaryOp('relu'),
     exp: unaryOp('exp'),
+    erf: unaryOp('erf'),
+    pow,
     neg: unaryFamily('neg'),
     abs: unaryFamily('abs'),
     sqrt: unaryFamily('sqrt'),
@@ -596,6 +738,9 @@ try {
     batchNormBackward,
     im2col,
     col2im,
+    scatterAdd,
+    sgdUpdate,
+    adamUpdate,
   };
   registerBackend(
     {
@@ -619,4 +764,14 @@ try {
 /** The wasm runtime (undefined where WebAssembly SIMD is unavailable): threads can be set here. */
 export function wasmRuntime(): WasmRuntime | undefined {
   return rt;
+}
+
+/**
+ * Starts the wasm backend's worker threads now and resolves with how many are ready (0 where there are no
+ * threads). Optional: in a cross-origin isolated browser page the workers otherwise start in the background
+ * at the first large call, which runs on the caller alone until they are ready; on Node they start at
+ * once when first needed anyway. Rejects when a worker fails to start (kernels then stay on the caller).
+ */
+export function startWasmThreads(): Promise<number> {
+  return rt ? rt.startThreads() : Promise.resolve(0);
 }

@@ -15,9 +15,10 @@
  * rt.f32(c, 8); // [6, 6, 6, 6, 15, 15, 15, 15]
  */
 import { MinibatchError, ValueError } from '../../errors.js';
+import type { AdamUpdate, SgdUpdate } from '../backend.js';
 import { relaxedSimdWasm, simdWasm } from './generated/binaries.js';
 import { Heap } from './heap.js';
-import { MAX_THREADS, Pool } from './pool.js';
+import { MAX_THREADS, Pool, type Spawner } from './pool.js';
 import { chunksOf, type Kernels, MAX_ARGS, runChunk, Task, type TaskName } from './tasks.js';
 
 /**
@@ -76,7 +77,10 @@ export interface WasmFeatures {
   simd: true;
   relaxedSimd: boolean;
   sharedMemory: boolean;
-  /** Worker threads are available (Node worker_threads over a shared memory). */
+  /**
+   * Worker threads are available over the shared memory: Node worker_threads, or module Web Workers in a
+   * cross-origin isolated page (there they start asynchronously: see `WasmRuntime.startThreads`).
+   */
   threads: boolean;
 }
 
@@ -131,7 +135,7 @@ type NodeOs = typeof import('node:os');
 interface Prepared {
   bytes: Uint8Array<ArrayBuffer>;
   features: WasmFeatures;
-  workerThreads: NodeWorkerThreads | undefined;
+  spawner: Spawner | undefined;
   cores: number;
 }
 
@@ -172,14 +176,27 @@ function prepare(opts: WasmOptions): Prepared {
   // --experimental-wasm-relaxed-simd).
   const relaxed = variant(decode(relaxedSimdWasm));
   const relaxedSimd = (opts.relaxedSimd ?? true) && WebAssembly.validate(relaxed);
-  const workerThreads = sharedMemory ? nodeModule<NodeWorkerThreads>('node:worker_threads') : undefined;
+  const spawner = sharedMemory ? findSpawner() : undefined;
   const os = nodeModule<NodeOs>('node:os');
+  const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
   return {
     bytes: relaxedSimd ? relaxed : variant(plain),
-    features: { simd: true, relaxedSimd, sharedMemory, threads: workerThreads !== undefined },
-    workerThreads,
-    cores: os ? os.availableParallelism() : 1,
+    features: { simd: true, relaxedSimd, sharedMemory, threads: spawner !== undefined },
+    spawner,
+    cores: os ? os.availableParallelism() : Math.max(1, nav?.hardwareConcurrency ?? 1),
   };
+}
+
+/**
+ * Node's worker_threads; else, in a browser, module Web Workers where the page is cross-origin isolated (a
+ * shared memory can only be posted to a worker there; browsers hide SharedArrayBuffer otherwise anyway).
+ */
+function findSpawner(): Spawner | undefined {
+  const workerThreads = nodeModule<NodeWorkerThreads>('node:worker_threads');
+  if (workerThreads) return { kind: 'node', Worker: workerThreads.Worker };
+  const g = globalThis as { Worker?: typeof Worker; crossOriginIsolated?: boolean };
+  if (typeof g.Worker !== 'function' || g.crossOriginIsolated === false) return;
+  return { kind: 'web', Worker: g.Worker };
 }
 
 /** Creates a runtime synchronously (Node, browser workers; a browser's main thread wants initWasmAsync). */
@@ -204,9 +221,14 @@ export class WasmRuntime {
   /** GEMM packing buffers by thread id (0 = the caller). */
   private readonly scratch: number[] = [];
   private readonly scratchBytes: number;
-  private readonly workerThreads: NodeWorkerThreads | undefined;
+  private readonly spawner: Spawner | undefined;
+  /** Thread t's GEMM scratch, allocated when its worker starts. */
+  private readonly scratchOf = (tid: number): number =>
+    (this.scratch[tid] ??= this.heap.alloc(this.scratchBytes));
   private readonly module: WebAssembly.Module;
   private pool: Pool | undefined;
+  /** Why web workers could not start (then calls stay on the caller). */
+  private poolFailure: Error | undefined;
   private nThreads: number;
   /** How the attention backward runs: 0 picks (see `attentionBackward`), 1 one pass, 2 two passes. */
   attentionPasses: 0 | 1 | 2 = 0;
@@ -215,7 +237,7 @@ export class WasmRuntime {
   constructor(module: WebAssembly.Module, p: Prepared, opts: WasmOptions) {
     this.module = module;
     this.features = p.features;
-    this.workerThreads = p.workerThreads;
+    this.spawner = p.spawner;
     const maxPages = Math.min(65536, Math.floor((opts.maxMemoryBytes ?? 2 ** 31) / PAGE));
     this.memory = new WebAssembly.Memory({
       initial: Math.min(64, maxPages),
@@ -245,9 +267,25 @@ export class WasmRuntime {
     this.nThreads = this.features.threads ? Math.min(n, MAX_THREADS) : 1;
   }
 
-  /** Worker threads started so far (0 until a call needs them). */
+  /** Worker threads started and ready so far (0 until a call needs them, or `startThreads`). */
   get workersStarted(): number {
     return this.pool?.size ?? 0;
+  }
+
+  /**
+   * Starts the workers for `threads` (the caller included) ahead of the first large call and resolves with
+   * the workers ready (0 where threads are unavailable). In a browser this is how to get threads from the
+   * first call on: workers start asynchronously there, never blocking (a page's main thread cannot wait for
+   * them), and calls run on the caller alone, then on the workers ready so far, until they all are. On Node
+   * it blocks until they are ready, as the first large call would. Rejects when a worker fails to start;
+   * in a browser calls then stay on the caller.
+   */
+  async startThreads(): Promise<number> {
+    if (this.poolFailure) throw this.poolFailure;
+    if (this.nThreads <= 1) return this.workersStarted;
+    const pool = this.ensurePool();
+    await this.startWorkers(pool, this.nThreads - 1);
+    return pool.size;
   }
 
   /** Ends the workers (the runtime stays usable and restarts them when needed). */
@@ -342,6 +380,35 @@ export class WasmRuntime {
     this.call('binary', n / ELEMENTWISE_MIN_PER_THREAD, [OP_CODE[op], a, b, out, n]);
   }
 
+  /** SGD step in place over n floats (see assembly/optim.ts; b = 0 without momentum). */
+  sgdUpdate(p: number, g: number, b: number, n: number, h: SgdUpdate): void {
+    const flags = +h.first | (+h.nesterov << 1) | (+h.maximize << 2) | (b ? 8 : 0);
+    this.call('sgdUpdate', n / ELEMENTWISE_MIN_PER_THREAD, [p, g, b, n, flags, h.wd, h.mu, h.keep, h.negLr]);
+  }
+
+  /** Adam step in place over n floats (see assembly/optim.ts; vmax = 0 without amsgrad). */
+  adamUpdate(p: number, g: number, m: number, v: number, vmax: number, n: number, h: AdamUpdate): void {
+    const flags = +h.decoupled | (+h.maximize << 1) | (vmax ? 4 : 0);
+    this.call('adamUpdate', n / ELEMENTWISE_MIN_PER_THREAD, [
+      p,
+      g,
+      m,
+      v,
+      vmax,
+      n,
+      flags,
+      h.b1,
+      h.b2,
+      h.keep1,
+      h.keep2,
+      h.negStepSize,
+      h.bc2Sqrt,
+      h.eps,
+      h.wd,
+      h.shrink,
+    ]);
+  }
+
   /** out (R,C) = a (R,C) op b (C), b broadcast over rows. */
   binaryRow(op: BinaryOp, a: number, b: number, out: number, R: number, C: number): void {
     this.call('binaryRow', (R * C) / ELEMENTWISE_MIN_PER_THREAD, [OP_CODE[op], a, b, out, R, C]);
@@ -365,6 +432,37 @@ export class WasmRuntime {
   /** out (n) = e^x (about 2 ulp; overflow gives +inf, denormals are kept). */
   exp(x: number, out: number, n: number): void {
     this.call('exp', n / ELEMENTWISE_MIN_PER_THREAD, [x, out, n]);
+  }
+
+  /** out (n) = erf(x), within 3 ulp (1.8e-7 absolute); ±Inf gives ±1, NaN stays NaN. */
+  erf(x: number, out: number, n: number): void {
+    this.call('erf', n / ELEMENTWISE_MIN_PER_THREAD, [x, out, n]);
+  }
+
+  /**
+   * out (n) = a^b with Math.pow's values and special cases, rounded to float32 (float64 inside). With
+   * `scalar` 'a' or 'b' that operand is one float32 at its pointer, used for every element.
+   */
+  pow(a: number, b: number, out: number, n: number, scalar?: 'a' | 'b'): void {
+    const args = [a, scalar === 'a' ? 0 : 1, b, scalar === 'b' ? 0 : 1, out, n];
+    this.call('pow', n / ELEMENTWISE_MIN_PER_THREAD, args);
+  }
+
+  /**
+   * dst (outer, D, inner) [o, index[i], :] += src (outer, I, inner) [o, i, :], index: I int32s in [0, D).
+   * Repeated indices add up in index order (bit for bit the reference's sums).
+   */
+  scatterAdd(
+    dst: number,
+    src: number,
+    index: number,
+    outer: number,
+    D: number,
+    I: number,
+    inner: number,
+  ): void {
+    const work = outer * I * inner;
+    this.call('scatterAdd', work / ELEMENTWISE_MIN_PER_THREAD, [dst, src, index, outer, D, I, inner]);
   }
 
   /** out (n) = op(x) elementwise (see UnaryOp). */
@@ -581,21 +679,49 @@ export class WasmRuntime {
   private call(name: TaskName, shares: number, args: readonly number[]): void {
     const task = Task[name];
     const n = Math.min(this.nThreads, Math.floor(shares));
-    if (n <= 1) {
+    const pool = n > 1 ? this.startPool(n - 1) : undefined;
+    if (!pool) {
       this.local.set(args);
       runChunk(this.kernels, task, this.local, 0, 1, this.scratch[0]!);
       return;
     }
-    const pool = this.startPool(n - 1);
+    // Web workers still starting are left out (the caller never waits for them).
+    const threads = Math.min(n, pool.size + 1);
     pool.args.set(args);
-    pool.run(this.kernels, task, chunksOf(task, pool.args, n), n, this.scratch[0]!);
+    pool.run(this.kernels, task, chunksOf(task, pool.args, threads), threads, this.scratch[0]!);
   }
 
-  private startPool(workers: number): Pool {
-    this.pool ??= new Pool(this.workerThreads!.Worker, this.module, this.memory);
-    if (this.pool.size < workers) {
-      this.pool.grow(workers, (tid) => (this.scratch[tid] ??= this.heap.alloc(this.scratchBytes)));
-    }
+  private ensurePool(): Pool {
+    this.pool ??= new Pool(this.spawner!, this.module, this.memory);
     return this.pool;
+  }
+
+  /**
+   * A pool with up to `workers` ready workers, or undefined to run on the caller alone. Node: started here,
+   * blocking until ready. Web: started in the background (never awaited here), so the workers ready now.
+   */
+  private startPool(workers: number): Pool | undefined {
+    if (this.spawner!.kind === 'node') {
+      const pool = this.ensurePool();
+      if (pool.size < workers) pool.grow(workers, this.scratchOf);
+      return pool;
+    }
+    if (this.poolFailure) return undefined;
+    const pool = this.ensurePool();
+    // All the threads at once: they start in the background, each start taking a while.
+    const want = Math.max(workers, this.nThreads - 1);
+    if (pool.spawned < want) this.startWorkers(pool, want).catch(() => {}); // recorded in poolFailure
+    return pool.size > 0 ? pool : undefined;
+  }
+
+  /** `pool.start`; a web worker that fails to start ends the pool and keeps calls on the caller from then on. */
+  private startWorkers(pool: Pool, count: number): Promise<void> {
+    return pool.start(count, this.scratchOf).catch((err: Error) => {
+      if (this.spawner?.kind === 'web' && this.pool === pool) {
+        this.poolFailure = err;
+        this.shutdown();
+      }
+      throw err;
+    });
   }
 }

@@ -121,6 +121,49 @@ export interface Kernels {
     Wo: number,
     dx: number,
   ): void;
+  sgdUpdate(
+    p: number,
+    g: number,
+    b: number,
+    n: number,
+    flags: number,
+    wd: number,
+    mu: number,
+    keep: number,
+    negLr: number,
+  ): void;
+  adamUpdate(
+    p: number,
+    g: number,
+    m: number,
+    v: number,
+    vmax: number,
+    n: number,
+    flags: number,
+    b1: number,
+    b2: number,
+    keep1: number,
+    keep2: number,
+    negStepSize: number,
+    bc2Sqrt: number,
+    eps: number,
+    wd: number,
+    shrink: number,
+  ): void;
+  erf(x: number, out: number, n: number): void;
+  pow(a: number, aStep: number, b: number, bStep: number, out: number, n: number): void;
+  scatterAdd(
+    dst: number,
+    src: number,
+    index: number,
+    D: number,
+    I: number,
+    inner: number,
+    o0: number,
+    o1: number,
+    d0: number,
+    d1: number,
+  ): void;
   attnScratchBytes(bq: number, bk: number, E: number, Ev: number): number;
   attnForward(
     q: number,
@@ -230,6 +273,11 @@ export const Task = {
   bnBackward: 26,
   im2col: 27,
   col2im: 28,
+  sgdUpdate: 29,
+  adamUpdate: 30,
+  erf: 31,
+  pow: 32,
+  scatterAdd: 33,
 } as const;
 export type TaskName = keyof typeof Task;
 
@@ -474,6 +522,31 @@ const attentionBackwardQ = items(
   },
 );
 
+/**
+ * scatterAdd, args: dst, src, index (I int32s), outer, D, I, inner: dst (outer, D, inner) gets src (outer, I,
+ * inner) added at the indexed rows. Indices repeat (an embedding's tokens), so a chunk owns a run of dst
+ * rows: of the outer dim when it is the longer one, else of D (every chunk then reads all of the index and
+ * adds the rows it owns), cut at whole cache lines of dst.
+ */
+const scatterAddRunner: Runner = {
+  chunks(a, n) {
+    const [outer, D, inner] = [a[3]!, a[4]!, a[6]!];
+    return outer >= D
+      ? chunkCount(outer, Math.ceil(LINE / (D * inner)), n)
+      : chunkCount(D, Math.ceil(LINE / inner), n);
+  },
+  run(k, a, chunk, chunks) {
+    const [outer, D, I, inner] = [a[3]!, a[4]!, a[5]!, a[6]!];
+    if (outer >= D) {
+      const [s, e] = share(outer, Math.ceil(LINE / (D * inner)), chunk, chunks);
+      if (s < e) k.scatterAdd(a[0]!, a[1]!, a[2]!, D, I, inner, s, e, 0, D);
+    } else {
+      const [s, e] = share(D, Math.ceil(LINE / inner), chunk, chunks);
+      if (s < e) k.scatterAdd(a[0]!, a[1]!, a[2]!, D, I, inner, 0, outer, s, e);
+    }
+  },
+};
+
 const runners: { [T in TaskName]: Runner } = {
   sgemm: sgemmRunner,
   binary: flat((k, a, o, len) => k.binary(a[0]!, a[1]! + o, a[2]! + o, a[3]! + o, len), 4),
@@ -568,6 +641,39 @@ const runners: { [T in TaskName]: Runner } = {
   col2im: rows((k, a, p, n) => {
     k.col2im(a[0]!, p, p + n, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, a[9]!, a[10]!);
   }, 1),
+  // args: x, out, n.
+  erf: flat((k, a, o, len) => k.erf(a[0]! + o, a[1]! + o, len), 2),
+  // args: a, aStep, b, bStep, out, n (a step of 0: one scalar, not offset).
+  pow: flat((k, a, o, len) => k.pow(a[0]! + a[1]! * o, a[1]!, a[2]! + a[3]! * o, a[3]!, a[4]! + o, len), 5),
+  scatterAdd: scatterAddRunner,
+  // args: p, g, b, n, flags, wd, mu, keep, negLr (b is 0 without momentum).
+  sgdUpdate: flat(
+    (k, a, o, len) =>
+      k.sgdUpdate(a[0]! + o, a[1]! + o, a[2]! && a[2]! + o, len, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!),
+    3,
+  ),
+  // args: p, g, m, v, vmax, n, flags, b1, b2, keep1, keep2, negStepSize, bc2Sqrt, eps, wd, shrink.
+  adamUpdate: flat((k, a, o, len) => {
+    const [b1, b2, keep1, keep2, step, bc2, eps, wd, shrink] = a.subarray(7, 16);
+    k.adamUpdate(
+      a[0]! + o,
+      a[1]! + o,
+      a[2]! + o,
+      a[3]! + o,
+      a[4]! && a[4]! + o,
+      len,
+      a[6]!,
+      b1!,
+      b2!,
+      keep1!,
+      keep2!,
+      step!,
+      bc2!,
+      eps!,
+      wd!,
+      shrink!,
+    );
+  }, 5),
 };
 
 const byId: Runner[] = [];

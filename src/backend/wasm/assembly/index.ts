@@ -24,6 +24,8 @@ export { attnBackwardKV, attnBackwardQ, attnForward, attnScratchBytes } from './
 export { argReduceRows, compare, select } from './compare';
 export { gemmScratchBytes, sgemm } from './gemm';
 export { bnBackward, bnForward, col2im, im2col } from './layers';
+export { erf, pow, scatterAdd } from './math';
+export { adamUpdate, sgdUpdate } from './optim';
 
 /** First byte the JS allocator may hand out: everything below belongs to the module's static data. */
 export function heapBase(): usize {
