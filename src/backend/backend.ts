@@ -45,6 +45,48 @@ export type UnaryKernel = (x: View, out: Float32Array) => void;
 export type BinaryKernel = (a: View, b: View, out: TypedArray) => void;
 export type CompareKernel = (a: View, b: View, out: Uint8Array) => void;
 
+/** What `matmul` does to its result before storing it: out = relu?(a·b + bias). */
+export interface MatmulEpilogue {
+  /** N floats, dense, added to every row. */
+  bias?: Float32Array;
+  relu?: boolean;
+}
+
+/**
+ * SGD's per-step scalars, float32-rounded. With d = ±g (maximize) and x + a·y one fused multiply-add rounded
+ * to float32 (optimizer.ts `fmadd`):  d = d + wd·p;  v = d (first step) or (1−τ)·d + float32(μ·v);
+ * d = d + μ·v (nesterov) or v;  p = p + (−lr)·d.
+ */
+export interface SgdUpdate {
+  wd: number;
+  mu: number;
+  /** 1 − dampening. */
+  keep: number;
+  negLr: number;
+  first: boolean;
+  nesterov: boolean;
+  maximize: boolean;
+}
+
+/**
+ * Adam's per-step scalars, float32-rounded: m = (1−β1)·g + β1·m;  v = ((1−β2)·g)·g + β2·v (fused);
+ * v̂ = max(vmax, v) with amsgrad;  p += (negStepSize·m) / (√v̂ / bc2Sqrt + eps); weight decay coupled
+ * (g += wd·p) or decoupled (p ·= shrink, AdamW).
+ */
+export interface AdamUpdate {
+  b1: number;
+  b2: number;
+  keep1: number;
+  keep2: number;
+  negStepSize: number;
+  bc2Sqrt: number;
+  eps: number;
+  wd: number;
+  shrink: number;
+  decoupled: boolean;
+  maximize: boolean;
+}
+
 /**
  * Every kernel by name. Shape legend: N batch, M/K/N' matmul sizes, C classes or channels.
  */
@@ -83,8 +125,11 @@ export interface KernelTable {
   /** Index of the first max (min) along `axis`; out has x's shape without `axis`. */
   argmax: (x: View, axis: number, out: Int32Array) => void;
   argmin: (x: View, axis: number, out: Int32Array) => void;
-  /** a: [...B, M, K], b: [...B, K, N] with equal (broadcast) batch dims; out: [...B, M, N]. */
-  matmul: (a: View, b: View, out: Float32Array) => void;
+  /**
+   * a: [...B, M, K], b: [...B, K, N] with equal (broadcast) batch dims; out: [...B, M, N]. The epilogue, where
+   * given, adds a bias (N) to every row and then applies ReLU in the same pass (linear's forward).
+   */
+  matmul: (a: View, b: View, out: Float32Array, epilogue?: MatmulEpilogue) => void;
   /** Strided copy with dtype conversion: dst[i] = src[i] for dst's shape (src broadcast to it). */
   copy: (src: View, dst: View) => void;
   /** out = x gathered along `axis` at `index` (indexSelect); out shape: x's with shape[axis] = index.length. */
@@ -145,6 +190,21 @@ export interface KernelTable {
     C: number,
     scale: number,
     dx: Float32Array,
+  ) => void;
+  /**
+   * One SGD step (src/optim/sgd.ts) over a parameter's dense float32 storage, in place: p, g and the velocity
+   * buf (null without momentum) have the same length. Scalars are float32-rounded; the order of operations
+   * and roundings is PyTorch's (see SgdUpdate).
+   */
+  sgdUpdate: (p: Float32Array, g: Float32Array, buf: Float32Array | null, h: SgdUpdate) => void;
+  /** One Adam/AdamW step (src/optim/adam.ts) in place over p, g, the moments m, v and vmax (amsgrad, else null). */
+  adamUpdate: (
+    p: Float32Array,
+    g: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    vmax: Float32Array | null,
+    h: AdamUpdate,
   ) => void;
   /** im2col of contiguous x (N, C, H, W) into cols (N, C·kh·kw, Ho·Wo) for a convolution's GEMM. */
   im2col: (x: Float32Array, g: ConvGeometry, cols: Float32Array) => void;

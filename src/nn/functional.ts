@@ -5,6 +5,7 @@
 import { noGrad } from '../autograd/engine.js';
 import { type ConvGeometry, kernels } from '../backend/backend.js';
 import { fmtShape, ShapeError, ValueError } from '../errors.js';
+import { autocastPrecision } from '../tensor/autocast.js';
 import * as ops from '../tensor/ops.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -14,10 +15,16 @@ export { attentionProbabilities, scaledDotProductAttention } from './attention.j
 export * from './losses.js';
 
 /**
- * y = x·Wᵀ + b, PyTorch's layout: weight is (out, in). x: (..., in) -> (..., out).
+ * y = x·Wᵀ + b, PyTorch's layout: weight is (out, in). x: (..., in) -> (..., out). `relu: true` gives
+ * relu(x·Wᵀ + b) from the same GEMM pass (what `Sequential` uses for a Linear followed by a ReLU).
  * @example linear(x, w, b) // (N,784) with w (256,784) -> (N,256)
  */
-export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+export function linear(
+  x: Tensor,
+  weight: Tensor,
+  bias?: Tensor | null,
+  opts: { relu?: boolean } = {},
+): Tensor {
   if (weight.rank !== 2)
     throw new ShapeError('linear', `weight must be 2-D (out, in), got ${fmtShape(weight.shape)}`);
   if (x.rank === 0 || x.shape[x.rank - 1] !== weight.shape[1]) {
@@ -26,24 +33,43 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
       `input ${fmtShape(x.shape)} does not end in in_features=${weight.shape[1]} (weight ${fmtShape(weight.shape)})`,
     );
   }
-  // One fused op: its backward writes dW in the (out, in) layout directly, instead of a transposed view of
-  // xᵀ·g that accumulation would then have to add strided.
-  const xw = noGrad(() => ops.matmul(x, weight.mT));
-  const y = bias ? noGrad(() => ops.add(xw, bias)) : xw;
-  return ops.customOp(
+  const outF = weight.shape[0]!;
+  if (bias && (bias.rank !== 1 || bias.size !== outF)) {
+    throw new ShapeError('linear', `bias must be (${outF}), got ${fmtShape(bias.shape)}`);
+  }
+  // One fused op: the bias (and ReLU) ride in the GEMM's epilogue, and the backward writes dW in the (out, in)
+  // layout directly instead of a transposed view of xᵀ·g that accumulation would then add strided. Under
+  // autocast the product is rounded to 16 bits before the bias, and the ReLU keeps its own 16-bit input: the
+  // epilogue is then separate ops, as it is for a 1-D x.
+  const fused = autocastPrecision() === 'fp32' && x.rank >= 2;
+  const relu = opts.relu ?? false;
+  let y: Tensor;
+  if (fused) {
+    y = noGrad(() => {
+      const b = bias ? (ops.contiguous(bias.float()).data as Float32Array) : undefined;
+      return ops.matmulFused(x, weight.mT, { bias: b, relu });
+    });
+  } else {
+    const xw = noGrad(() => ops.matmul(x, weight.mT));
+    y = bias ? noGrad(() => ops.add(xw, bias)) : xw;
+  }
+  const out = ops.customOp(
     'linear',
     bias ? [x, weight, bias] : [x, weight],
     y,
-    linearBackward(weight.shape[0]!, weight.shape[1]!, !!bias),
+    linearBackward(outF, weight.shape[1]!, !!bias, fused && relu ? y : null),
   );
+  return relu && !fused ? ops.relu(out) : out;
 }
 
 /**
- * The backward of `linear`. Made outside `linear` so the closure sees only sizes: it reads x and W from the
- * node's inputs, so under autocast x is the node's 16-bit copy and the float32 activation is not kept alive.
+ * The backward of `linear`. Made outside `linear` so the closure sees only sizes (and, with a fused ReLU, the
+ * output y whose sign masks g): it reads x and W from the node's inputs, so under autocast x is the node's
+ * 16-bit copy and the float32 activation is not kept alive.
  */
-function linearBackward(outF: number, inF: number, hasBias: boolean) {
-  return (g: Tensor, needs: boolean[], [x, w]: Tensor[]): (Tensor | null)[] => {
+function linearBackward(outF: number, inF: number, hasBias: boolean, reluOut: Tensor | null) {
+  return (gy: Tensor, needs: boolean[], [x, w]: Tensor[]): (Tensor | null)[] => {
+    const g = reluOut ? ops.reluGrad(reluOut, gy) : gy;
     const g2 = g.reshape([-1, outF]);
     return [
       needs[0] ? ops.matmul(g, w!) : null,

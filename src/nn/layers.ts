@@ -57,6 +57,10 @@ export class Linear extends Module {
   forward(x: Tensor): Tensor {
     return F.linear(x, this.weight, this.bias);
   }
+  /** relu(forward(x)) as one fused op (Sequential uses it for Linear followed by ReLU). */
+  forwardRelu(x: Tensor): Tensor {
+    return F.linear(x, this.weight, this.bias, { relu: true });
+  }
   override extraRepr(): string {
     return `in_features=${this.inFeatures}, out_features=${this.outFeatures}, bias=${this.bias ? 'True' : 'False'}`;
   }
@@ -74,7 +78,17 @@ export class Sequential extends Module {
   }
   forward(x: Tensor): Tensor {
     let y = x;
-    for (const m of this.layers) y = m.forward(y);
+    const layers = this.layers;
+    for (let i = 0; i < layers.length; i++) {
+      const m = layers[i]!;
+      // A plain Linear followed by a plain ReLU runs as one fused op: the ReLU rides in the GEMM's epilogue.
+      if (m.constructor === Linear && layers[i + 1]?.constructor === ReLU) {
+        y = (m as Linear).forwardRelu(y);
+        i++;
+      } else {
+        y = m.forward(y);
+      }
+    }
     return y;
   }
 }

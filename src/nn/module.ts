@@ -11,6 +11,7 @@
  */
 import { noGrad } from '../autograd/engine.js';
 import { fmtShape, ShapeError, ValueError } from '../errors.js';
+import { zeroGradInPlace } from '../tensor/ops.js';
 import { sameShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 
@@ -76,9 +77,9 @@ export abstract class Module {
     return this.train(false);
   }
 
-  /** Zero every parameter's gradient in place. */
+  /** Zero every parameter's gradient in place (see Optimizer.zeroGrad). */
   zeroGrad(): void {
-    for (const p of this.parameters()) p.grad?.zero_();
+    for (const p of this.parameters()) if (p.grad) zeroGradInPlace(p.grad);
   }
 
   /**

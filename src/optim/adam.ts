@@ -12,18 +12,14 @@
  * docs' formula (maximum of the corrected v̂, also REFERENCE.md §1.5) differs (pytorch/pytorch#142323).
  * The bias corrections and step size are computed in float64 (Python floats), then cast to float32, as
  * PyTorch does when it passes them to the kernels as scalars. The moment updates are ATen's `add(alpha)` and
- * `addcmul`, fused multiply-adds ({@link fmadd}); the last line is `addcdiv`, `p + (s·m)/denom`.
+ * `addcmul`, fused multiply-adds (`fmadd`); the last line is `addcdiv`, `p + (s·m)/denom`. The loop is the
+ * backend's `adamUpdate` kernel (reference: update-kernels.ts).
  */
+
+import { kernels } from '../backend/backend.js';
 import { zeros } from '../tensor/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
-import {
-  fmadd,
-  type Hyperparameters,
-  Optimizer,
-  type Options,
-  type ParamGroup,
-  type Params,
-} from './optimizer.js';
+import { type Hyperparameters, Optimizer, type Options, type ParamGroup, type Params } from './optimizer.js';
 
 /** Adam's hyper-parameters; the defaults are PyTorch's (AdamW: weightDecay 1e-2, decoupled). */
 export interface AdamHyperparameters extends Hyperparameters {
@@ -94,39 +90,31 @@ export class Adam extends Optimizer<AdamHyperparameters, AdamState> {
 
   protected update(p: Tensor, grad: Tensor, group: ParamGroup<AdamHyperparameters>, s: AdamState): void {
     const f = Math.fround;
-    const { lr, betas, weightDecay, amsgrad, maximize, decoupledWeightDecay: decoupled } = group;
+    const { lr, betas, weightDecay, amsgrad } = group;
     const t = ++s.step;
     const [beta1, beta2] = betas;
-    const b1 = f(beta1);
-    const b2 = f(beta2);
-    const keep1 = f(1 - beta1);
-    const keep2 = f(1 - beta2);
-    const negStepSize = f(-(lr / (1 - beta1 ** t)));
-    const bc2Sqrt = f(Math.sqrt(1 - beta2 ** t));
-    const eps = f(group.eps);
-    const wd = f(weightDecay);
-    const shrink = f(1 - lr * weightDecay);
     if (amsgrad) s.maxExpAvgSq ??= zeros(p.shape);
-    const m = s.expAvg.data as Float32Array;
-    const v = s.expAvgSq.data as Float32Array;
-    const vmax = s.maxExpAvgSq?.data as Float32Array;
-    const pd = p.data as Float32Array;
-    const gd = grad.data as Float32Array;
-    const po = p.offset;
-    const go = grad.offset;
     const n = p.size;
-    for (let i = 0; i < n; i++) {
-      let g = maximize ? -gd[go + i]! : gd[go + i]!;
-      if (decoupled) pd[po + i] = pd[po + i]! * shrink;
-      else if (wd !== 0) g = fmadd(wd, pd[po + i]!, g);
-      const mi = fmadd(keep1, g, f(b1 * m[i]!));
-      let vi = fmadd(f(keep2 * g), g, f(b2 * v[i]!));
-      m[i] = mi;
-      v[i] = vi;
-      if (amsgrad) vi = vmax[i] = Math.max(vmax[i]!, vi);
-      const denom = f(f(f(Math.sqrt(vi)) / bc2Sqrt) + eps);
-      pd[po + i] = pd[po + i]! + f(f(negStepSize * mi) / denom);
-    }
+    kernels().adamUpdate(
+      (p.data as Float32Array).subarray(p.offset, p.offset + n),
+      (grad.data as Float32Array).subarray(grad.offset, grad.offset + n),
+      s.expAvg.data as Float32Array,
+      s.expAvgSq.data as Float32Array,
+      (s.maxExpAvgSq?.data as Float32Array | undefined) ?? null,
+      {
+        b1: f(beta1),
+        b2: f(beta2),
+        keep1: f(1 - beta1),
+        keep2: f(1 - beta2),
+        negStepSize: f(-(lr / (1 - beta1 ** t))),
+        bc2Sqrt: f(Math.sqrt(1 - beta2 ** t)),
+        eps: f(group.eps),
+        wd: f(weightDecay),
+        shrink: f(1 - lr * weightDecay),
+        decoupled: group.decoupledWeightDecay,
+        maximize: group.maximize,
+      },
+    );
   }
 }
 

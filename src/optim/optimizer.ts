@@ -8,6 +8,7 @@
  * get no state, as in PyTorch. The loops write storage directly and record nothing, so no `noGrad` is needed.
  */
 import { fmtShape, ShapeError, ValueError } from '../errors.js';
+import { zeroGradInPlace } from '../tensor/ops.js';
 import { isContiguous, sameShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { Schedule } from './schedules.js';
@@ -56,14 +57,7 @@ export interface OptimizerStateDict {
   step_count?: number;
 }
 
-/**
- * `a·b + c` rounded once to float32, from float32 inputs: what ATen's `add(x, y, alpha)` and `addcmul` compute
- * on x86 with FMA (`vec::fmadd`, and the compiler contracts the scalar tail loop too). The fixtures, made on
- * such a machine, match it bit for bit and differ from two roundings in the last bit.
- * NOTE: a·b is exact in float64 and the sum is rounded twice (float64, then float32); that differs from one
- * rounding only if the float64 sum lands exactly halfway between two floats, about one case in 2^29.
- */
-export const fmadd = (a: number, b: number, c: number): number => Math.fround(a * b + c);
+export { fmadd } from './update-kernels.js';
 
 const snake = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 const camel = (k: string) => k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
@@ -140,9 +134,13 @@ export abstract class Optimizer<H extends Hyperparameters, S extends object> {
     this.paramGroups.push(group);
   }
 
-  /** Set every gradient to zero in place; the `.grad` tensors keep their identity (and their memory). */
+  /**
+   * Set every gradient to zero in place; the `.grad` tensors keep their identity (and their memory), and the
+   * next backward copies into them instead of adding to zeros. Write a zeroed `.grad` through its methods
+   * (`copy_`, `fill_`), not its `.data`, before that backward.
+   */
   zeroGrad(): void {
-    for (const g of this.paramGroups) for (const p of g.params) p.grad?.zero_();
+    for (const g of this.paramGroups) for (const p of g.params) if (p.grad) zeroGradInPlace(p.grad);
   }
 
   /** One update of every parameter that has a gradient. */

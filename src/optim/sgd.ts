@@ -6,20 +6,16 @@
  *   b = g on the first step, else b = μ·b + (1−τ)·g                     (no dampening on the first step)
  *   g = g + μ·b if nesterov else b;  p = p + (−lr)·g
  *
- * Each `x + α·y` is ATen's `add(x, y, alpha)`: one fused multiply-add ({@link fmadd}).
+ * Each `x + α·y` is ATen's `add(x, y, alpha)`: one fused multiply-add (`fmadd`). The loop is the backend's
+ * `sgdUpdate` kernel (reference: update-kernels.ts).
  *
  * lr stays outside the velocity, so changing lr (schedules) does not rescale the momentum already built up.
  */
+
+import { kernels } from '../backend/backend.js';
 import { zeros } from '../tensor/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
-import {
-  fmadd,
-  type Hyperparameters,
-  Optimizer,
-  type Options,
-  type ParamGroup,
-  type Params,
-} from './optimizer.js';
+import { type Hyperparameters, Optimizer, type Options, type ParamGroup, type Params } from './optimizer.js';
 
 /** SGD's hyper-parameters; the defaults are PyTorch's. */
 export interface SGDHyperparameters extends Hyperparameters {
@@ -83,38 +79,23 @@ export class SGD extends Optimizer<SGDHyperparameters, SGDState> {
 
   protected update(p: Tensor, grad: Tensor, group: ParamGroup<SGDHyperparameters>, state: SGDState): void {
     const f = Math.fround;
-    // PyTorch casts each Python scalar to float32 before the kernel uses it.
-    const wd = f(group.weightDecay);
-    const mu = f(group.momentum);
-    const keep = f(1 - group.dampening);
-    const negLr = f(-group.lr);
-    const { maximize, nesterov } = group;
     const first = group.momentum !== 0 && !state.momentumBuffer;
     if (first) state.momentumBuffer = zeros(p.shape);
-    const b = state.momentumBuffer?.data as Float32Array;
-    const pd = p.data as Float32Array;
-    const gd = grad.data as Float32Array;
-    const po = p.offset;
-    const go = grad.offset;
     const n = p.size;
-    if (!maximize && wd === 0 && mu !== 0 && !first && !nesterov && keep === 1) {
-      // The common case (plain momentum) without per-element branches: the same roundings as below.
-      for (let i = 0; i < n; i++) {
-        const v = f(gd[go + i]! + f(mu * b[i]!));
-        b[i] = v;
-        pd[po + i] = f(negLr * v + pd[po + i]!);
-      }
-      return;
-    }
-    for (let i = 0; i < n; i++) {
-      let d = maximize ? -gd[go + i]! : gd[go + i]!;
-      if (wd !== 0) d = fmadd(wd, pd[po + i]!, d);
-      if (mu !== 0) {
-        const v = first ? d : fmadd(keep, d, f(mu * b[i]!));
-        b[i] = v;
-        d = nesterov ? fmadd(mu, v, d) : v;
-      }
-      pd[po + i] = fmadd(negLr, d, pd[po + i]!);
-    }
+    // PyTorch casts each Python scalar to float32 before the kernel uses it.
+    kernels().sgdUpdate(
+      (p.data as Float32Array).subarray(p.offset, p.offset + n),
+      (grad.data as Float32Array).subarray(grad.offset, grad.offset + n),
+      (state.momentumBuffer?.data as Float32Array | undefined) ?? null,
+      {
+        wd: f(group.weightDecay),
+        mu: f(group.momentum),
+        keep: f(1 - group.dampening),
+        negLr: f(-group.lr),
+        first,
+        nesterov: group.nesterov,
+        maximize: group.maximize,
+      },
+    );
   }
 }

@@ -10,10 +10,11 @@ import {
   type BinaryOp,
   type CompareOp,
   kernels,
+  type MatmulEpilogue,
   type UnaryOp,
   type View,
 } from '../backend/backend.js';
-import { fmtShape, ShapeError, ValueError } from '../errors.js';
+import { fmtShape, ShapeError, StateError, ValueError } from '../errors.js';
 import { autocastPrecision, type Precision, packBits, roundInPlace, unpackBits } from './autocast.js';
 import { type DType, promote, type TypedArray } from './dtype.js';
 import {
@@ -332,6 +333,19 @@ export const logSoftmax = (x: Tensor, dim = -1) => softmaxOp('logSoftmax', x, di
  * @example matmul(x, w.mT) // (N, D_in) @ (D_in, D_out) -> (N, D_out)
  */
 export function matmul(a: Tensor, b: Tensor): Tensor {
+  return matmulWith(a, b);
+}
+
+/**
+ * relu?(a·b + bias) in one GEMM pass (linear's forward): a and b at least 2-D, bias a dense float32 (N).
+ * Outside autograd (the caller records the fused op) and float32 only: autocast rounds the product itself.
+ */
+export function matmulFused(a: Tensor, b: Tensor, epilogue: MatmulEpilogue): Tensor {
+  if (autocastPrecision() !== 'fp32') throw new StateError('matmulFused', 'not available under autocast');
+  return matmulWith(a, b, epilogue);
+}
+
+function matmulWith(a: Tensor, b: Tensor, epilogue?: MatmulEpilogue): Tensor {
   if (a.rank === 0 || b.rank === 0) {
     throw new ShapeError(
       'matmul',
@@ -362,6 +376,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
     plain ? ra : broadcastView(ra, [...batch, M, K]),
     plain ? rb : broadcastView(rb, [...batch, K, N]),
     out.data as Float32Array,
+    epilogue,
   );
   if (precision !== 'fp32') roundInPlace(out.data as Float32Array, precision);
   return record('matmul', [a, b], out, null);
@@ -542,8 +557,22 @@ export function cast(x: Tensor, dtype: DType): Tensor {
   return out;
 }
 
+/**
+ * Gradients zeroed by `zeroGradInPlace` and not written since: the next accumulation into one copies the
+ * gradient instead of adding it to zeros (one pass over the buffer instead of reading two). Writes through
+ * `assign` (copy_, fill_, zero_) take a tensor out of the set.
+ */
+const zeroedGrads = new WeakSet<Tensor>();
+
+/** Zero a `.grad` in place and remember it is zero (optimizers' and modules' `zeroGrad`). */
+export function zeroGradInPlace(grad: Tensor): void {
+  assign(grad, 0);
+  zeroedGrads.add(grad);
+}
+
 /** Write `src` (broadcast) into `dst`'s storage, outside autograd. Used by in-place methods. */
 export function assign(dst: Tensor, src: TensorOrScalar): void {
+  zeroedGrads.delete(dst);
   const s = src instanceof Tensor ? src : scalar(src as number, dst.dtype);
   broadcastShapes('copy_', s.shape, dst.shape);
   if (s.rank > dst.rank || s.shape.some((d, i) => d !== 1 && d !== dst.shape[dst.rank - s.rank + i])) {
@@ -562,7 +591,8 @@ export function reluGrad(x: Tensor, g: Tensor): Tensor {
 /** dst += src (broadcast to dst), in place and outside autograd: gradient accumulation. dst is dense. */
 export function addInto(dst: Tensor, src: Tensor): void {
   broadcastShapes('addInto', src.shape, dst.shape);
-  kernels().add(dst, broadcastView(src, dst.shape), dst.data);
+  if (zeroedGrads.delete(dst)) kernels().copy(broadcastView(src, dst.shape), dst);
+  else kernels().add(dst, broadcastView(src, dst.shape), dst.data);
 }
 
 /** Concatenate along `dim`; all other dims must match. @example cat([b1, b2], 0) // (32,784)+(32,784) -> (64,784) */

@@ -109,7 +109,9 @@ export class Tensor implements View {
 
   /** The values in row-major order, as a new typed array (a copy; the storage is never exposed mutable). */
   toTypedArray(): TypedArray {
-    return ops.contiguous(this, true).data;
+    const d = ops.contiguous(this, true).data;
+    // A copy the caller owns outright, buffer included (small storage shares its buffer: see allocStorage).
+    return d.byteLength === d.buffer.byteLength ? d : d.slice();
   }
 
   /** Nested arrays of numbers, like PyTorch's `tolist()`. */

@@ -276,6 +276,32 @@ forEachBackend(() => {
       assert.deepEqual(g.toTypedArray(), Float32Array.from([0, 0]));
     });
 
+    it('after zeroGrad, backward passes accumulate from zero; a write through fill_ is kept', () => {
+      const w = mb.tensor([1, 2], { requiresGrad: true });
+      const opt = new SGD([w]);
+      w.mul(3).sum().backward();
+      opt.zeroGrad();
+      w.mul(mb.tensor([5, 7]))
+        .sum()
+        .backward();
+      assert.deepEqual(w.grad!.toTypedArray(), Float32Array.from([5, 7]));
+      w.mul(2).sum().backward();
+      assert.deepEqual(w.grad!.toTypedArray(), Float32Array.from([7, 9]), 'the second backward adds');
+      opt.zeroGrad();
+      w.grad!.fill_(10);
+      w.mul(2).sum().backward();
+      assert.deepEqual(w.grad!.toTypedArray(), Float32Array.from([12, 12]), 'fill_ after zeroGrad is kept');
+      const m = new mb.Linear(3, 2);
+      m.forward(mb.ones([4, 3]))
+        .sum()
+        .backward();
+      m.zeroGrad();
+      m.forward(mb.ones([4, 3]))
+        .sum()
+        .backward();
+      assert.deepEqual(m.bias!.grad!.toTypedArray(), Float32Array.from([4, 4]), 'Module.zeroGrad too');
+    });
+
     it('rejects what it cannot optimize, with PyTorch-like messages', () => {
       const w = mb.tensor([1, 2], { requiresGrad: true });
       assert.throws(() => new SGD([]), /SGD: optimizer got an empty parameter list/);

@@ -8,6 +8,7 @@
  * go megamorphic and run several times slower).
  */
 import { attentionBackward, attentionForward } from '../../nn/attention-kernels.js';
+import { adamUpdate, sgdUpdate } from '../../optim/update-kernels.js';
 import { allocStorage, type TypedArray } from '../../tensor/dtype.js';
 import { contiguousStrides, numel } from '../../tensor/shape.js';
 import type {
@@ -15,6 +16,7 @@ import type {
   CompareKernel,
   ConvGeometry,
   KernelTable,
+  MatmulEpilogue,
   UnaryKernel,
   View,
 } from '../backend.js';
@@ -195,7 +197,8 @@ function compare(f: (x: number, y: number) => boolean, op: string): CompareKerne
 
 /** erf by Abramowitz-Stegun 7.1.26 is only 1e-7 absolute; this uses the W. J. Cody rational form (float64). */
 export function erf(x: number): number {
-  if (Number.isNaN(x)) return x;
+  // NaN stays NaN and ±0 keeps its sign (erf is odd), as IEEE and PyTorch give.
+  if (Number.isNaN(x) || x === 0) return x;
   const ax = Math.abs(x);
   if (ax < 0.5) {
     // Taylor/Maclaurin through x^21: |error| < 1e-16 for |x| < 0.5.
@@ -299,7 +302,7 @@ const nanMin = (a: number, b: number) =>
   a < b || Number.isNaN(a) ? a : Number.isNaN(b) ? b : Math.min(b, a);
 
 /** C[m,n] = sum_k A[m,k] B[k,n] for each batch; B rows are made contiguous first so the inner loop is unit-stride. */
-function matmul(a: View, b: View, out: Float32Array): void {
+function matmul(a: View, b: View, out: Float32Array, epilogue?: MatmulEpilogue): void {
   const r = a.shape.length;
   const M = a.shape[r - 2]!;
   const K = a.shape[r - 1]!;
@@ -327,6 +330,17 @@ function matmul(a: View, b: View, out: Float32Array): void {
         for (let n = 0; n < N; n++) acc[n]! += av * bc[bo + n]!;
       }
       for (let n = 0; n < N; n++) out[ob + m * N + n] = acc[n]!;
+    }
+  }
+  if (epilogue) applyEpilogue(out, N, epilogue);
+}
+
+/** out (rows, N) = relu?(out + bias): the matmul epilogue as a separate pass (the product already rounded). */
+export function applyEpilogue(out: Float32Array, N: number, { bias, relu }: MatmulEpilogue): void {
+  for (let i = 0; i < out.length; i += N) {
+    for (let n = 0; n < N; n++) {
+      const v = bias ? Math.fround(out[i + n]! + bias[n]!) : out[i + n]!;
+      out[i + n] = relu && !(v > 0) && !Number.isNaN(v) ? 0 : v;
     }
   }
 }
@@ -656,6 +670,8 @@ export const jsKernels: KernelTable = {
   reluBackward,
   softmaxCrossEntropy,
   softmaxCrossEntropyBackward,
+  sgdUpdate,
+  adamUpdate,
   im2col,
   col2im,
   // The tiled attention loops live beside their op (src/nn/attention-kernels.ts); they are plain loops over

@@ -17,7 +17,14 @@
 
 import { MinibatchError } from '../../errors.js';
 import { allocStorage } from '../../tensor/dtype.js';
-import { type KernelTable, registerBackend, reportUnavailable, type View } from '../backend.js';
+import {
+  type KernelTable,
+  kernels,
+  type MatmulEpilogue,
+  registerBackend,
+  reportUnavailable,
+  type View,
+} from '../backend.js';
 import { type GemmLayout, gemmOperand } from '../gemm-layout.js';
 import { rowOffsets } from '../js/kernels.js';
 import { wasmRuntime } from '../wasm/backend.js';
@@ -37,14 +44,28 @@ const cores = (() => {
 /** minibatch's thread setting: the wasm runtime's (which defaults to the cores), else the cores. */
 const threadsWanted = () => wasmRuntime()?.threads ?? cores;
 
-function matmul(a: View, b: View, out: Float32Array): void {
+function matmul(a: View, b: View, out: Float32Array, epilogue?: MatmulEpilogue): void {
   const r = a.shape.length;
   const [M, K, N] = [a.shape[r - 2]!, a.shape[r - 1]!, b.shape[r - 1]!];
   if (out.length === 0) return;
-  if (K === 0) {
-    out.fill(0);
-    return;
+  // The bias goes in first and GEMM adds the product to it (beta = 1); BLAS has no ReLU: one pass after.
+  const bias = epilogue?.bias;
+  if (bias) {
+    out.set(bias);
+    for (let filled = N; filled < out.length; filled *= 2) out.copyWithin(filled, 0, filled);
   }
+  if (K === 0) {
+    if (!bias) out.fill(0);
+  } else {
+    gemm(a, b, out, M, K, N, bias ? 1 : 0);
+  }
+  if (epilogue?.relu)
+    kernels().relu({ data: out, dtype: 'float32', shape: [out.length], strides: [1], offset: 0 }, out);
+}
+
+/** out = a·b + beta·out, beta 0 or 1 (see `matmul`). */
+function gemm(a: View, b: View, out: Float32Array, M: number, K: number, N: number, beta: number): void {
+  const r = a.shape.length;
   const lib = blas!;
   lib.setThreads(threadsWanted());
   let la: GemmLayout;
@@ -58,7 +79,7 @@ function matmul(a: View, b: View, out: Float32Array): void {
   const at = (d: Float32Array, o: number) => (o === 0 ? d : d.subarray(o));
   if (r === 2) {
     // The common case, kept lean: a 32×32×32 call is dominated by this overhead, not the arithmetic.
-    lib.sgemm(la.trans, lb.trans, M, N, K, 1, at(ad, a.offset), la.ld, at(bd, b.offset), lb.ld, 0, out, N);
+    lib.sgemm(la.trans, lb.trans, M, N, K, 1, at(ad, a.offset), la.ld, at(bd, b.offset), lb.ld, beta, out, N);
     return;
   }
   const batch = a.shape.slice(0, -2);
@@ -85,7 +106,7 @@ function matmul(a: View, b: View, out: Float32Array): void {
       ldA,
       bd.subarray(bOff[0]),
       lb.ld,
-      0,
+      beta,
       out,
       N,
     );
@@ -103,7 +124,7 @@ function matmul(a: View, b: View, out: Float32Array): void {
       la.ld,
       bd.subarray(bOff[t]),
       lb.ld,
-      0,
+      beta,
       B === 1 ? out : out.subarray(t * M * N),
       N,
     );

@@ -1,0 +1,45 @@
+/**
+ * allocStorage: small arrays are views into shared slabs (see SLAB_CHUNKS in src/tensor/dtype.ts). They must
+ * be zeroed, never overlap, stay 64-byte aligned, and `toTypedArray` must hand out a buffer of its own.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import * as mb from '../../src/index.js';
+import { allocStorage } from '../../src/tensor/dtype.js';
+
+describe('storage allocation', () => {
+  it('gives zeroed, disjoint, aligned arrays of every size and dtype', () => {
+    const seen: { buffer: ArrayBufferLike; start: number; end: number }[] = [];
+    for (const dtype of ['float32', 'int32', 'bool'] as const) {
+      for (const n of [0, 1, 16, 17, 100, 1000, 4096, 4097, 20000]) {
+        for (let k = 0; k < 20; k++) {
+          const a = allocStorage(dtype, n);
+          assert.equal(a.length, n);
+          assert.ok(
+            a.every((v) => v === 0),
+            `${dtype}[${n}] is zeroed`,
+          );
+          assert.equal(a.byteOffset % 64, 0, `${dtype}[${n}] is 64-byte aligned`);
+          a.fill(1);
+          const [start, end] = [a.byteOffset, a.byteOffset + a.byteLength];
+          for (const s of seen) {
+            if (s.buffer === a.buffer) assert.ok(end <= s.start || start >= s.end, `${dtype}[${n}] overlaps`);
+          }
+          seen.push({ buffer: a.buffer, start, end });
+        }
+      }
+    }
+  });
+
+  it('toTypedArray returns an array whose buffer is its own (safe to transfer)', () => {
+    const t = mb.arange(0, 100);
+    const copy = t.toTypedArray();
+    assert.equal(copy.byteLength, copy.buffer.byteLength);
+    assert.deepEqual(
+      Array.from(copy),
+      Array.from({ length: 100 }, (_, i) => i),
+    );
+    structuredClone(copy.buffer, { transfer: [copy.buffer] });
+    assert.equal(t.sum().item(), 4950, 'the tensor is intact after its copy was transferred');
+  });
+});
