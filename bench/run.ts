@@ -25,6 +25,7 @@ import { availableParallelism, cpus, loadavg } from 'node:os';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { nativeBlas } from '../src/backend/native/backend.js';
 import * as mb from '../src/index.js';
 import { type Data, loadData, type ModelKind, type Peer } from './lib/common.js';
 import { fmt, fmtRatio, markdownTable, type TimeOptions, type Timing, timeCalls } from './lib/measure.js';
@@ -206,7 +207,7 @@ async function gemmSection(peers: Peer[], cfg: Config, res: Results): Promise<vo
     }
   }
   for (const threads of usePython ? [...new Set([1, CORES])] : []) {
-    const py = runPython({ sections: ['gemm'], threads, gemmShapes: cfg.gemmShapes }, 300_000);
+    const py = runPython({ sections: ['gemm'], threads, gemmShapes: cfg.gemmShapes }, 300_000, blasCore());
     noteSkips(py, 'gemm', res);
     for (const [lib, rows] of [
       ['numpy', py.gemmNumpy],
@@ -235,7 +236,7 @@ async function opsSection(peers: Peer[], cfg: Config, res: Results): Promise<voi
     log(`ops ${peer.name}: done`);
   }
   if (!usePython) return;
-  const py = runPython({ sections: ['ops'], threads: 1 }, 120_000);
+  const py = runPython({ sections: ['ops'], threads: 1 }, 120_000, blasCore());
   noteSkips(py, 'ops', res);
   for (const [lib, t] of [
     ['numpy', py.tinyNumpy],
@@ -290,7 +291,11 @@ async function mlpSection(peers: Peer[], cfg: Config, data: Data, res: Results):
   const specs = cfg.models.flatMap((model) =>
     cfg.batches.map((batch) => ({ model, batch, maxSamples: data.train.n, seed: 7 })),
   );
-  const py = runPython({ sections: ['mlp'], torch: true, dataDir: data.source, mlp: specs }, 600_000);
+  const py = runPython(
+    { sections: ['mlp'], torch: true, threads: CORES, dataDir: data.source, mlp: specs },
+    600_000,
+    blasCore(),
+  );
   noteSkips(py, 'mlp', res, ['numpy']);
   for (const r of py.mlpTorch ?? []) {
     res.mlp.push({
@@ -322,8 +327,9 @@ async function inferSection(peers: Peer[], cfg: Config, data: Data, res: Results
   }
   if (!usePython) return;
   const py = runPython(
-    { sections: ['infer'], dataDir: data.source, inferBatches: cfg.inferBatches },
+    { sections: ['infer'], threads: CORES, dataDir: data.source, inferBatches: cfg.inferBatches },
     300_000,
+    blasCore(),
   );
   noteSkips(py, 'infer', res, ['numpy']);
   for (const r of py.inferTorch ?? []) {
@@ -336,6 +342,11 @@ async function inferSection(peers: Peer[], cfg: Config, data: Data, res: Results
       timing: r,
     });
   }
+}
+
+/** The OpenBLAS core minibatch's native backend runs (its CPU-flag choice), for the Python peers' OpenBLAS. */
+function blasCore(): string | undefined {
+  return nativeBlas()?.core;
 }
 
 /** Runs one measurement; a peer that throws is recorded as skipped (with the error) instead of ending the run. */
