@@ -42,6 +42,16 @@ export function sgdUpdate(p: usize, g: usize, b: usize, n: i32, flags: i32, wd: 
   const vkeep = f32x4.splat(keep);
   const vlr = f32x4.splat(negLr);
   let i = 0;
+  if (momentum && !first && !nesterov && !maximize && wd == 0 && keep == 1) {
+    // The common case (plain momentum) without per-lane branches: (1−τ)·d + μ·v with τ = 0 is one float32
+    // add, the same rounding as the float64 form.
+    for (; i + 4 <= n; i += 4) {
+      const o = <usize>i << 2;
+      const v = f32x4.add(v128.load(g + o), f32x4.mul(vmu, v128.load(b + o)));
+      v128.store(b + o, v);
+      v128.store(p + o, fmadd4(vlr, v, v128.load(p + o)));
+    }
+  }
   for (; i + 4 <= n; i += 4) {
     const o = <usize>i << 2;
     const pv = v128.load(p + o);
