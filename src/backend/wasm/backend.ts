@@ -35,8 +35,12 @@ import {
  * call itself cost about 1-2 µs, which is what the JS loop needs for ~4k multiply-adds.
  */
 export const WASM_MIN_MACS = 4096;
-/** Elementwise ops below this many elements stay in JS: the two copies would cost more than the loop saves. */
-export const WASM_MIN_ELEMENTWISE = 1 << 14;
+/**
+ * Elementwise ops below this many elements stay in JS, where the call and the copies in and out would cost
+ * more than the loop saves. Measured on the reference machine (µs, JS loop vs wasm with its copies): add
+ * 256: 0.83 vs 1.20, 1024: 2.6 vs 1.0, 4096: 10.4 vs 3.3; exp 256: 2.5 vs 1.0 (transcendentals win sooner).
+ */
+export const WASM_MIN_ELEMENTWISE = 512;
 
 let rt: WasmRuntime | undefined;
 let scratchPtr = 0;
