@@ -302,6 +302,8 @@ export interface Backend {
    * not registered on this platform (wasm without SIMD) is passed over for the reference.
    */
   readonly base?: string;
+  /** Called each time this backend becomes the active one (e.g. to share threads with its base). */
+  activated?(): void;
 }
 
 interface Registered {
@@ -370,6 +372,7 @@ function activate(r: Registered): void {
   fallbackFrom = Object.fromEntries(fallbacks.map((k) => [k, from[k]!]));
   active = r;
   table = merged as KernelTable;
+  r.backend.activated?.();
 }
 
 /** Choose a backend by name (`'js'`, `'wasm'`, `'native'`), or read `MINIBATCH_BACKEND`. */

@@ -41,6 +41,13 @@ const cores = (() => {
   return os ? os.availableParallelism() : 1;
 })();
 
+/**
+ * Below this many multiply-adds a GEMM runs on one BLAS thread: OpenBLAS's threads cost more to hand work to
+ * than they save. Measured in a training step at batch 128 on the reference machine (µs, 1 vs 2 threads):
+ * 128×128×256 (4.2M): 110 vs 135-170; 128×256×784 (25.7M): 660 vs 530-560; 512×256×128 (16.8M): 215 vs 105.
+ */
+export const BLAS_SPLIT_MACS = 1 << 23;
+
 /** minibatch's thread setting: the wasm runtime's (which defaults to the cores), else the cores. */
 const threadsWanted = () => wasmRuntime()?.threads ?? cores;
 
@@ -67,7 +74,7 @@ function matmul(a: View, b: View, out: Float32Array, epilogue?: MatmulEpilogue):
 function gemm(a: View, b: View, out: Float32Array, M: number, K: number, N: number, beta: number): void {
   const r = a.shape.length;
   const lib = blas!;
-  lib.setThreads(threadsWanted());
+  lib.setThreads(M * N * K * (out.length / (M * N)) < BLAS_SPLIT_MACS ? 1 : threadsWanted());
   let la: GemmLayout;
   let lb: GemmLayout;
   // An operand in no GEMM-able layout (rare: a permuted or expanded view) is gathered first.
@@ -137,6 +144,9 @@ function describe(): Record<string, string | number | boolean> {
     kind: `${lib.vendor} through koffi`,
     library: lib.library,
     threads: lib.threads || threadsWanted(),
+    // GEMMs under BLAS_SPLIT_MACS use one thread; the base's wasm kernels run on the caller (activated).
+    smallGemmThreads: 1,
+    baseThreads: 1,
     base: 'wasm',
   };
   if (lib.config) facts.config = lib.config;
@@ -154,6 +164,11 @@ function register(loaded: Blas): void {
       priority: 20,
       base: 'wasm',
       alloc: allocStorage,
+      // The BLAS's workers hold the other cores between GEMMs: its base's wasm kernels stay on the caller.
+      activated: () => {
+        const rt = wasmRuntime();
+        if (rt) rt.callerOnly = true;
+      },
       describe,
     },
     { matmul } satisfies Partial<KernelTable>,

@@ -751,6 +751,9 @@ try {
       name: 'wasm',
       priority: 10,
       alloc: allocStorage,
+      activated: () => {
+        rt!.callerOnly = false;
+      },
       describe: () => ({
         kind: 'WebAssembly SIMD',
         relaxedSimd: rt!.features.relaxedSimd,

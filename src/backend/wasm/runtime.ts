@@ -267,6 +267,13 @@ export class WasmRuntime {
     this.nThreads = this.features.threads ? Math.min(n, MAX_THREADS) : 1;
   }
 
+  /**
+   * Run every call on the caller alone (the native backend sets this while it is active: OpenBLAS's workers
+   * spin between GEMMs for ~0.1 s, and a wasm worker competing with them for a core slowed the kernels down,
+   * e.g. an SGD step of 235k parameters from 0.5 to 0.8-1.0 ms on 2 cores).
+   */
+  callerOnly = false;
+
   /** Worker threads started and ready so far (0 until a call needs them, or `startThreads`). */
   get workersStarted(): number {
     return this.pool?.size ?? 0;
@@ -678,7 +685,7 @@ export class WasmRuntime {
   // `shares`: how many threads the work is worth (work / per-thread minimum), capped by `threads`.
   private call(name: TaskName, shares: number, args: readonly number[]): void {
     const task = Task[name];
-    const n = Math.min(this.nThreads, Math.floor(shares));
+    const n = this.callerOnly ? 1 : Math.min(this.nThreads, Math.floor(shares));
     const pool = n > 1 ? this.startPool(n - 1) : undefined;
     if (!pool) {
       this.local.set(args);

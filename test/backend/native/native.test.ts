@@ -5,7 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { loadNative, nativeBlas, nativeUnavailable } from '../../../src/backend/native/backend.js';
+import {
+  BLAS_SPLIT_MACS,
+  loadNative,
+  nativeBlas,
+  nativeUnavailable,
+} from '../../../src/backend/native/backend.js';
 import type { Tensor } from '../../../src/index.js';
 import * as mb from '../../../src/index.js';
 
@@ -196,8 +201,22 @@ if (nativeUnavailable !== undefined) {
       assert.equal(blas.threads, 1);
       assert.equal(mb.backendInfo().facts.threads, 1);
       rt.threads = was;
+      mb.matmul(rand(256, 256), rand(256, 256));
+      assert.equal(blas.threads, rt.threads, 'a large GEMM uses every thread');
       mb.matmul(rand(40, 40), rand(40, 40));
-      assert.equal(blas.threads, rt.threads);
+      assert.equal(blas.threads, 1, `a GEMM under BLAS_SPLIT_MACS (${BLAS_SPLIT_MACS}) uses one`);
+    });
+
+    it('while native is active its base wasm kernels stay on the caller; wasm active, they use the pool', async () => {
+      const { wasmRuntime } = await import('../../../src/backend/wasm/backend.js');
+      const rt = wasmRuntime();
+      if (!rt) return;
+      assert.equal(mb.getBackend(), 'native');
+      assert.equal(rt.callerOnly, true);
+      mb.setBackend('wasm');
+      assert.equal(rt.callerOnly, false);
+      mb.setBackend('native');
+      assert.equal(rt.callerOnly, true);
     });
   });
 }

@@ -7,7 +7,7 @@ import {
   kernels,
   setBackend,
 } from '../../../src/backend/backend.js';
-import { WASM_MIN_ELEMENTWISE } from '../../../src/backend/wasm/backend.js';
+import { WASM_MIN_ELEMENTWISE, wasmRuntime } from '../../../src/backend/wasm/backend.js';
 import { ELEMENTWISE_MIN_PER_THREAD, type WasmRuntime } from '../../../src/backend/wasm/runtime.js';
 
 /** The wasm backend's kernel table and backend info, read once; the active backend is restored. */
@@ -16,6 +16,10 @@ export function wasmKernelTable(): { wasm: KernelTable; info: ReturnType<typeof 
   setBackend('wasm');
   const out = { wasm: kernels(), info: backendInfo() };
   setBackend(prev);
+  // With native active its base's kernels run on the caller (WasmRuntime.callerOnly); these tests exercise
+  // the wasm kernels on the pool as well.
+  const rt = wasmRuntime();
+  if (rt) rt.callerOnly = false;
   return out;
 }
 
