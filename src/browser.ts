@@ -1,8 +1,7 @@
 /**
  * minibatch for browsers (the package's "browser" export condition, also `minibatch/browser`): everything
- * in index.ts except what needs Node's file system (the Fashion-MNIST and IDX file loaders, atomic file
- * writes), so nothing here imports a node: module statically. test/browser-entry.test.ts keeps the two
- * lists in step.
+ * but what needs Node's file system (the Fashion-MNIST and IDX file loaders, atomic file writes), which
+ * index.ts adds; nothing here imports a node: module statically (test/browser-entry.test.ts checks).
  *
  * The wasm backend runs single-threaded in a page without SharedArrayBuffer, and on Web Workers in a
  * cross-origin isolated one (COOP same-origin + COEP require-corp); those start in the background, or

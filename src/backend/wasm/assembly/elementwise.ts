@@ -6,7 +6,7 @@
 //   float64), 1 max, 2 min (NaN-propagating). Targets are i32 class indices in [0, C).
 // Main loops go 4 lanes at a time with a scalar tail; pointers need no alignment.
 
-import { expV, logV, madd } from './simd';
+import { expV, loadTail, logV, madd, storeTail } from './simd';
 
 // @ts-expect-error: decorator
 @inline function opV(op: i32, x: v128, y: v128): v128 {
@@ -122,17 +122,8 @@ export function exp(x: usize, out: usize, n: i32): void {
   }
   if (i < n) {
     // Tail through the same vector code so every element gets the same rounding.
-    const src = x + (<usize>i << 2);
-    const dst = out + (<usize>i << 2);
-    const rest = n - i;
-    let v = f32x4.splat(0);
-    v = f32x4.replace_lane(v, 0, load<f32>(src));
-    if (rest > 1) v = f32x4.replace_lane(v, 1, load<f32>(src, 4));
-    if (rest > 2) v = f32x4.replace_lane(v, 2, load<f32>(src, 8));
-    v = expV(v);
-    store<f32>(dst, f32x4.extract_lane(v, 0));
-    if (rest > 1) store<f32>(dst, f32x4.extract_lane(v, 1), 4);
-    if (rest > 2) store<f32>(dst, f32x4.extract_lane(v, 2), 8);
+    const o = <usize>i << 2;
+    storeTail(out + o, expV(loadTail(x + o, n - i)), n - i);
   }
 }
 

@@ -5,7 +5,7 @@
 // Main loops go 4 lanes at a time; tails run through the same vector code so that every element of an
 // array gets the same rounding wherever it sits.
 
-import { expV, madd } from './simd';
+import { expV, loadTail, madd, storeTail } from './simd';
 
 // ---- erf ------------------------------------------------------------------------------------------------
 
@@ -58,17 +58,8 @@ export function erf(x: usize, out: usize, n: i32): void {
     v128.store(out + o, erfV(v128.load(x + o)));
   }
   if (i < n) {
-    const src = x + (<usize>i << 2);
-    const dst = out + (<usize>i << 2);
-    const rest = n - i;
-    let v = f32x4.splat(0);
-    v = f32x4.replace_lane(v, 0, load<f32>(src));
-    if (rest > 1) v = f32x4.replace_lane(v, 1, load<f32>(src, 4));
-    if (rest > 2) v = f32x4.replace_lane(v, 2, load<f32>(src, 8));
-    v = erfV(v);
-    store<f32>(dst, f32x4.extract_lane(v, 0));
-    if (rest > 1) store<f32>(dst, f32x4.extract_lane(v, 1), 4);
-    if (rest > 2) store<f32>(dst, f32x4.extract_lane(v, 2), 8);
+    const o = <usize>i << 2;
+    storeTail(out + o, erfV(loadTail(x + o, n - i)), n - i);
   }
 }
 

@@ -90,3 +90,21 @@
   r = v128.bitselect(x0, r, f32x4.ne(x0, x0));
   return v128.bitselect(x0, r, f32x4.eq(x0, f32x4.splat(Infinity)));
 }
+
+/** The last 1-3 floats of an array as one vector (zeros past `rest`), so a tail gets the vector code's rounding. */
+// @ts-expect-error: decorator
+@inline export function loadTail(src: usize, rest: i32): v128 {
+  let v = f32x4.splat(0);
+  v = f32x4.replace_lane(v, 0, load<f32>(src));
+  if (rest > 1) v = f32x4.replace_lane(v, 1, load<f32>(src, 4));
+  if (rest > 2) v = f32x4.replace_lane(v, 2, load<f32>(src, 8));
+  return v;
+}
+
+/** Stores the first `rest` (1-3) lanes of v. */
+// @ts-expect-error: decorator
+@inline export function storeTail(dst: usize, v: v128, rest: i32): void {
+  store<f32>(dst, f32x4.extract_lane(v, 0));
+  if (rest > 1) store<f32>(dst, f32x4.extract_lane(v, 1), 4);
+  if (rest > 2) store<f32>(dst, f32x4.extract_lane(v, 2), 8);
+}
