@@ -325,6 +325,7 @@ const unavailable = new Map<string, string>();
 export function registerBackend(backend: Backend, kernels: Partial<KernelTable>): void {
   registry.set(backend.name, { backend, kernels });
   unavailable.delete(backend.name);
+  mergedCache.clear();
   // A newly registered backend may outrank the current default, unless the user chose one; one registered
   // again (a reloaded library) replaces itself, and the table of anything built over it is merged anew.
   if (!chosenByUser) active = undefined;
@@ -352,10 +353,10 @@ export function reportUnavailable(name: string, reason: string): void {
   if (!registry.has(name)) unavailable.set(name, reason);
 }
 
-function activate(r: Registered): void {
+/** A backend's kernels merged over its bases' (the chain down to `js`; the nearest wins), with their origins. */
+function merge(r: Registered): { merged: KernelTable; from: Record<KernelName, string> } {
   const ref = registry.get('js');
   if (!ref) throw new ValueError('backend', "the reference backend 'js' is not registered");
-  // The chain from the backend down its bases to the reference; merged bottom-up, so the nearest wins.
   const chain: Registered[] = [];
   for (let c: Registered | undefined = r; c && c !== ref && !chain.includes(c); ) {
     chain.push(c);
@@ -368,10 +369,27 @@ function activate(r: Registered): void {
     Object.assign(merged, c.kernels);
     for (const k of Object.keys(c.kernels) as KernelName[]) from[k] = c.backend.name;
   }
-  fallbacks = (Object.keys(ref.kernels) as KernelName[]).filter((k) => from[k] !== r.backend.name);
-  fallbackFrom = Object.fromEntries(fallbacks.map((k) => [k, from[k]!]));
+  return { merged: merged as KernelTable, from: from as Record<KernelName, string> };
+}
+
+/**
+ * The kernel table `name` runs with (its own kernels over its bases'), or the reference's where `name` is not
+ * registered: what a backend's kernel calls to hand a case it does not cover to its base.
+ */
+export function kernelsOf(name: string): KernelTable {
+  let t = mergedCache.get(name);
+  if (!t) mergedCache.set(name, (t = merge(registry.get(name) ?? registry.get('js')!).merged));
+  return t;
+}
+/** kernelsOf's tables, dropped whenever a backend registers. */
+const mergedCache = new Map<string, KernelTable>();
+
+function activate(r: Registered): void {
+  const { merged, from } = merge(r);
+  fallbacks = (Object.keys(from) as KernelName[]).filter((k) => from[k] !== r.backend.name);
+  fallbackFrom = Object.fromEntries(fallbacks.map((k) => [k, from[k]]));
   active = r;
-  table = merged as KernelTable;
+  table = merged;
   r.backend.activated?.();
 }
 

@@ -52,6 +52,9 @@ export interface Blas {
     C: Float32Array,
     ldc: number,
   ): void;
+  /** y += alpha·x and x ·= alpha over n contiguous floats (level 1; absent where the library lacks them). */
+  saxpy?(n: number, alpha: number, x: Float32Array, y: Float32Array): void;
+  sscal?(n: number, alpha: number, x: Float32Array): void;
 }
 
 /** Library names tried in order, per platform (the first that loads and has `cblas_sgemm` wins). */
@@ -218,6 +221,11 @@ function wrap(
   sgemm: (...args: unknown[]) => unknown,
   core: { userCore: string | undefined; chosen: string | undefined; preloaded: boolean },
 ): Blas {
+  const axpy = optional(
+    lib,
+    'void cblas_saxpy(int n, float alpha, const float *x, int incx, float *y, int incy)',
+  );
+  const scal = optional(lib, 'void cblas_sscal(int n, float alpha, float *x, int incx)');
   const corename = optional(lib, 'const char *openblas_get_corename(void)');
   const getConfig = optional(lib, 'const char *openblas_get_config(void)');
   const openblasThreads = optional(lib, 'void openblas_set_num_threads(int n)');
@@ -261,6 +269,13 @@ function wrap(
       setNum(n);
       threads = n;
     },
+    ...(axpy && scal
+      ? {
+          saxpy: (n: number, alpha: number, x: Float32Array, y: Float32Array) =>
+            void axpy(n, alpha, x, 1, y, 1),
+          sscal: (n: number, alpha: number, x: Float32Array) => void scal(n, alpha, x, 1),
+        }
+      : {}),
     sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) {
       sgemm(
         ROW_MAJOR,

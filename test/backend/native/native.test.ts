@@ -5,7 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { kernelsOf } from '../../../src/backend/backend.js';
+import { jsKernels } from '../../../src/backend/js/kernels.js';
 import {
+  BLAS_MIN_OPTIM,
   BLAS_SPLIT_MACS,
   loadNative,
   nativeBlas,
@@ -205,6 +208,54 @@ if (nativeUnavailable !== undefined) {
       assert.equal(blas.threads, rt.threads, 'a large GEMM uses every thread');
       mb.matmul(rand(40, 40), rand(40, 40));
       assert.equal(blas.threads, 1, `a GEMM under BLAS_SPLIT_MACS (${BLAS_SPLIT_MACS}) uses one`);
+    });
+
+    // saxpy is a true fused multiply-add (PyTorch's rounding); the reference emulates it in float64, rounding
+    // twice, which differs in the last bit about once in 2^29 updates: the parameters may differ there only.
+    it('SGD with plain momentum runs on BLAS level 1 in place and matches the reference', () => {
+      const f = Math.fround;
+      const blas = nativeBlas()!;
+      if (!blas.saxpy) return;
+      const table = kernelsOf('native');
+      for (const n of [BLAS_MIN_OPTIM - 1, BLAS_MIN_OPTIM, 100_003]) {
+        const p1 = rand(1, n).toTypedArray() as Float32Array;
+        const b1 = new Float32Array(n);
+        const [p2, b2] = [new Float32Array(n), new Float32Array(n)];
+        let differ = 0;
+        for (let step = 0; step < 4; step++) {
+          // Each step from the same state, so a last-bit difference cannot compound.
+          p2.set(p1);
+          b2.set(b1);
+          const g = rand(1, n).toTypedArray() as Float32Array;
+          const h = {
+            wd: 0,
+            mu: f(0.9),
+            keep: 1,
+            negLr: f(-0.05),
+            first: step === 0,
+            nesterov: false,
+            maximize: false,
+          };
+          jsKernels.sgdUpdate(p1, g, b1, h);
+          table.sgdUpdate(p2, g, b2, h);
+          const [u1, u2] = [new Int32Array(p1.buffer), new Int32Array(p2.buffer)];
+          for (let i = 0; i < n; i++) {
+            if (u1[i] === u2[i]) continue;
+            differ++;
+            assert.equal(
+              Math.abs(u1[i]! - u2[i]!),
+              1,
+              `step ${step}, parameter ${i} of ${n}: more than 1 ulp apart`,
+            );
+          }
+          assert.deepEqual(
+            new Uint32Array(b2.buffer),
+            new Uint32Array(b1.buffer),
+            `velocity n=${n} step ${step}`,
+          );
+        }
+        assert.ok(differ <= 2, `n=${n}: ${differ} parameter updates differ in the last bit`);
+      }
     });
 
     it('while native is active its base wasm kernels stay on the caller; wasm active, they use the pool', async () => {
