@@ -48,7 +48,7 @@ export function setGradEnabled(on: boolean): boolean {
 }
 
 /** Tensors reachable from `root` through recorded nodes, inputs before outputs. Iterative: graphs can be deep. */
-function topoOrder(root: Tensor): Tensor[] {
+function topoOrder(root: Tensor, uses: Map<Tensor, number>): Tensor[] {
   const order: Tensor[] = [];
   const seen = new Set<Tensor>();
   const stack: [Tensor, boolean][] = [[root, false]];
@@ -62,7 +62,11 @@ function topoOrder(root: Tensor): Tensor[] {
     seen.add(t);
     stack.push([t, true]);
     const node = t._node;
-    if (node) for (const i of node.inputs) if (i.requiresGrad && !seen.has(i)) stack.push([i, false]);
+    if (!node) continue;
+    for (const i of node.inputs) {
+      uses.set(i, (uses.get(i) ?? 0) + 1);
+      if (i.requiresGrad && !seen.has(i)) stack.push([i, false]);
+    }
   }
   return order;
 }
@@ -82,7 +86,9 @@ export function runBackward(
   accumulateLeaf: (leaf: Tensor, g: Tensor) => void,
   unpack: (t: Tensor) => Tensor,
 ): void {
-  const order = topoOrder(root);
+  // How many times each tensor is an input in the graph: a leaf used once may take its gradient in place.
+  const uses = new Map<Tensor, number>();
+  const order = topoOrder(root, uses);
   const grads = new Map<Tensor, Tensor>([[root, grad]]);
   const prev = setGradEnabled(false);
   try {
@@ -109,9 +115,11 @@ export function runBackward(
         inputs: Tensor[],
         out: Tensor,
         needs: boolean[],
+        sole: boolean[],
       ) => (Tensor | null)[];
+      const sole = node.inputs.map((x) => !x._node && uses.get(x) === 1);
       // Activations kept in 16 bits (autocast) are restored to float32 just for this rule.
-      const gs = rule(g, node.ctx, node.inputs.map(unpack), unpack(t), needs);
+      const gs = rule(g, node.ctx, node.inputs.map(unpack), unpack(t), needs, sole);
       node.inputs.forEach((x, k) => {
         const gi = gs[k];
         if (!needs[k] || !gi) return;

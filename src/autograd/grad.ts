@@ -46,10 +46,22 @@ export interface PrimitiveCtx {
    * A fused op defined with `customOp` (BatchNorm, cross-entropy, attention...): its forward runs its own
    * kernel and its backward is the analytic formula, kept beside the forward in the op's own file.
    */
-  custom: { name: string; backward: (g: Tensor, needs: boolean[], inputs: Tensor[]) => (Tensor | null)[] };
+  custom: { name: string; backward: CustomBackward };
 }
 
 export type Primitive = keyof PrimitiveCtx;
+
+/**
+ * A fused op's backward: one gradient per input (null where `needs` is false). `sole[i]`: input i is a leaf
+ * whose only use in this graph is this op, so its gradient may be written straight into the leaf's zeroed
+ * `.grad` and returned as that very tensor (see accumulateGrad).
+ */
+export type CustomBackward = (
+  g: Tensor,
+  needs: boolean[],
+  inputs: Tensor[],
+  sole: boolean[],
+) => (Tensor | null)[];
 
 type Rule<P extends Primitive> = (
   g: Tensor,
@@ -57,6 +69,7 @@ type Rule<P extends Primitive> = (
   inputs: Tensor[],
   out: Tensor,
   needs: boolean[],
+  sole: boolean[],
 ) => (Tensor | null)[];
 
 // Wrappers, not destructuring: this module and ops.ts import each other, so ops' bindings must be read at
@@ -169,7 +182,7 @@ export const gradRules: GradTable = {
     });
   },
   indexSelect: (g, { dim, index, shape }) => [ops.indexAdd(shape, dim, index, g)],
-  custom: (g, { backward }, inputs, _o, needs) => backward(g, needs, inputs),
+  custom: (g, { backward }, inputs, _o, needs, sole) => backward(g, needs, inputs, sole),
 };
 
 /**
@@ -178,6 +191,8 @@ export const gradRules: GradTable = {
  * is allocated per step for accumulation.
  */
 export function accumulateGrad(leaf: Tensor, g: Tensor): void {
+  // A rule that wrote the gradient into the leaf's zeroed .grad itself (linear's dW) returns that .grad.
+  if (g === leaf.grad) return;
   if (!leaf.grad) {
     leaf.grad = ops.contiguous(g.dtype === 'float32' ? g : g.float(), true);
     return;

@@ -68,12 +68,15 @@ export function linear(
  * 16-bit copy and the float32 activation is not kept alive.
  */
 function linearBackward(outF: number, inF: number, hasBias: boolean, reluOut: Tensor | null) {
-  return (gy: Tensor, needs: boolean[], [x, w]: Tensor[]): (Tensor | null)[] => {
+  return (gy: Tensor, needs: boolean[], [x, w]: Tensor[], sole: boolean[]): (Tensor | null)[] => {
     const g = reluOut ? ops.reluGrad(reluOut, gy) : gy;
     const g2 = g.reshape([-1, outF]);
+    const x2 = x!.reshape([-1, inF]);
+    // dW goes straight into W's zeroed .grad when W is used only here (accumulateGrad sees its own .grad).
+    const into = needs[1] && sole[1] && w!.grad ? ops.matmulIntoZeroedGrad(g2.mT, x2, w!.grad) : null;
     return [
       needs[0] ? ops.matmul(g, w!) : null,
-      needs[1] ? ops.matmul(g2.mT, x!.reshape([-1, inF])) : null,
+      needs[1] ? (into ?? ops.matmul(g2.mT, x2)) : null,
       ...(hasBias ? [needs[2] ? ops.sum(g2, 0) : null] : []),
     ];
   };

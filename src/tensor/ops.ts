@@ -4,7 +4,7 @@
  * Shape legend in docs: N batch, D features, T time, C channels/classes, M×K @ K×N for matmul.
  */
 import { isGradEnabled, type Node } from '../autograd/engine.js';
-import type { Primitive, PrimitiveCtx } from '../autograd/grad.js';
+import type { CustomBackward, Primitive, PrimitiveCtx } from '../autograd/grad.js';
 import {
   activeBackend,
   type BinaryOp,
@@ -345,7 +345,7 @@ export function matmulFused(a: Tensor, b: Tensor, epilogue: MatmulEpilogue): Ten
   return matmulWith(a, b, epilogue);
 }
 
-function matmulWith(a: Tensor, b: Tensor, epilogue?: MatmulEpilogue): Tensor {
+function matmulWith(a: Tensor, b: Tensor, epilogue?: MatmulEpilogue, into?: Tensor): Tensor {
   if (a.rank === 0 || b.rank === 0) {
     throw new ShapeError(
       'matmul',
@@ -365,7 +365,7 @@ function matmulWith(a: Tensor, b: Tensor, epilogue?: MatmulEpilogue): Tensor {
       `cannot multiply ${fmtShape(a.shape)} by ${fmtShape(b.shape)}: inner dimensions ${K} and ${K2} differ`,
     );
   const batch = broadcastShapes('matmul', a.shape.slice(0, -2), b.shape.slice(0, -2));
-  const out = empty([...batch, M, N]);
+  const out = into ?? empty([...batch, M, N]);
   const precision = autocastPrecision();
   // Under autocast the GEMM sees 16-bit operands and gives a 16-bit result; the graph keeps the float32 inputs.
   const ra = precision === 'fp32' ? a : rounded(a, precision);
@@ -380,6 +380,31 @@ function matmulWith(a: Tensor, b: Tensor, epilogue?: MatmulEpilogue): Tensor {
   );
   if (precision !== 'fp32') roundInPlace(out.data as Float32Array, precision);
   return record('matmul', [a, b], out, null);
+}
+
+/**
+ * a (M,K) · b (K,N) written straight into `grad`, a leaf's zeroed `.grad` of shape (M,N), instead of into a new
+ * tensor the engine would then copy there (linear's dW: the largest gradient of a step). Returns `grad`, or
+ * null when `grad` is not known to be zero (the caller then computes the product the usual way). Float32,
+ * outside autograd.
+ */
+export function matmulIntoZeroedGrad(a: Tensor, b: Tensor, grad: Tensor): Tensor | null {
+  if (
+    autocastPrecision() !== 'fp32' ||
+    !zeroedGrads.has(grad) ||
+    a.rank !== 2 ||
+    b.rank !== 2 ||
+    grad.dtype !== 'float32' ||
+    grad.offset !== 0 ||
+    !isContiguous(grad.shape, grad.strides) ||
+    grad.shape[0] !== a.shape[0] ||
+    grad.shape[1] !== b.shape[1]
+  ) {
+    return null;
+  }
+  zeroedGrads.delete(grad);
+  matmulWith(a, b, undefined, grad);
+  return grad;
 }
 
 function rounded(t: Tensor, precision: Precision): Tensor {
@@ -681,12 +706,7 @@ export function indexSelect(x: Tensor, dim: number, index: Tensor | Int32Array |
  * with gradient recording off.
  * @example customOp('batchNorm', [x, weight, bias], y, (g, needs) => [dx, dw, db])
  */
-export function customOp(
-  name: string,
-  inputs: Tensor[],
-  out: Tensor,
-  backward: (g: Tensor, needs: boolean[], inputs: Tensor[]) => (Tensor | null)[],
-): Tensor {
+export function customOp(name: string, inputs: Tensor[], out: Tensor, backward: CustomBackward): Tensor {
   return record('custom', inputs, out, { name, backward });
 }
 

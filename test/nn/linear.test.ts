@@ -77,6 +77,36 @@ forEachBackend(() => {
     });
   });
 
+  it('after zeroGrad, dW lands in the same .grad tensor; a weight used twice still sums both uses', () => {
+    const g = new mb.Generator(21);
+    const layer = new mb.Linear(12, 7, { generator: g });
+    const x = mb.randn([5, 12], { generator: g });
+    const target = () => {
+      // The same two-use graph from primitives only: sum(relu(x·Wᵀ + b)·W).
+      const w = layer.weight.detach().requiresGrad_();
+      const b = layer.bias!.detach().requiresGrad_();
+      mb.matmul(mb.relu(mb.add(mb.matmul(x, w.mT), b)), w)
+        .sum()
+        .backward();
+      return [w.grad!, b.grad!];
+    };
+    const opt = new mb.SGD(layer.parameters(), { lr: 0.1 });
+    layer.forward(x).sum().backward();
+    const gradTensor = layer.weight.grad!;
+    opt.zeroGrad();
+    layer.forward(x).sum().backward();
+    assert.equal(layer.weight.grad, gradTensor, 'the .grad tensor keeps its identity');
+    const once = mb.matmul(mb.ones([7, 5]), x);
+    assertClose(layer.weight.grad!, once, { label: 'dW, one use' });
+    opt.zeroGrad();
+    // Two uses of the weight in one graph: dW must be the sum of both, not one of them written in place.
+    const h = layer.forward(x);
+    mb.matmul(h.relu(), layer.weight).sum().backward();
+    const [dw, db] = target();
+    assertClose(layer.weight.grad!, dw!, { label: 'dW, two uses' });
+    assertClose(layer.bias!.grad!, db!, { label: 'db' });
+  });
+
   it('the matmul kernel epilogue (bias, ReLU) matches the reference kernel, batched', () => {
     const [B, M, K, N] = [3, 33, 40, 21];
     const a = mb.randn([B, M, K], { generator: new mb.Generator(11) });
