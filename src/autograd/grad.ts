@@ -194,7 +194,10 @@ export function accumulateGrad(leaf: Tensor, g: Tensor): void {
   // A rule that wrote the gradient into the leaf's zeroed .grad itself (linear's dW) returns that .grad.
   if (g === leaf.grad) return;
   if (!leaf.grad) {
-    leaf.grad = ops.contiguous(g.dtype === 'float32' ? g : g.float(), true);
+    // A copy the leaf owns, in the backend's long-lived storage where it has one (see Backend.allocLongLived).
+    const gf = g.dtype === 'float32' ? g : g.float();
+    const kept = ops.longLived(gf);
+    leaf.grad = kept === gf ? ops.contiguous(gf, true) : kept;
     return;
   }
   // In place: the add kernel reads and writes the same dense buffer elementwise.

@@ -295,6 +295,11 @@ export interface Backend {
   readonly priority: number;
   /** Allocate zeroed storage for n elements. A fast backend may place it in its own memory. */
   alloc<D extends DType>(dtype: D, n: number): StorageOf[D];
+  /**
+   * Zeroed float32 storage for a tensor that lives across steps (a parameter, its gradient, optimizer state):
+   * where present, the backend places it where its kernels use it without copies.
+   */
+  allocLongLived?(n: number): Float32Array;
   /** Facts for the debug listing (threads, SIMD, the library loaded). */
   describe(): Record<string, string | number | boolean>;
   /**

@@ -17,7 +17,7 @@
  */
 
 import { kernels } from '../backend/backend.js';
-import { zeros } from '../tensor/creation.js';
+import { zerosLongLived } from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { type Hyperparameters, Optimizer, type Options, type ParamGroup, type Params } from './optimizer.js';
 
@@ -85,7 +85,7 @@ export class Adam extends Optimizer<AdamHyperparameters, AdamState> {
   }
 
   protected initState(p: Tensor): AdamState {
-    return { step: 0, expAvg: zeros(p.shape), expAvgSq: zeros(p.shape) };
+    return { step: 0, expAvg: zerosLongLived(p.shape), expAvgSq: zerosLongLived(p.shape) };
   }
 
   protected update(p: Tensor, grad: Tensor, group: ParamGroup<AdamHyperparameters>, s: AdamState): void {
@@ -93,7 +93,7 @@ export class Adam extends Optimizer<AdamHyperparameters, AdamState> {
     const { lr, betas, weightDecay, amsgrad } = group;
     const t = ++s.step;
     const [beta1, beta2] = betas;
-    if (amsgrad) s.maxExpAvgSq ??= zeros(p.shape);
+    if (amsgrad) s.maxExpAvgSq ??= zerosLongLived(p.shape);
     const n = p.size;
     kernels().adamUpdate(
       (p.data as Float32Array).subarray(p.offset, p.offset + n),

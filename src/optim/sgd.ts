@@ -13,7 +13,7 @@
  */
 
 import { kernels } from '../backend/backend.js';
-import { zeros } from '../tensor/creation.js';
+import { zerosLongLived } from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { type Hyperparameters, Optimizer, type Options, type ParamGroup, type Params } from './optimizer.js';
 
@@ -80,7 +80,7 @@ export class SGD extends Optimizer<SGDHyperparameters, SGDState> {
   protected update(p: Tensor, grad: Tensor, group: ParamGroup<SGDHyperparameters>, state: SGDState): void {
     const f = Math.fround;
     const first = group.momentum !== 0 && !state.momentumBuffer;
-    if (first) state.momentumBuffer = zeros(p.shape);
+    if (first) state.momentumBuffer = zerosLongLived(p.shape);
     const n = p.size;
     // PyTorch casts each Python scalar to float32 before the kernel uses it.
     kernels().sgdUpdate(

@@ -31,6 +31,25 @@ import { Tensor, type TensorOrScalar } from './tensor.js';
 
 // ---- plumbing ---------------------------------------------------------------------------------------------
 
+/**
+ * `t`'s values in storage the active backend keeps for long-lived tensors (parameters, gradients, optimizer
+ * state: see Backend.allocLongLived), as a new contiguous float32 tensor; `t` itself where the backend has no
+ * such storage. Outside autograd.
+ */
+export function longLived(t: Tensor): Tensor {
+  const alloc = activeBackend().allocLongLived;
+  if (!alloc || t.dtype !== 'float32') return t;
+  const out = new Tensor(alloc(t.size), 'float32', [...t.shape]);
+  kernels().copy(t, out);
+  return out;
+}
+
+/** Zeros in long-lived storage (optimizer state; see `longLived`). */
+export function zerosLongLived(shape: readonly number[]): Tensor {
+  const alloc = activeBackend().allocLongLived;
+  return alloc ? new Tensor(alloc(numel(shape)), 'float32', [...shape]) : empty(shape);
+}
+
 /** A fresh contiguous tensor whose storage comes from the active backend. */
 export function empty(shape: readonly number[], dtype: DType = 'float32'): Tensor {
   const n = numel(shape);

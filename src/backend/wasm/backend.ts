@@ -81,16 +81,41 @@ function matmul(a: View, b: View, out: Float32Array, epilogue?: MatmulEpilogue):
   const na = aShared ? 1 : B;
   const nb = bShared ? 1 : B;
   const bias = epilogue?.bias;
-  const base = scratch(4 * (na * sa + nb * sb + B * M * N + (bias ? N : 0)) + 256);
-  const pa = base;
-  const pb = pa + 4 * na * sa;
-  const pc = pb + 4 * nb * sb;
-  const pbias = bias ? pc + 4 * B * M * N : 0;
-  if (bias) rt!.f32(pbias, N).set(bias);
-  const heapA = rt!.f32(pa, na * sa);
-  for (let t = 0; t < na; t++) heapA.set((a.data as Float32Array).subarray(aOff[t]!, aOff[t]! + sa), t * sa);
-  const heapB = rt!.f32(pb, nb * sb);
-  for (let t = 0; t < nb; t++) heapB.set((b.data as Float32Array).subarray(bOff[t]!, bOff[t]! + sb), t * sb);
+  // Resident operands (parameters, gradients: see WasmRuntime.residentF32) are used in place; one matrix
+  // (B = 1) or a shared one is one pointer. The rest is copied into scratch, the result out of it.
+  const resident = (d: Float32Array, off: number, one: boolean) => {
+    const p = one ? rt!.pointerOf(d) : -1;
+    return p < 0 ? -1 : p + 4 * off;
+  };
+  const ra = resident(a.data as Float32Array, aOff[0]!, na === 1);
+  const rb = resident(b.data as Float32Array, bOff[0]!, nb === 1);
+  const rc = B === 1 ? rt!.pointerOf(out) : -1;
+  const rbias = bias ? rt!.pointerOf(bias) : -1;
+  const base = scratch(
+    4 * ((ra < 0 ? na * sa : 0) + (rb < 0 ? nb * sb : 0) + (rc < 0 ? B * M * N : 0) + (rbias < 0 ? N : 0)) +
+      256,
+  );
+  let at = base;
+  const take = (floats: number) => {
+    const p = at;
+    at += 4 * floats;
+    return p;
+  };
+  const pa = ra >= 0 ? ra : take(na * sa);
+  const pb = rb >= 0 ? rb : take(nb * sb);
+  const pc = rc >= 0 ? rc : take(B * M * N);
+  const pbias = !bias ? 0 : rbias >= 0 ? rbias : take(N);
+  if (bias && rbias < 0) rt!.f32(pbias, N).set(bias);
+  if (ra < 0) {
+    const heapA = rt!.f32(pa, na * sa);
+    for (let t = 0; t < na; t++)
+      heapA.set((a.data as Float32Array).subarray(aOff[t]!, aOff[t]! + sa), t * sa);
+  }
+  if (rb < 0) {
+    const heapB = rt!.f32(pb, nb * sb);
+    for (let t = 0; t < nb; t++)
+      heapB.set((b.data as Float32Array).subarray(bOff[t]!, bOff[t]! + sb), t * sb);
+  }
   rt!.sgemmBatched(
     la.trans,
     lb.trans,
@@ -111,7 +136,7 @@ function matmul(a: View, b: View, out: Float32Array, epilogue?: MatmulEpilogue):
     B,
     { bias: pbias, relu: epilogue?.relu ?? false },
   );
-  out.set(rt!.f32(pc, B * M * N));
+  if (rc < 0) out.set(rt!.f32(pc, B * M * N));
 }
 
 const isDense = (v: View) => denseOffset(v) >= 0;
@@ -284,34 +309,49 @@ const softmaxCrossEntropyBackward: KernelTable['softmaxCrossEntropyBackward'] = 
  */
 export const WASM_MIN_OPTIM = 256;
 
+/**
+ * Pointers for a kernel over same-length float32 arrays: a resident array (see WasmRuntime.residentF32) is
+ * used in place; the others are copied into scratch, and `done` copies back those the kernel wrote.
+ */
+function operands(
+  arrays: readonly Float32Array[],
+  written: readonly boolean[],
+): { ptrs: number[]; done(): void } {
+  const n = arrays[0]!.length;
+  const ptrs = arrays.map((a) => rt!.pointerOf(a));
+  const copied = ptrs.filter((p) => p < 0).length;
+  let at = copied ? scratch(4 * n * copied) : 0;
+  ptrs.forEach((p, i) => {
+    if (p >= 0) return;
+    ptrs[i] = at;
+    rt!.f32(at, n).set(arrays[i]!);
+    at += 4 * n;
+  });
+  return {
+    ptrs,
+    done() {
+      arrays.forEach((a, i) => {
+        if (written[i] && rt!.pointerOf(a) < 0) a.set(rt!.f32(ptrs[i]!, n));
+      });
+    },
+  };
+}
+
 const sgdUpdate: KernelTable['sgdUpdate'] = (p, g, b, h) => {
   const n = p.length;
   if (n < WASM_MIN_OPTIM) return jsKernels.sgdUpdate(p, g, b, h);
-  const at = scratch((b ? 12 : 8) * n);
-  const [pp, pg, pb] = [at, at + 4 * n, b ? at + 8 * n : 0];
-  rt!.f32(pp, n).set(p);
-  rt!.f32(pg, n).set(g);
-  if (b) rt!.f32(pb, n).set(b);
-  rt!.sgdUpdate(pp, pg, pb, n, h);
-  p.set(rt!.f32(pp, n));
-  if (b) b.set(rt!.f32(pb, n));
+  const ops = operands(b ? [p, g, b] : [p, g], [true, false, true]);
+  rt!.sgdUpdate(ops.ptrs[0]!, ops.ptrs[1]!, b ? ops.ptrs[2]! : 0, n, h);
+  ops.done();
 };
 
 const adamUpdate: KernelTable['adamUpdate'] = (p, g, m, v, vmax, h) => {
   const n = p.length;
   if (n < WASM_MIN_OPTIM) return jsKernels.adamUpdate(p, g, m, v, vmax, h);
-  const at = scratch((vmax ? 20 : 16) * n);
-  const [pp, pg, pm, pv, px] = [at, at + 4 * n, at + 8 * n, at + 12 * n, vmax ? at + 16 * n : 0];
-  const arrays: [Float32Array, number][] = [
-    [p, pp],
-    [g, pg],
-    [m, pm],
-    [v, pv],
-  ];
-  if (vmax) arrays.push([vmax, px]);
-  for (const [a, ptr] of arrays) rt!.f32(ptr, n).set(a);
-  rt!.adamUpdate(pp, pg, pm, pv, px, n, h);
-  for (const [a, ptr] of arrays) if (a !== g) a.set(rt!.f32(ptr, n));
+  const ops = operands(vmax ? [p, g, m, v, vmax] : [p, g, m, v], [true, false, true, true, true]);
+  const [pp, pg, pm, pv, px] = ops.ptrs;
+  rt!.adamUpdate(pp!, pg!, pm!, pv!, vmax ? px! : 0, n, h);
+  ops.done();
 };
 
 /** Same-shape dense float32 comparisons run in wasm (0/1 bytes out); broadcasts and ints in the reference. */
@@ -751,6 +791,7 @@ try {
       name: 'wasm',
       priority: 10,
       alloc: allocStorage,
+      allocLongLived: (n) => rt!.residentF32(n) ?? new Float32Array(n),
       activated: () => {
         rt!.callerOnly = false;
       },

@@ -222,6 +222,9 @@ export class WasmRuntime {
   private readonly scratch: number[] = [];
   private readonly scratchBytes: number;
   private readonly spawner: Spawner | undefined;
+  /** The memory's buffers that resident arrays were made over (a shared memory's grows give new objects). */
+  private readonly residentBuffers = new WeakSet<ArrayBufferLike>();
+  private readonly finalizer = new FinalizationRegistry<number>((ptr) => this.heap.free(ptr));
   /** Thread t's GEMM scratch, allocated when its worker starts. */
   private readonly scratchOf = (tid: number): number =>
     (this.scratch[tid] ??= this.heap.alloc(this.scratchBytes));
@@ -321,6 +324,28 @@ export class WasmRuntime {
    */
   f32(ptr: number, length: number): Float32Array {
     return new Float32Array(this.memory.buffer, ptr, length);
+  }
+
+  /**
+   * n zeroed floats that live in this memory until the GC collects the returned array (a FinalizationRegistry
+   * frees the block), so kernels use them in place, without copies: for storage that lives across steps
+   * (parameters, gradients, optimizer state), never per-step temporaries, whose blocks a synchronous loop
+   * would pile up before any finalizer runs. Undefined without shared memory, where growing the memory would
+   * detach the array.
+   */
+  residentF32(n: number): Float32Array | undefined {
+    if (!this.features.sharedMemory) return undefined;
+    const ptr = this.heap.alloc(4 * n);
+    const buffer = this.memory.buffer;
+    this.residentBuffers.add(buffer);
+    const a = new Float32Array(buffer, ptr, n).fill(0);
+    this.finalizer.register(a, ptr);
+    return a;
+  }
+
+  /** The byte address of `a` if it is a view of this memory (resident storage), else -1. */
+  pointerOf(a: Float32Array): number {
+    return this.residentBuffers.has(a.buffer) ? a.byteOffset : -1;
   }
 
   /** An Int32Array over `length` ints at `ptr` (class targets); same lifetime rule as `f32`. */
