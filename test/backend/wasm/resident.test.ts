@@ -40,9 +40,9 @@ describe('resident storage', { skip: !rt?.features.sharedMemory && 'no shared me
       // The same three steps on the reference backend, from the same initial values.
       mb.setBackend('js');
       const ref = new mb.Sequential(new mb.Linear(64, 32), new mb.ReLU(), new mb.Linear(32, 4));
-      ref
-        .parameters()
-        .forEach((p, i) => p.copy_(mb.tensor(before[i] as Float32Array, { shape: [...p.shape] })));
+      ref.parameters().forEach((p, i) => {
+        p.copy_(mb.tensor(before[i] as Float32Array, { shape: [...p.shape] }));
+      });
       const refOpt = new mb.SGD(ref.parameters(), { lr: 0.1, momentum: 0.9 });
       for (let i = 0; i < 3; i++) {
         refOpt.zeroGrad();
