@@ -16,7 +16,7 @@
  * backend's `adamUpdate` kernel (reference: update-kernels.ts).
  */
 
-import { kernels } from '../backend/backend.js';
+import { type AdamUpdate, kernels } from '../backend/backend.js';
 import { zerosLongLived } from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { type Hyperparameters, Optimizer, type Options, type ParamGroup, type Params } from './optimizer.js';
@@ -89,11 +89,8 @@ export class Adam extends Optimizer<AdamHyperparameters, AdamState> {
   }
 
   protected update(p: Tensor, grad: Tensor, group: ParamGroup<AdamHyperparameters>, s: AdamState): void {
-    const f = Math.fround;
-    const { lr, betas, weightDecay, amsgrad } = group;
     const t = ++s.step;
-    const [beta1, beta2] = betas;
-    if (amsgrad) s.maxExpAvgSq ??= zerosLongLived(p.shape);
+    if (group.amsgrad) s.maxExpAvgSq ??= zerosLongLived(p.shape);
     const n = p.size;
     kernels().adamUpdate(
       (p.data as Float32Array).subarray(p.offset, p.offset + n),
@@ -101,21 +98,32 @@ export class Adam extends Optimizer<AdamHyperparameters, AdamState> {
       s.expAvg.data as Float32Array,
       s.expAvgSq.data as Float32Array,
       (s.maxExpAvgSq?.data as Float32Array | undefined) ?? null,
-      {
-        b1: f(beta1),
-        b2: f(beta2),
-        keep1: f(1 - beta1),
-        keep2: f(1 - beta2),
-        negStepSize: f(-(lr / (1 - beta1 ** t))),
-        bc2Sqrt: f(Math.sqrt(1 - beta2 ** t)),
-        eps: f(group.eps),
-        wd: f(weightDecay),
-        shrink: f(1 - lr * weightDecay),
-        decoupled: group.decoupledWeightDecay,
-        maximize: group.maximize,
-      },
+      adamScalars(group, t),
     );
   }
+}
+
+/**
+ * The float32 scalars of Adam step t (1-based) for the `adamUpdate` kernel: the bias corrections and step size
+ * in float64 (Python floats), then cast, as PyTorch passes them to its kernels.
+ */
+export function adamScalars(group: AdamHyperparameters, t: number): AdamUpdate {
+  const f = Math.fround;
+  const { lr, betas, weightDecay } = group;
+  const [beta1, beta2] = betas;
+  return {
+    b1: f(beta1),
+    b2: f(beta2),
+    keep1: f(1 - beta1),
+    keep2: f(1 - beta2),
+    negStepSize: f(-(lr / (1 - beta1 ** t))),
+    bc2Sqrt: f(Math.sqrt(1 - beta2 ** t)),
+    eps: f(group.eps),
+    wd: f(weightDecay),
+    shrink: f(1 - lr * weightDecay),
+    decoupled: group.decoupledWeightDecay,
+    maximize: group.maximize,
+  };
 }
 
 /**

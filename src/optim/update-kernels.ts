@@ -3,7 +3,7 @@
  * oracle the SIMD kernels (src/backend/wasm/assembly/optim.ts) match bit for bit. Flat loops over dense
  * float32 storage, in PyTorch's order of operations and roundings (see SgdUpdate, AdamUpdate).
  */
-import type { AdamUpdate, SgdUpdate } from '../backend/backend.js';
+import type { KernelTable } from '../backend/backend.js';
 
 /**
  * `a·b + c` rounded once to float32, from float32 inputs: what ATen's `add(x, y, alpha)` and `addcmul` compute
@@ -14,7 +14,7 @@ import type { AdamUpdate, SgdUpdate } from '../backend/backend.js';
  */
 export const fmadd = (a: number, b: number, c: number): number => Math.fround(a * b + c);
 
-export function sgdUpdate(p: Float32Array, g: Float32Array, b: Float32Array | null, h: SgdUpdate): void {
+export const sgdUpdate: KernelTable['sgdUpdate'] = (p, g, b, h) => {
   const f = Math.fround;
   const { wd, mu, keep, negLr, first, nesterov, maximize } = h;
   const n = p.length;
@@ -37,16 +37,9 @@ export function sgdUpdate(p: Float32Array, g: Float32Array, b: Float32Array | nu
     }
     p[i] = fmadd(negLr, d, p[i]!);
   }
-}
+};
 
-export function adamUpdate(
-  p: Float32Array,
-  g: Float32Array,
-  m: Float32Array,
-  v: Float32Array,
-  vmax: Float32Array | null,
-  h: AdamUpdate,
-): void {
+export const adamUpdate: KernelTable['adamUpdate'] = (p, g, m, v, vmax, h) => {
   const f = Math.fround;
   const { b1, b2, keep1, keep2, negStepSize, bc2Sqrt, eps, wd, shrink, decoupled, maximize } = h;
   for (let i = 0, n = p.length; i < n; i++) {
@@ -61,4 +54,4 @@ export function adamUpdate(
     const denom = f(f(f(Math.sqrt(vi)) / bc2Sqrt) + eps);
     p[i] = p[i]! + f(f(negStepSize * mi) / denom);
   }
-}
+};

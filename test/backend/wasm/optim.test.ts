@@ -5,10 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import type { AdamUpdate, SgdUpdate } from '../../../src/backend/backend.js';
+import type { SgdUpdate } from '../../../src/backend/backend.js';
 import { jsKernels } from '../../../src/backend/js/kernels.js';
 import { WASM_MIN_OPTIM, wasmRuntime } from '../../../src/backend/wasm/backend.js';
 import { ELEMENTWISE_MIN_PER_THREAD } from '../../../src/backend/wasm/runtime.js';
+import { adamScalars } from '../../../src/optim/adam.js';
 import { rand, wasmKernelTable } from './helpers.js';
 
 const { wasm } = wasmKernelTable();
@@ -81,19 +82,18 @@ describe('wasm optimizer kernels match the reference bit for bit', () => {
         });
         const [ref, got] = [state(), state()];
         for (let t = 1; t <= 3; t++) {
-          const h: AdamUpdate = {
-            b1: f(beta1),
-            b2: f(beta2),
-            keep1: f(1 - beta1),
-            keep2: f(1 - beta2),
-            negStepSize: f(-(lr / (1 - beta1 ** t))),
-            bc2Sqrt: f(Math.sqrt(1 - beta2 ** t)),
-            eps: f(1e-8),
-            wd: f(wd),
-            shrink: f(1 - lr * wd),
-            decoupled,
-            maximize: (flags & 2) !== 0,
-          };
+          const h = adamScalars(
+            {
+              lr,
+              betas: [beta1, beta2],
+              eps: 1e-8,
+              weightDecay: wd,
+              amsgrad,
+              maximize: (flags & 2) !== 0,
+              decoupledWeightDecay: decoupled,
+            },
+            t,
+          );
           const g = spread(n, 20 + 3 * t + flags);
           jsKernels.adamUpdate(ref.p, g, ref.m, ref.v, ref.x, h);
           wasm.adamUpdate(got.p, g, got.m, got.v, got.x, h);
