@@ -11,7 +11,7 @@
  */
 import { noGrad } from '../autograd/engine.js';
 import { fmtShape, ShapeError, ValueError } from '../errors.js';
-import { longLived, zeroGradInPlace } from '../tensor/ops.js';
+import { moveToLongLived, zeroGradInPlace } from '../tensor/ops.js';
 import { sameShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 
@@ -27,11 +27,13 @@ export abstract class Module {
 
   /** Register a parameter (a leaf that requires grad); null registers an absent one (bias=false). */
   protected registerParameter<T extends Tensor | null>(name: string, t: T): T {
-    // Parameters live in the backend's long-lived storage, where its kernels read and update them in place.
-    const p = (t && longLived(t)) as T;
-    if (p) p.requiresGrad = true;
-    this.params.set(name, p);
-    return p;
+    if (t) {
+      // Parameters live in the backend's long-lived storage, where its kernels read and update them in place.
+      moveToLongLived(t);
+      t.requiresGrad = true;
+    }
+    this.params.set(name, t);
+    return t;
   }
 
   /** Register state that is saved but not trained (BatchNorm's running statistics). */

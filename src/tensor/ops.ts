@@ -44,6 +44,21 @@ export function longLived(t: Tensor): Tensor {
   return out;
 }
 
+/**
+ * Move a parameter's values into long-lived storage in place (see `longLived`), keeping the tensor object, so
+ * code holding it still sees the parameter. Only a tensor that owns its whole storage moves; a view of
+ * another tensor's storage stays where it is (moving it would cut it off from that tensor).
+ */
+export function moveToLongLived(t: Tensor): void {
+  const alloc = activeBackend().allocLongLived;
+  if (!alloc || t.dtype !== 'float32' || t.offset !== 0 || t.data.length !== t.size) return;
+  if (!isContiguous(t.shape, t.strides)) return;
+  const moved = alloc(t.size);
+  moved.set(t.data as Float32Array);
+  // Tensor.data is readonly to users; this is the one place storage is replaced.
+  (t as { data: TypedArray }).data = moved;
+}
+
 /** Zeros in long-lived storage (optimizer state; see `longLived`). */
 export function zerosLongLived(shape: readonly number[]): Tensor {
   const alloc = activeBackend().allocLongLived;

@@ -57,6 +57,32 @@ describe('resident storage', { skip: !rt?.features.sharedMemory && 'no shared me
     }
   });
 
+  test('a registered parameter moves in place: the tensor the module was given is the parameter', () => {
+    const prev = mb.getBackend();
+    mb.setBackend('wasm');
+    try {
+      const w = mb.randn([64, 64], { generator: new mb.Generator(5) });
+      const values = w.toTypedArray();
+      class Holder extends mb.Module {
+        readonly w: mb.Tensor;
+        constructor() {
+          super();
+          this.w = this.registerParameter('w', w);
+        }
+        forward(x: mb.Tensor): mb.Tensor {
+          return x.matmul(this.w);
+        }
+      }
+      const m = new Holder();
+      assert.equal(m.w, w);
+      assert.ok(rt!.pointerOf(w.data as Float32Array) >= 0);
+      assert.deepEqual(w.toTypedArray(), values);
+      assert.equal(w.requiresGrad, true);
+    } finally {
+      mb.setBackend(prev);
+    }
+  });
+
   test('blocks are freed once their arrays are collected', async () => {
     const base = rt!.bytesInUse;
     let arrays: (Float32Array | undefined)[] = Array.from({ length: 20 }, () => rt!.residentF32(1 << 18));
