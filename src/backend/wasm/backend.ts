@@ -354,6 +354,26 @@ const adamUpdate: KernelTable['adamUpdate'] = (p, g, m, v, vmax, h) => {
   ops.done();
 };
 
+/**
+ * Copies stay with the reference (memcpy-bound) except filling resident storage with one value (zeroGrad on a
+ * parameter's gradient): V8 fills a SharedArrayBuffer element by element, 8× slower than wasm's stores.
+ */
+const copy: KernelTable['copy'] = (src, dst) => {
+  if (src.dtype === 'float32' && dst.dtype === 'float32' && src.strides.every((st) => st === 0)) {
+    const d0 = denseOffset(dst);
+    const p = d0 >= 0 ? rt!.pointerOf(dst.data as Float32Array) : -1;
+    if (p >= 0) {
+      rt!.fill(
+        p + 4 * d0,
+        src.data[src.offset]!,
+        dst.shape.reduce((a, b) => a * b, 1),
+      );
+      return;
+    }
+  }
+  jsKernels.copy(src, dst);
+};
+
 /** Same-shape dense float32 comparisons run in wasm (0/1 bytes out); broadcasts and ints in the reference. */
 function compareOp(op: CompareOp): KernelTable['eq'] {
   return (a, b, out) => {
@@ -785,6 +805,7 @@ try {
     scatterAdd,
     sgdUpdate,
     adamUpdate,
+    copy,
   };
   registerBackend(
     {

@@ -507,6 +507,11 @@ export class WasmRuntime {
     this.call('clamp', n / ELEMENTWISE_MIN_PER_THREAD, [x, lo, hi, out, n]);
   }
 
+  /** out (n) = v (rounded to float32). */
+  fill(out: number, v: number, n: number): void {
+    this.call('fill', n / ELEMENTWISE_MIN_PER_THREAD, [out, v, n]);
+  }
+
   /** out (n) = float32(x · s), the product in float64 (bit-identical to a JS Float32Array store). */
   scale64(x: number, s: number, out: number, n: number): void {
     this.call('scale64', n / ELEMENTWISE_MIN_PER_THREAD, [x, s, out, n]);

@@ -38,6 +38,7 @@ export interface Kernels {
   exp(x: number, out: number, n: number): void;
   unary(op: number, x: number, out: number, n: number): void;
   clamp(x: number, lo: number, hi: number, out: number, n: number): void;
+  fill(out: number, v: number, n: number): void;
   scale64(x: number, s: number, out: number, n: number): void;
   reduceRows(op: number, x: number, R: number, C: number, out: number): void;
   reduceCols(op: number, x: number, R: number, C: number, ldx: number, out: number): void;
@@ -278,6 +279,7 @@ export const Task = {
   erf: 31,
   pow: 32,
   scatterAdd: 33,
+  fill: 34,
 } as const;
 export type TaskName = keyof typeof Task;
 
@@ -591,6 +593,8 @@ const runners: { [T in TaskName]: Runner } = {
   unary: flat((k, a, o, len) => k.unary(a[0]!, a[1]! + o, a[2]! + o, len), 3),
   // args: x, lo, hi, out, n.
   clamp: flat((k, a, o, len) => k.clamp(a[0]! + o, a[1]!, a[2]!, a[3]! + o, len), 4),
+  // args: out, v, n.
+  fill: flat((k, a, o, len) => k.fill(a[0]! + o, a[1]!, len), 2),
   // args: x, s, out, n.
   scale64: flat((k, a, o, len) => k.scale64(a[0]! + o, a[1]!, a[2]! + o, len), 3),
   // args: op, x, R, C, out.

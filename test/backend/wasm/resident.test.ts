@@ -31,6 +31,13 @@ describe('resident storage', { skip: !rt?.features.sharedMemory && 'no shared me
         mb.crossEntropy(model.forward(x), y).backward();
         opt.step();
       }
+      // Filling resident storage runs in wasm (copy kernel): zeroGrad and fill_ give exact values.
+      const grad = model.parameters()[0]!.grad!;
+      grad.fill_(3);
+      assert.ok(grad.toTypedArray().every((v) => v === 3));
+      opt.zeroGrad();
+      assert.ok(grad.toTypedArray().every((v) => v === 0));
+      mb.crossEntropy(model.forward(x), y).backward();
       for (const p of model.parameters()) {
         assert.ok(rt!.pointerOf(p.data as Float32Array) >= 0, 'parameter');
         assert.ok(rt!.pointerOf(p.grad!.data as Float32Array) >= 0, 'gradient');

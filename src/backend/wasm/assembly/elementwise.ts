@@ -371,6 +371,14 @@ export function unary(op: i32, x: usize, out: usize, n: i32): void {
   else unaryLoop(6, x, out, n);
 }
 
+/** out (n) = v. */
+export function fill(out: usize, v: f32, n: i32): void {
+  const vv = f32x4.splat(v);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(out + (<usize>i << 2), vv);
+  for (; i < n; i++) store<f32>(out + (<usize>i << 2), v);
+}
+
 /** out (n) = x < lo ? lo : min(x, hi), as the reference: NaN passes through. */
 export function clamp(x: usize, lo: f32, hi: f32, out: usize, n: i32): void {
   const vlo = f32x4.splat(lo);

@@ -8,6 +8,7 @@ export {
   binaryScalar,
   clamp,
   exp,
+  fill,
   reduceCols,
   reduceRows,
   relu,
