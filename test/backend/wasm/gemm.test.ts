@@ -15,8 +15,13 @@ function expectGemm(label: string, rt: typeof single, g: GemmCase): void {
   assert.ok(worst <= TOL, `${label}: relative difference ${worst} > ${TOL}`);
 }
 
-// Sizes around the micro-tile (4×8), the blocks (MC 128, KC 256, NC 2048) and one-element edges.
+// Sizes around the micro-tile (4×8), the blocks (MC 128, KC 256, NC 2048) and one-element edges. A·Bᵀ always
+// and A·B up to M = 32 take the direct kernels: their tiles (2×4 dot products with K mod 4 left over; 4×8 over
+// KC blocks of K) and their L2 row blocks of A·Bᵀ (64 rows, fewer for a long K) get shapes of their own.
 const shapes: [number, number, number][] = [
+  [32, 40, 300],
+  [31, 13, 1030],
+  [2, 3, 1030],
   [1, 1, 1],
   [1, 9, 1],
   [4, 8, 4],
