@@ -293,8 +293,11 @@ export interface Backend {
   readonly name: string;
   /** Higher is preferred when choosing the default backend. */
   readonly priority: number;
-  /** Allocate zeroed storage for n elements. A fast backend may place it in its own memory. */
-  alloc<D extends DType>(dtype: D, n: number): StorageOf[D];
+  /**
+   * Allocate storage for n elements, zeroed unless `zeroed` is false (then an output its kernel writes
+   * completely: see allocStorage). A fast backend may place it in its own memory.
+   */
+  alloc<D extends DType>(dtype: D, n: number, zeroed?: boolean): StorageOf[D];
   /**
    * Zeroed float32 storage for a tensor that lives across steps (a parameter, its gradient, optimizer state):
    * where present, the backend places it where its kernels use it without copies.

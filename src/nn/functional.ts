@@ -170,7 +170,7 @@ export function batchNorm(x: Tensor, opts: BatchNormOptions = {}): Tensor {
   }
   const xc = ops.contiguous(x);
   const xd = xc.data as Float32Array;
-  const out = ops.empty(x.shape);
+  const out = ops.uninitialized(x.shape);
   const mean = new Float32Array(C);
   const invstd = new Float32Array(C);
   const wd = weight ? (ops.contiguous(weight).data as Float32Array) : null;
@@ -194,7 +194,7 @@ export function batchNorm(x: Tensor, opts: BatchNormOptions = {}): Tensor {
   const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
   return ops.customOp('batchNorm', inputs, out, (g) => {
     const dy = ops.contiguous(g).data as Float32Array;
-    const dx = ops.empty(x.shape);
+    const dx = ops.uninitialized(x.shape);
     const dw = ops.empty([C]);
     const db = ops.empty([C]);
     kernels().batchNormBackward(

@@ -100,7 +100,7 @@ function fusedCrossEntropy(input: Tensor, target: Tensor, reduction: 'mean' | 's
   const out = ops.empty([]);
   out.data[0] = reduction === 'mean' ? total / R : total;
   return ops.customOp('crossEntropy', [input], out, (g) => {
-    const dx = ops.empty([R, C]);
+    const dx = ops.uninitialized([R, C]);
     const scale = g.item() / (reduction === 'mean' ? R : 1);
     kernels().softmaxCrossEntropyBackward(probs, t, R, C, scale, dx.data as Float32Array);
     return [dx];

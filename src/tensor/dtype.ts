@@ -36,22 +36,41 @@ function slabChunk(bytes: number): [ArrayBuffer, number] {
   return [slab.buffer, size * slab.next++];
 }
 
+/** Node's Buffer, where there is one: its allocUnsafeSlow hands out memory without zeroing it. */
+const NodeBuffer = (globalThis as { Buffer?: { allocUnsafeSlow(bytes: number): Uint8Array } }).Buffer;
 /**
- * Zeroed storage for n elements. NOTE: small arrays are views into a shared buffer (see SLAB_CHUNKS): code
- * that transfers an array's `.buffer` to another thread must copy it first (`Tensor.toTypedArray` does).
+ * `MINIBATCH_POISON_UNINIT=1` (set by `npm test`) fills storage allocated without zeroing with NaN (0xFF bytes
+ * in integer storage) at every size, so that a kernel which leaves part of its output unwritten fails the tests
+ * instead of passing on zeros.
  */
-export function allocStorage<D extends DType>(dtype: D, n: number): StorageOf[D] {
+const POISON =
+  typeof process !== 'undefined' &&
+  (process.env as Record<string, string | undefined>)?.MINIBATCH_POISON_UNINIT === '1';
+
+/**
+ * Storage for n elements: zeroed, or with `zeroed: false` contents unspecified, for an output its kernel
+ * writes completely. NOTE: small arrays are views into a shared buffer (see SLAB_CHUNKS): code that transfers
+ * an array's `.buffer` to another thread must copy it first (`Tensor.toTypedArray` does).
+ *
+ * Why unzeroed: V8 zeroes every new ArrayBuffer, and above glibc's mmap threshold each one is fresh pages, so a
+ * 512 KiB Float32Array cost 60-90 µs here against 8-11 µs from Buffer.allocUnsafeSlow (a 512 KiB memcpy is
+ * 17 µs): the allocation, not the kernel, was the cost of a large elementwise op. Browsers have no such call.
+ */
+export function allocStorage<D extends DType>(dtype: D, n: number, zeroed = true): StorageOf[D] {
   const bytes = dtype === 'bool' ? n : 4 * n;
+  if (!zeroed && POISON) {
+    const a = allocStorage(dtype, n);
+    if (dtype === 'float32') a.fill(Number.NaN);
+    else new Uint8Array(a.buffer, a.byteOffset, bytes).fill(0xff);
+    return a;
+  }
   if (bytes >= SLAB_MIN_BYTES && bytes <= SLAB_MAX_BYTES) {
     const [buffer, at] = slabChunk(bytes);
-    switch (dtype) {
-      case 'float32':
-        return new Float32Array(buffer, at, n) as StorageOf[D];
-      case 'int32':
-        return new Int32Array(buffer, at, n) as StorageOf[D];
-      default:
-        return new Uint8Array(buffer, at, n) as StorageOf[D];
-    }
+    return view(dtype, buffer, at, n);
+  }
+  if (!zeroed && NodeBuffer && bytes > SLAB_MAX_BYTES) {
+    const b = NodeBuffer.allocUnsafeSlow(bytes);
+    return view(dtype, b.buffer as ArrayBuffer, b.byteOffset, n);
   }
   switch (dtype) {
     case 'float32':
@@ -60,6 +79,17 @@ export function allocStorage<D extends DType>(dtype: D, n: number): StorageOf[D]
       return new Int32Array(n) as StorageOf[D];
     default:
       return new Uint8Array(n) as StorageOf[D];
+  }
+}
+
+function view<D extends DType>(dtype: D, buffer: ArrayBuffer, at: number, n: number): StorageOf[D] {
+  switch (dtype) {
+    case 'float32':
+      return new Float32Array(buffer, at, n) as StorageOf[D];
+    case 'int32':
+      return new Int32Array(buffer, at, n) as StorageOf[D];
+    default:
+      return new Uint8Array(buffer, at, n) as StorageOf[D];
   }
 }
 

@@ -65,11 +65,23 @@ export function zerosLongLived(shape: readonly number[]): Tensor {
   return alloc ? new Tensor(alloc(numel(shape)), 'float32', [...shape]) : empty(shape);
 }
 
-/** A fresh contiguous tensor whose storage comes from the active backend. */
+/** A fresh contiguous tensor of zeros whose storage comes from the active backend. */
 export function empty(shape: readonly number[], dtype: DType = 'float32'): Tensor {
+  return fresh(shape, dtype, true);
+}
+
+/**
+ * A fresh contiguous tensor with unspecified contents, for an op whose kernel writes every element of it
+ * (skips zeroing a large buffer; see allocStorage). Tests poison it with NaN, so a partial write shows.
+ */
+export function uninitialized(shape: readonly number[], dtype: DType = 'float32'): Tensor {
+  return fresh(shape, dtype, false);
+}
+
+function fresh(shape: readonly number[], dtype: DType, zeroed: boolean): Tensor {
   const n = numel(shape);
   allocated.bytes += n * (dtype === 'bool' ? 1 : 4);
-  return new Tensor(activeBackend().alloc(dtype, n), dtype, [...shape]);
+  return new Tensor(activeBackend().alloc(dtype, n, zeroed), dtype, [...shape]);
 }
 
 /** Bytes of tensor storage allocated since the process started: the profiler's per-step memory measure. */
@@ -115,7 +127,7 @@ function packActivation(x: Tensor, precision: Precision): Tensor {
   if (x.isLeaf || x.dtype !== 'float32' || x.size < MIN_PACKED || x.packed) return x;
   let p = packedOf.get(x);
   if (!p) {
-    const c = empty(x.shape);
+    const c = uninitialized(x.shape);
     kernels().copy(x, c);
     p = new Tensor(new Float32Array(0), 'float32', x.shape, undefined, 0, x.requiresGrad);
     p._node = x._node;
@@ -128,7 +140,7 @@ function packActivation(x: Tensor, precision: Precision): Tensor {
 /** float32 values of a packed activation (a fresh tensor, no graph). */
 export function unpack(x: Tensor): Tensor {
   if (!x.packed) return x;
-  const t = empty(x.shape);
+  const t = uninitialized(x.shape);
   unpackBits(x.packed.bits, x.packed.precision, t.data as Float32Array);
   return t;
 }
@@ -156,7 +168,7 @@ function requireFloat(op: string, x: Tensor): void {
 
 function unaryOp(op: UnaryOp, x: Tensor): Tensor {
   const xf = x.dtype === 'float32' ? x : cast(x, 'float32');
-  const out = empty(x.shape);
+  const out = uninitialized(x.shape);
   kernels()[op](xf, out.data as Float32Array);
   return record(op, [x], out, null);
 }
@@ -187,7 +199,7 @@ function binaryOp(op: BinaryOp, a: TensorOrScalar, b: TensorOrScalar): Tensor {
   // True division and pow of ints give floats; bool arithmetic is done as ints... except add/mul of bools.
   if (op === 'div' || op === 'pow' || dtype === 'bool')
     dtype = op === 'div' || op === 'pow' ? 'float32' : 'int32';
-  const out = empty(shape, dtype);
+  const out = uninitialized(shape, dtype);
   kernels()[op](broadcastView(ta, shape), broadcastView(tb, shape), out.data);
   return record(op, [ta, tb], out, null);
 }
@@ -209,7 +221,7 @@ function compareOp(op: CompareOp, a: TensorOrScalar, b: TensorOrScalar): Tensor 
   const ta = a instanceof Tensor ? a : lift(a, b as Tensor);
   const tb = b instanceof Tensor ? b : lift(b, ta);
   const shape = broadcastShapes(op, ta.shape, tb.shape);
-  const out = empty(shape, 'bool');
+  const out = uninitialized(shape, 'bool');
   kernels()[op](broadcastView(ta, shape), broadcastView(tb, shape), out.data as Uint8Array);
   return out;
 }
@@ -230,7 +242,7 @@ export function where(cond: Tensor, a: TensorOrScalar, b: TensorOrScalar): Tenso
   const tb = b instanceof Tensor ? b : lift(b, ta);
   const shape = broadcastShapes('where', broadcastShapes('where', cond.shape, ta.shape), tb.shape);
   const dtype = promote(ta.dtype, tb.dtype);
-  const out = empty(shape, dtype);
+  const out = uninitialized(shape, dtype);
   kernels().where(broadcastView(cond, shape), broadcastView(ta, shape), broadcastView(tb, shape), out.data);
   return record('where', [ta, tb], out, { cond });
 }
@@ -242,7 +254,7 @@ export function clamp(x: Tensor, min?: number, max?: number): Tensor {
   const lo = min ?? -Infinity;
   const hi = max ?? Infinity;
   requireFloat('clamp', x);
-  const out = empty(x.shape);
+  const out = uninitialized(x.shape);
   kernels().clamp(x, lo, hi, out.data as Float32Array);
   return record('clamp', [x], out, { lo, hi });
 }
@@ -349,7 +361,7 @@ function softmaxOp(prim: 'softmax' | 'logSoftmax', x: Tensor, dim: number): Tens
   if (x.rank === 0) return softmaxOp(prim, reshape(x, [1]), 0).reshape([]);
   if (d !== x.rank - 1) return transpose(softmaxOp(prim, transpose(x, d, -1), -1), d, -1);
   const xc = contiguous(x);
-  const out = empty(x.shape);
+  const out = uninitialized(x.shape);
   kernels()[prim](xc, out.data as Float32Array);
   return record(prim, [x], out, null);
 }
@@ -399,7 +411,7 @@ function matmulWith(a: Tensor, b: Tensor, epilogue?: MatmulEpilogue, into?: Tens
       `cannot multiply ${fmtShape(a.shape)} by ${fmtShape(b.shape)}: inner dimensions ${K} and ${K2} differ`,
     );
   const batch = broadcastShapes('matmul', a.shape.slice(0, -2), b.shape.slice(0, -2));
-  const out = into ?? empty([...batch, M, N]);
+  const out = into ?? uninitialized([...batch, M, N]);
   const precision = autocastPrecision();
   // Under autocast the GEMM sees 16-bit operands and gives a 16-bit result; the graph keeps the float32 inputs.
   const ra = precision === 'fp32' ? a : rounded(a, precision);
@@ -442,7 +454,7 @@ export function matmulIntoZeroedGrad(a: Tensor, b: Tensor, grad: Tensor): Tensor
 }
 
 function rounded(t: Tensor, precision: Precision): Tensor {
-  const c = empty(t.shape);
+  const c = uninitialized(t.shape);
   kernels().copy(t, c);
   roundInPlace(c.data as Float32Array, precision);
   return c;
@@ -603,7 +615,7 @@ export function select(x: Tensor, dim: number, index: number): Tensor {
 /** x laid out row-major: x itself when it already is (and `force` is false), else a copy. */
 export function contiguous(x: Tensor, force = false): Tensor {
   if (!force && x.offset === 0 && isContiguous(x.shape, x.strides) && x.data.length === x.size) return x;
-  const out = empty(x.shape, x.dtype);
+  const out = uninitialized(x.shape, x.dtype);
   kernels().copy(x, out);
   return record('contiguous', [x], out, null);
 }
@@ -611,7 +623,7 @@ export function contiguous(x: Tensor, force = false): Tensor {
 /** Convert to another dtype (float to int truncates toward zero). Only float-to-float carries a gradient. */
 export function cast(x: Tensor, dtype: DType): Tensor {
   if (x.dtype === dtype) return x;
-  const out = empty(x.shape, dtype);
+  const out = uninitialized(x.shape, dtype);
   kernels().copy(x, out);
   return out;
 }
@@ -642,7 +654,7 @@ export function assign(dst: Tensor, src: TensorOrScalar): void {
 
 /** g where x > 0, else 0: ReLU's gradient in one kernel (used by the gradient table). */
 export function reluGrad(x: Tensor, g: Tensor): Tensor {
-  const out = empty(g.shape);
+  const out = uninitialized(g.shape);
   kernels().reluBackward(broadcastView(x, g.shape), g, out.data as Float32Array);
   return out;
 }
@@ -670,7 +682,7 @@ export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
   const dtype = tensors.map((t) => t.dtype).reduce(promote);
   const sizes = tensors.map((t) => t.shape[d]!);
   const shape = first.shape.map((s, j) => (j === d ? sizes.reduce((a, b) => a + b, 0) : s));
-  const out = empty(shape, dtype);
+  const out = uninitialized(shape, dtype);
   let at = 0;
   for (const t of tensors) {
     const part = viewOf(out, t.shape, out.strides, at * out.strides[d]!);
@@ -726,7 +738,7 @@ function toIndex(op: string, index: Tensor | Int32Array | readonly number[], siz
 export function indexSelect(x: Tensor, dim: number, index: Tensor | Int32Array | readonly number[]): Tensor {
   const d = normDim('indexSelect', dim, x.rank);
   const idx = toIndex('indexSelect', index, x.shape[d]!);
-  const out = empty(
+  const out = uninitialized(
     x.shape.map((s, i) => (i === d ? idx.length : s)),
     x.dtype,
   );
@@ -758,7 +770,7 @@ export function arangeLike(n: number): Tensor {
 }
 
 export function onesLike(x: Tensor): Tensor {
-  const t = empty(x.shape, x.dtype);
+  const t = uninitialized(x.shape, x.dtype);
   t.data.fill(1);
   return t;
 }

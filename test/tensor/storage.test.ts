@@ -43,3 +43,18 @@ describe('storage allocation', () => {
     assert.equal(t.sum().item(), 4950, 'the tensor is intact after its copy was transferred');
   });
 });
+
+it('storage allocated without zeroing has the size and type asked for (NaN-poisoned under npm test)', () => {
+  const poisoned = process.env.MINIBATCH_POISON_UNINIT === '1';
+  for (const n of [3, 100, 5000, 70_000]) {
+    const f = allocStorage('float32', n, false);
+    const i = allocStorage('int32', n, false);
+    const b = allocStorage('bool', n, false);
+    assert.ok(f instanceof Float32Array && i instanceof Int32Array && b instanceof Uint8Array);
+    assert.deepEqual([f.length, i.length, b.length], [n, n, n]);
+    if (poisoned) {
+      assert.ok(f.every(Number.isNaN), `float32 × ${n} poisoned`);
+      assert.ok(i.every((v) => v === -1) && b.every((v) => v === 255), `int32/bool × ${n} poisoned`);
+    }
+  }
+});

@@ -69,9 +69,10 @@ function matmul(a: View, b: View, out: Float32Array, epilogue?: MatmulEpilogue):
   // An operand in no GEMM-able layout (rare: a permuted or expanded view) is gathered first.
   ({ v: a, l: la } = gemmOperand(a, M, K));
   ({ v: b, l: lb } = gemmOperand(b, K, N));
-  const batch = a.shape.slice(0, -2);
-  const aOff = rowOffsets([...batch, 1], [...a.strides.slice(0, -2), 0], a.offset);
-  const bOff = rowOffsets([...batch, 1], [...b.strides.slice(0, -2), 0], b.offset);
+  // Offsets of each matrix of the batch (two plain matrices, the common case, skip the arrays).
+  const batch = r === 2 ? [] : a.shape.slice(0, -2);
+  const aOff = r === 2 ? [a.offset] : rowOffsets([...batch, 1], [...a.strides.slice(0, -2), 0], a.offset);
+  const bOff = r === 2 ? [b.offset] : rowOffsets([...batch, 1], [...b.strides.slice(0, -2), 0], b.offset);
   const B = aOff.length;
   const sa = gemmSpan(M, K, la);
   const sb = gemmSpan(K, N, lb);
