@@ -42,18 +42,46 @@ export const WASM_MIN_MACS = 4096;
  */
 export const WASM_MIN_ELEMENTWISE = 512;
 
+/** The shared-memory runtime: threads, and resident storage (parameters, gradients, optimizer state). */
+let main: WasmRuntime | undefined;
+/**
+ * A second runtime over a plain (non-shared) memory for calls that run on the caller alone, without resident
+ * operands: V8 copies into and out of a SharedArrayBuffer at about half memcpy speed (512 KiB: 29-41 µs
+ * against 15 µs here), and a call copies its operands in and its result out. Undefined where `main` is plain.
+ */
+let plain: WasmRuntime | undefined;
+/** The runtime of the kernel call in progress: every kernel below picks it with `use` before touching it. */
 let rt: WasmRuntime | undefined;
-let scratchPtr = 0;
-let scratchBytes = 0;
 
-/** A scratch region of at least `bytes` in wasm memory, reused across calls (grown, never shrunk). */
+/**
+ * Below this much work (elements; GEMM: multiply-adds / 32) no kernel splits across threads (the thresholds
+ * in runtime.ts give each thread at least 2^16 elements or 2^18 multiply-adds), so a call may run on `plain`.
+ */
+const THREADED_WORK = 1 << 14;
+
+/**
+ * Sets `rt` for a call over `work` (see THREADED_WORK) with these operands: `plain` when the call stays on the
+ * caller and no operand is resident in `main` (pointerOf is per memory: an operand resident there would be
+ * copied into `plain` instead, correct but a copy more).
+ */
+function use(work: number, ...arrays: (ArrayBufferView | null | undefined)[]): void {
+  const m = main!;
+  const callerOnly = m.callerOnly || m.threads <= 1 || work < THREADED_WORK;
+  rt = plain && callerOnly && !arrays.some((a) => a && m.pointerOf(a as Float32Array) >= 0) ? plain : m;
+}
+
+const scratchState = new Map<WasmRuntime, { ptr: number; bytes: number }>();
+
+/** A scratch region of at least `bytes` in the current runtime's memory, reused across calls (grown, never shrunk). */
 function scratch(bytes: number): number {
-  if (bytes > scratchBytes) {
-    if (scratchPtr) rt!.free(scratchPtr);
-    scratchBytes = Math.max(bytes, scratchBytes * 2, 1 << 20);
-    scratchPtr = rt!.alloc(scratchBytes);
+  let st = scratchState.get(rt!);
+  if (!st) scratchState.set(rt!, (st = { ptr: 0, bytes: 0 }));
+  if (bytes > st.bytes) {
+    if (st.ptr) rt!.free(st.ptr);
+    st.bytes = Math.max(bytes, st.bytes * 2, 1 << 20);
+    st.ptr = rt!.alloc(st.bytes);
   }
-  return scratchPtr;
+  return st.ptr;
 }
 
 function matmul(a: View, b: View, out: Float32Array, epilogue?: MatmulEpilogue): void {
@@ -69,6 +97,7 @@ function matmul(a: View, b: View, out: Float32Array, epilogue?: MatmulEpilogue):
   // An operand in no GEMM-able layout (rare: a permuted or expanded view) is gathered first.
   ({ v: a, l: la } = gemmOperand(a, M, K));
   ({ v: b, l: lb } = gemmOperand(b, K, N));
+  use((M * N * K) / 32, a.data, b.data, out, epilogue?.bias);
   // Offsets of each matrix of the batch (two plain matrices, the common case, skip the arrays).
   const batch = r === 2 ? [] : a.shape.slice(0, -2);
   const aOff = r === 2 ? [a.offset] : rowOffsets([...batch, 1], [...a.strides.slice(0, -2), 0], a.offset);
@@ -156,6 +185,7 @@ function binary(op: BinaryOp): KernelTable['add'] {
     ) {
       return jsKernels[op](a, b, out);
     }
+    use(n);
     const p = scratch(12 * n);
     rt!.f32(p, n).set((a.data as Float32Array).subarray(a.offset, a.offset + n));
     rt!.f32(p + 4 * n, n).set((b.data as Float32Array).subarray(b.offset, b.offset + n));
@@ -168,6 +198,7 @@ function unaryOp(name: 'relu' | 'exp' | 'erf'): KernelTable['relu'] {
   return (x, out) => {
     const n = out.length;
     if (n < WASM_MIN_ELEMENTWISE || x.dtype !== 'float32' || !isDense(x)) return jsKernels[name](x, out);
+    use(n);
     const p = scratch(8 * n);
     rt!.f32(p, n).set((x.data as Float32Array).subarray(x.offset, x.offset + n));
     rt![name](p, p + 4 * n, n);
@@ -180,6 +211,7 @@ function unaryFamily(name: UnaryOp): KernelTable['neg'] {
   return (x, out) => {
     const n = out.length;
     if (n < WASM_MIN_ELEMENTWISE || x.dtype !== 'float32' || !isDense(x)) return jsKernels[name](x, out);
+    use(n);
     const p = scratch(8 * n);
     rt!.f32(p, n).set((x.data as Float32Array).subarray(x.offset, x.offset + n));
     rt!.unary(name, p, p + 4 * n, n);
@@ -193,6 +225,7 @@ const clamp: KernelTable['clamp'] = (x, lo, hi, out) => {
   // monotonic, and a tie yields float32(lo) or float32(hi) either way).
   if (n < WASM_MIN_ELEMENTWISE || x.dtype !== 'float32' || !isDense(x))
     return jsKernels.clamp(x, lo, hi, out);
+  use(n);
   const p = scratch(8 * n);
   rt!.f32(p, n).set((x.data as Float32Array).subarray(x.offset, x.offset + n));
   rt!.clamp(p, lo, hi, p + 4 * n, n);
@@ -210,6 +243,7 @@ const reluBackward: KernelTable['reluBackward'] = (x, g, out) => {
   ) {
     return jsKernels.reluBackward(x, g, out);
   }
+  use(n);
   const p = scratch(12 * n);
   rt!.f32(p, n).set((x.data as Float32Array).subarray(x.offset, x.offset + n));
   rt!.f32(p + 4 * n, n).set((g.data as Float32Array).subarray(g.offset, g.offset + n));
@@ -242,6 +276,7 @@ function reduceOp(op: ReduceOp): KernelTable['sum'] {
     const split = trailing ? r - axes.length : axes.length;
     const R = numel(x.shape.slice(0, split));
     const C = n / R;
+    use(n);
     const p = scratch(4 * n + 4 * out.length);
     rt!.f32(p, n).set((x.data as Float32Array).subarray(x.offset, x.offset + n));
     if (trailing) rt!.reduceRows(op, p, R, C, p + 4 * n);
@@ -259,6 +294,7 @@ function softmaxOp(log: boolean): KernelTable['softmax'] {
     if (n < WASM_MIN_ELEMENTWISE || C === 0 || x.dtype !== 'float32' || !isDense(x)) {
       return jsKernels[name](x, out);
     }
+    use(4 * n);
     const p = scratch(8 * n);
     rt!.f32(p, n).set((x.data as Float32Array).subarray(x.offset, x.offset + n));
     rt!.softmaxRows(log, p, n / C, C, p + 4 * n);
@@ -270,6 +306,7 @@ function softmaxOp(log: boolean): KernelTable['softmax'] {
 const softmaxCrossEntropy: KernelTable['softmaxCrossEntropy'] = (logits, targets, R, C, probs) => {
   const n = R * C;
   if (n < WASM_MIN_ELEMENTWISE) return jsKernels.softmaxCrossEntropy(logits, targets, R, C, probs);
+  use(4 * n);
   const p = scratch(8 * n + 8 * R);
   const pt = p + 8 * n;
   const pl = pt + 4 * R;
@@ -297,6 +334,7 @@ const softmaxCrossEntropyBackward: KernelTable['softmaxCrossEntropyBackward'] = 
 ) => {
   const n = R * C;
   if (n < WASM_MIN_ELEMENTWISE) return jsKernels.softmaxCrossEntropyBackward(probs, targets, R, C, scale, dx);
+  use(n);
   const p = scratch(8 * n);
   rt!.f32(p, n).set(probs.subarray(0, n));
   rt!.scale64(p, scale, p + 4 * n, n);
@@ -319,6 +357,7 @@ function operands(
   written: readonly boolean[],
 ): { ptrs: number[]; done(): void } {
   const n = arrays[0]!.length;
+  use(n, ...arrays);
   const ptrs = arrays.map((a) => rt!.pointerOf(a));
   const copied = ptrs.filter((p) => p < 0).length;
   let at = copied ? scratch(4 * n * copied) : 0;
@@ -362,6 +401,7 @@ const adamUpdate: KernelTable['adamUpdate'] = (p, g, m, v, vmax, h) => {
 const copy: KernelTable['copy'] = (src, dst) => {
   if (src.dtype === 'float32' && dst.dtype === 'float32' && src.strides.every((st) => st === 0)) {
     const d0 = denseOffset(dst);
+    use(Number.POSITIVE_INFINITY);
     const p = d0 >= 0 ? rt!.pointerOf(dst.data as Float32Array) : -1;
     if (p >= 0) {
       rt!.fill(
@@ -388,6 +428,7 @@ function compareOp(op: CompareOp): KernelTable['eq'] {
     ) {
       return jsKernels[op](a, b, out);
     }
+    use(n);
     const p = scratch(9 * n + 64);
     const po = p + 8 * n;
     rt!.f32(p, n).set((a.data as Float32Array).subarray(a.offset, a.offset + n));
@@ -412,6 +453,7 @@ const where: KernelTable['where'] = (cond, a, b, out) => {
   ) {
     return jsKernels.where(cond, a, b, out);
   }
+  use(n);
   const p = scratch(13 * n + 64);
   const pc = p + 12 * n;
   rt!.f32(p, n).set((a.data as Float32Array).subarray(a.offset, a.offset + n));
@@ -437,6 +479,7 @@ function argOp(isMin: boolean): KernelTable['argmax'] {
       return jsKernels[name](x, axis, out);
     }
     const R = n / C;
+    use(n);
     const p = scratch(4 * n + 4 * R);
     rt!.f32(p, n).set((x.data as Float32Array).subarray(x.offset, x.offset + n));
     rt!.argReduceRows(isMin, p, R, C, p + 4 * n);
@@ -471,6 +514,7 @@ const batchNormForward: KernelTable['batchNormForward'] = (
   const n = N * C * S;
   if (n < WASM_MIN_ELEMENTWISE)
     return jsKernels.batchNormForward(x, N, C, S, weight, bias, eps, out, mean, invstd);
+  use(n);
   const [px, po, pw, pb, pm, pi] = layout([n, n, weight ? C : 0, bias ? C : 0, C, C]) as number[];
   rt!.f32(px!, n).set(x.subarray(0, n));
   if (weight) rt!.f32(pw!, C).set(weight.subarray(0, C));
@@ -498,6 +542,7 @@ const batchNormBackward: KernelTable['batchNormBackward'] = (
   if (n < WASM_MIN_ELEMENTWISE) {
     return jsKernels.batchNormBackward(x, dy, N, C, S, weight, mean, invstd, dx, dweight, dbias);
   }
+  use(n);
   const [px, pg, pd, pw, pm, pi, pdw, pdb] = layout([n, n, n, weight ? C : 0, C, C, C, C]) as number[];
   rt!.f32(px!, n).set(x.subarray(0, n));
   rt!.f32(pg!, n).set(dy.subarray(0, n));
@@ -526,6 +571,7 @@ const im2col: KernelTable['im2col'] = (x, g, cols) => {
   const nx = g.N * g.C * g.H * g.W;
   const nc = g.N * g.C * g.kh * g.kw * g.Ho * g.Wo;
   if (nc < WASM_MIN_ELEMENTWISE || nx === 0) return jsKernels.im2col(x, g, cols);
+  use(nc);
   const [px, pc] = layout([nx, nc]) as number[];
   rt!.f32(px!, nx).set(x.subarray(0, nx));
   rt!.im2col(px!, convArgs(g), pc!);
@@ -536,6 +582,7 @@ const col2im: KernelTable['col2im'] = (cols, g, dx) => {
   const nx = g.N * g.C * g.H * g.W;
   const nc = g.N * g.C * g.kh * g.kw * g.Ho * g.Wo;
   if (nc < WASM_MIN_ELEMENTWISE || nx === 0) return jsKernels.col2im(cols, g, dx);
+  use(nc);
   const [pc, px] = layout([nc, nx]) as number[];
   rt!.f32(pc!, nc).set(cols.subarray(0, nc));
   // dx accumulates: its current contents go in (zeros, per the contract, but kept exactly either way).
@@ -567,6 +614,7 @@ const pow: KernelTable['pow'] = (a, b, out) => {
   const scalar = !aDense ? 'a' : !bDense ? 'b' : undefined;
   const na = scalar === 'a' ? 1 : n;
   const nb = scalar === 'b' ? 1 : n;
+  use(n);
   const [pa, pb, po] = layout([na, nb, n]) as number[];
   rt!.f32(pa!, na).set((a.data as Float32Array).subarray(a.offset, a.offset + na));
   rt!.f32(pb!, nb).set((b.data as Float32Array).subarray(b.offset, b.offset + nb));
@@ -605,6 +653,7 @@ const scatterAdd: KernelTable['scatterAdd'] = (dst, axis, index, src) => {
   const I = index.length;
   const dd = dst.data as Float32Array;
   const sd = (src.data as Float32Array).subarray(src.offset, src.offset + ns);
+  use(ns);
   if (outer === 1 && inner >= 16) {
     // Touched rows, each once in order of first use; the index is renumbered to them.
     const slot = new Int32Array(D).fill(-1);
@@ -701,6 +750,7 @@ function attentionTiles(g: AttentionGeometry): [number, number] | null {
 
 /** q, k, v are copied into wasm memory; the kernel's own scratch is a fixed block per thread. */
 const attentionForward: KernelTable['attentionForward'] = (q, k, v, g, mask, out, lse) => {
+  use(g.B * g.L * g.S);
   const tiles = attentionTiles(g);
   if (!tiles) return jsKernels.attentionForward(q, k, v, g, mask, out, lse);
   const { ptr, args } = attentionCall(g, mask, tiles, [q.length, k.length, v.length, out.length, lse.length]);
@@ -726,6 +776,7 @@ const attentionBackward: KernelTable['attentionBackward'] = (
   dv,
   dmask,
 ) => {
+  use(g.B * g.L * g.S);
   const tiles = attentionTiles(g);
   if (!tiles) return jsKernels.attentionBackward(q, k, v, out, dOut, lse, g, mask, dq, dk, dv, dmask);
   const inputs = [q, k, v, out, dOut, lse];
@@ -759,7 +810,8 @@ export let wasmUnavailable: string | undefined;
 
 try {
   enableRelaxedSimd();
-  rt = initWasm();
+  main = rt = initWasm();
+  if (main.features.sharedMemory) plain = initWasm({ sharedMemory: false, threads: 1 });
   const kernels: Partial<KernelTable> = {
     matmul,
     add: binary('add'),
@@ -813,15 +865,15 @@ try {
       name: 'wasm',
       priority: 10,
       alloc: allocStorage,
-      allocLongLived: (n) => rt!.residentF32(n) ?? new Float32Array(n),
+      allocLongLived: (n) => main!.residentF32(n) ?? new Float32Array(n),
       activated: () => {
-        rt!.callerOnly = false;
+        main!.callerOnly = false;
       },
       describe: () => ({
         kind: 'WebAssembly SIMD',
-        relaxedSimd: rt!.features.relaxedSimd,
-        sharedMemory: rt!.features.sharedMemory,
-        threads: rt!.threads,
+        relaxedSimd: main!.features.relaxedSimd,
+        sharedMemory: main!.features.sharedMemory,
+        threads: main!.threads,
       }),
     },
     kernels,
@@ -833,7 +885,7 @@ try {
 
 /** The wasm runtime (undefined where WebAssembly SIMD is unavailable): threads can be set here. */
 export function wasmRuntime(): WasmRuntime | undefined {
-  return rt;
+  return main;
 }
 
 /**
@@ -843,5 +895,5 @@ export function wasmRuntime(): WasmRuntime | undefined {
  * once when first needed anyway. Rejects when a worker fails to start (kernels then stay on the caller).
  */
 export function startWasmThreads(): Promise<number> {
-  return rt ? rt.startThreads() : Promise.resolve(0);
+  return main ? main.startThreads() : Promise.resolve(0);
 }
