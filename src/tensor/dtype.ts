@@ -13,39 +13,46 @@ export interface StorageOf {
   bool: Uint8Array;
 }
 
-/**
- * Small storage comes from slabs of SLAB_CHUNKS same-size chunks. V8 allocates a typed array over 64 bytes
- * outside the JS heap, which costs ~1.5 µs on the reference machine (more than the BLAS call of a 32×32×32
- * matmul), while a view into an existing buffer costs ~0.04 µs. Chunks are never reused: a slab is freed by
- * the GC with its last view, so storage is always zeroed, and a retained small tensor keeps at most
- * SLAB_CHUNKS times its size alive. Above SLAB_MAX_BYTES the allocation itself is cheap next to the work.
- */
-const SLAB_CHUNKS = 16;
-const SLAB_MIN_BYTES = 65;
-const SLAB_MAX_BYTES = 16384;
-/** Per chunk size (bytes, a multiple of 64 so chunks stay cache-line aligned): the open slab and next chunk. */
-const slabs = new Map<number, { buffer: ArrayBuffer; next: number }>();
-
-function slabChunk(bytes: number): [ArrayBuffer, number] {
-  const size = Math.ceil(bytes / 64) * 64;
-  let slab = slabs.get(size);
-  if (!slab || slab.next === SLAB_CHUNKS) {
-    slab = { buffer: new ArrayBuffer(size * SLAB_CHUNKS), next: 0 };
-    slabs.set(size, slab);
-  }
-  return [slab.buffer, size * slab.next++];
-}
-
 /** Node's Buffer, where there is one: its allocUnsafeSlow hands out memory without zeroing it. */
 const NodeBuffer = (globalThis as { Buffer?: { allocUnsafeSlow(bytes: number): Uint8Array } }).Buffer;
 /**
- * `MINIBATCH_POISON_UNINIT=1` (set by `npm test`) fills storage allocated without zeroing with NaN (0xFF bytes
- * in integer storage) at every size, so that a kernel which leaves part of its output unwritten fails the tests
+ * `MINIBATCH_POISON_UNINIT=1` (set by `npm test`) fills storage allocated without zeroing with 0xFF bytes (NaN
+ * as float32, -1 as int32) at every size, so that a kernel which leaves part of its output unwritten fails the tests
  * instead of passing on zeros.
  */
 const POISON =
   typeof process !== 'undefined' &&
   (process.env as Record<string, string | undefined>)?.MINIBATCH_POISON_UNINIT === '1';
+
+/**
+ * Small storage comes from slabs of SLAB_CHUNKS same-size chunks. V8 allocates a typed array over 64 bytes
+ * outside the JS heap, which costs ~1.5 µs on the reference machine (more than the BLAS call of a 32×32×32
+ * matmul), while a view into an existing buffer costs ~0.04 µs. Chunks are never reused: a slab is freed by
+ * the GC with its last view, so a zeroed slab stays zeroed, and a retained small tensor keeps at most
+ * SLAB_CHUNKS times its size alive. Above SLAB_MAX_BYTES the allocation itself is cheap next to the work.
+ */
+const SLAB_CHUNKS = 16;
+const SLAB_MIN_BYTES = 65;
+const SLAB_MAX_BYTES = 16384;
+/**
+ * Per chunk size (bytes, a multiple of 64 so chunks stay cache-line aligned): the open slab and next chunk;
+ * zeroed slabs, and (Node) unzeroed ones for storage a kernel overwrites (see allocStorage).
+ */
+const slabs = new Map<number, { buffer: ArrayBuffer; next: number }>();
+const unzeroedSlabs = new Map<number, { buffer: ArrayBuffer; next: number }>();
+
+function slabChunk(bytes: number, zeroed: boolean): [ArrayBuffer, number] {
+  const size = Math.ceil(bytes / 64) * 64;
+  const pool = zeroed || !NodeBuffer ? slabs : unzeroedSlabs;
+  let slab = pool.get(size);
+  if (!slab || slab.next === SLAB_CHUNKS) {
+    const total = size * SLAB_CHUNKS;
+    const buffer = pool === slabs ? new ArrayBuffer(total) : NodeBuffer!.allocUnsafeSlow(total).buffer;
+    slab = { buffer: buffer as ArrayBuffer, next: 0 };
+    pool.set(size, slab);
+  }
+  return [slab.buffer, size * slab.next++];
+}
 
 /**
  * Storage for n elements: zeroed, or with `zeroed: false` contents unspecified, for an output its kernel
@@ -58,28 +65,18 @@ const POISON =
  */
 export function allocStorage<D extends DType>(dtype: D, n: number, zeroed = true): StorageOf[D] {
   const bytes = dtype === 'bool' ? n : 4 * n;
-  if (!zeroed && POISON) {
-    const a = allocStorage(dtype, n);
-    if (dtype === 'float32') a.fill(Number.NaN);
-    else new Uint8Array(a.buffer, a.byteOffset, bytes).fill(0xff);
-    return a;
-  }
+  let a: StorageOf[D];
   if (bytes >= SLAB_MIN_BYTES && bytes <= SLAB_MAX_BYTES) {
-    const [buffer, at] = slabChunk(bytes);
-    return view(dtype, buffer, at, n);
-  }
-  if (!zeroed && NodeBuffer && bytes > SLAB_MAX_BYTES) {
+    const [buffer, at] = slabChunk(bytes, zeroed);
+    a = view(dtype, buffer, at, n);
+  } else if (!zeroed && NodeBuffer && bytes > SLAB_MAX_BYTES) {
     const b = NodeBuffer.allocUnsafeSlow(bytes);
-    return view(dtype, b.buffer as ArrayBuffer, b.byteOffset, n);
+    a = view(dtype, b.buffer as ArrayBuffer, b.byteOffset, n);
+  } else {
+    a = view(dtype, new ArrayBuffer(bytes), 0, n);
   }
-  switch (dtype) {
-    case 'float32':
-      return new Float32Array(n) as StorageOf[D];
-    case 'int32':
-      return new Int32Array(n) as StorageOf[D];
-    default:
-      return new Uint8Array(n) as StorageOf[D];
-  }
+  if (!zeroed && POISON) new Uint8Array(a.buffer, a.byteOffset, bytes).fill(0xff);
+  return a;
 }
 
 function view<D extends DType>(dtype: D, buffer: ArrayBuffer, at: number, n: number): StorageOf[D] {
