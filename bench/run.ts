@@ -5,7 +5,7 @@
  *
  * Sections:
  *   gemm   float32 GEMM through each library's public matmul, GFLOP/s
- *   ops    tiny-op dispatch: add of two [4] tensors, matmul 32×32×32, µs per call
+ *   ops    tiny-op dispatch: add of two [1000] tensors, matmul 32×32×32, µs per call (issue 3's two tiny ops)
  *   mlp    one shuffled epoch of the MLP 784-256-128-10 (and its BatchNorm variant) on Fashion-MNIST,
  *          SGD momentum 0.9, lr 0.05: samples/s and test accuracy after the epoch
  *   infer  MLP inference over the test images at batch 1..512, samples/s
@@ -27,7 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { nativeBlas } from '../src/backend/native/backend.js';
 import * as mb from '../src/index.js';
-import { type Data, loadData, type ModelKind, type Peer } from './lib/common.js';
+import { type Data, loadData, type ModelKind, type Peer, TINY_ADD } from './lib/common.js';
 import {
   fmt,
   fmtRatio,
@@ -497,7 +497,7 @@ function report(res: Results, cfg: Config, data: Data | undefined): string {
       'tfjs: op then `dispose()`, no readback; jax-js is lazy, so its figure includes `dataSync()`; ' +
         'NumPy and PyTorch include the Python call overhead.',
       '',
-      markdownTable(['impl', 'add [4]+[4]', 'matmul 32×32×32'], rows),
+      markdownTable(['impl', `add [${TINY_ADD}]+[${TINY_ADD}]`, 'matmul 32×32×32'], rows),
     );
   }
 

@@ -50,7 +50,7 @@ export interface Peer {
   activate?(): Promise<void> | void;
   /** A call computing one (M,K)×(K,N) float32 product whose result is readable from JavaScript. */
   gemm?(M: number, K: number, N: number): () => void;
-  /** Tiny-op dispatch: `add` of two [4] tensors, `matmul` 32×32×32. */
+  /** Tiny-op dispatch: `add` of two [TINY_ADD] tensors, `matmul` 32×32×32. */
   tinyOp?(op: 'add' | 'matmul'): () => void;
   /** One (possibly capped) shuffled epoch of the model, timed, then test accuracy. */
   train?(spec: TrainSpec): Promise<TrainResult>;
@@ -114,6 +114,9 @@ export function gather(
 }
 
 /** Layer widths of the MLP 784-256-128-10. */
+/** Elements of each operand of the tiny `add` (issue 3: "a 1000-element add"). */
+export const TINY_ADD = 1000;
+
 export const WIDTHS = [784, 256, 128, 10] as const;
 
 /**

@@ -18,6 +18,7 @@ import {
   permutation,
   rng,
   type Split,
+  TINY_ADD,
   type TrainResult,
   type TrainSpec,
   WIDTHS,
@@ -148,8 +149,8 @@ export function jaxjsPeer(): Peer {
 
     tinyOp(op) {
       const rand = rng(2);
-      const n = op === 'add' ? 4 : 32 * 32;
-      const shape = op === 'add' ? [4] : [32, 32];
+      const n = op === 'add' ? TINY_ADD : 32 * 32;
+      const shape = op === 'add' ? [TINY_ADD] : [32, 32];
       const a = np.array(Float32Array.from({ length: n }, rand), { shape });
       const b = np.array(Float32Array.from({ length: n }, rand), { shape });
       return op === 'add'

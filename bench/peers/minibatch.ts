@@ -9,6 +9,7 @@ import {
   argmaxRows,
   type Peer,
   type Split,
+  TINY_ADD,
   type TrainResult,
   type TrainSpec,
   warmupSizes,
@@ -34,7 +35,10 @@ export function minibatchPeer(backend: 'wasm' | 'js' | 'native', threads = 1): P
     },
 
     tinyOp(op) {
-      const [a, b] = op === 'add' ? [mb.randn([4]), mb.randn([4])] : [mb.randn([32, 32]), mb.randn([32, 32])];
+      const [a, b] =
+        op === 'add'
+          ? [mb.randn([TINY_ADD]), mb.randn([TINY_ADD])]
+          : [mb.randn([32, 32]), mb.randn([32, 32])];
       return op === 'add'
         ? () => {
             mb.add(a, b);

@@ -12,6 +12,9 @@ import statistics
 import sys
 import time
 
+# Elements of each operand of the tiny add (bench/lib/common.ts TINY_ADD).
+TINY_ADD = 1000
+
 
 def time_calls(fn, min_run_ms=150.0, warmup_ms=100.0, runs=5, slow_ms=400.0):
     """Median ms per call; the same calibration, warm-up and runs as timeCalls in bench/lib/measure.ts."""
@@ -88,7 +91,7 @@ def gemm_numpy(shapes):
 def tiny_numpy():
     import numpy as np
     rs = np.random.default_rng(0)
-    a4, b4 = rs.standard_normal(4).astype(np.float32), rs.standard_normal(4).astype(np.float32)
+    a4, b4 = rs.standard_normal(TINY_ADD).astype(np.float32), rs.standard_normal(TINY_ADD).astype(np.float32)
     a32, b32 = (rs.standard_normal((32, 32)).astype(np.float32) for _ in range(2))
     return {"add": time_calls(lambda: np.add(a4, b4)), "matmul": time_calls(lambda: np.matmul(a32, b32))}
 
@@ -105,7 +108,7 @@ def gemm_torch(torch, shapes):
 
 
 def tiny_torch(torch):
-    a4, b4 = torch.randn(4), torch.randn(4)
+    a4, b4 = torch.randn(TINY_ADD), torch.randn(TINY_ADD)
     a32, b32 = torch.randn(32, 32), torch.randn(32, 32)
     with torch.no_grad():
         return {"add": time_calls(lambda: torch.add(a4, b4)),

@@ -20,6 +20,7 @@ import {
   permutation,
   rng,
   type Split,
+  TINY_ADD,
   type TrainResult,
   type TrainSpec,
   WIDTHS,
@@ -145,7 +146,7 @@ export function tfjsPeer(backend: 'wasm' | 'cpu'): Peer {
     tinyOp(op) {
       const [a, b] =
         op === 'add'
-          ? [tf.randomNormal([4]), tf.randomNormal([4])]
+          ? [tf.randomNormal([TINY_ADD]), tf.randomNormal([TINY_ADD])]
           : [tf.randomNormal([32, 32]), tf.randomNormal([32, 32])];
       return op === 'add'
         ? () => tf.add(a, b).dispose()

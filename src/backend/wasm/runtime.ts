@@ -224,6 +224,8 @@ export class WasmRuntime {
   private readonly spawner: Spawner | undefined;
   /** The memory's buffers that resident arrays were made over (a shared memory's grows give new objects). */
   private readonly residentBuffers = new WeakSet<ArrayBufferLike>();
+  /** Whether residentF32 has handed out anything (else pointerOf needs no lookup). */
+  private hasResident = false;
   private readonly finalizer = new FinalizationRegistry<number>((ptr) => this.heap.free(ptr));
   /** Thread t's GEMM scratch, allocated when its worker starts. */
   private readonly scratchOf = (tid: number): number =>
@@ -338,6 +340,7 @@ export class WasmRuntime {
     const ptr = this.heap.alloc(4 * n);
     const buffer = this.memory.buffer;
     this.residentBuffers.add(buffer);
+    this.hasResident = true;
     const a = new Float32Array(buffer, ptr, n).fill(0);
     this.finalizer.register(a, ptr);
     return a;
@@ -345,7 +348,8 @@ export class WasmRuntime {
 
   /** The byte address of `a` if it is a view of this memory (resident storage), else -1. */
   pointerOf(a: Float32Array): number {
-    return this.residentBuffers.has(a.buffer) ? a.byteOffset : -1;
+    // Most calls (a plain memory, or nothing resident yet) skip the lookup and its `.buffer` read.
+    return this.hasResident && this.residentBuffers.has(a.buffer) ? a.byteOffset : -1;
   }
 
   /** An Int32Array over `length` ints at `ptr` (class targets); same lifetime rule as `f32`. */
