@@ -141,7 +141,8 @@ export interface KernelTable {
   logSoftmax: (x: View, out: Float32Array) => void;
   /**
    * Fused BatchNorm over contiguous x viewed as (N, C, S) (S = L or H·W, 1 for (N, C)): per-channel batch
-   * mean and biased variance, out = (x - mean)·invstd·w + b; writes mean and invstd = 1/sqrt(var + eps).
+   * mean and biased variance, out = (x - mean)·invstd·w + b, then max(out, 0) with `relu` (BatchNorm then
+   * ReLU in one pass); writes mean and invstd = 1/sqrt(var + eps).
    */
   batchNormForward: (
     x: Float32Array,
@@ -154,8 +155,12 @@ export interface KernelTable {
     out: Float32Array,
     mean: Float32Array,
     invstd: Float32Array,
+    relu?: boolean,
   ) => void;
-  /** The analytic backward: dx = w·invstd·(dy - mean(dy) - x̂·mean(dy·x̂)), dw = Σ dy·x̂, db = Σ dy. */
+  /**
+   * The analytic backward: dx = w·invstd·(dy - mean(dy) - x̂·mean(dy·x̂)), dw = Σ dy·x̂, db = Σ dy. With
+   * `reluOut` (the fused forward's output) dy is first zeroed where reluOut <= 0, ReLU's backward.
+   */
   batchNormBackward: (
     x: Float32Array,
     dy: Float32Array,
@@ -168,6 +173,7 @@ export interface KernelTable {
     dx: Float32Array,
     dweight: Float32Array,
     dbias: Float32Array,
+    reluOut?: Float32Array | null,
   ) => void;
   /** out = g where x > 0, else 0 (ReLU's backward in one pass); x and g have out's shape. */
   reluBackward: (x: View, g: View, out: Float32Array) => void;

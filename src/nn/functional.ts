@@ -118,12 +118,15 @@ export interface BatchNormOptions {
   eps?: number;
   /** Counter for the cumulative average (momentum null); incremented in training. */
   numBatchesTracked?: Tensor | null;
+  /** relu(batchNorm(x)) as one op: in training the ReLU rides in the BatchNorm kernels' last pass. */
+  relu?: boolean;
 }
 
 /**
  * Batch normalisation over (N, C), (N, C, L) or (N, C, H, W), statistics per channel C (seed section 5).
  * Training: one fused op whose backward is the analytic formula (not autograd through mean and var); running
- * statistics are updated in place with the unbiased variance. Eval: the running statistics.
+ * statistics are updated in place with the unbiased variance. Eval: the running statistics. `relu: true`
+ * gives relu(batchNorm(x)) (what `Sequential` uses for a BatchNorm followed by a ReLU).
  */
 export function batchNorm(x: Tensor, opts: BatchNormOptions = {}): Tensor {
   const {
@@ -134,6 +137,7 @@ export function batchNorm(x: Tensor, opts: BatchNormOptions = {}): Tensor {
     training = true,
     momentum = 0.1,
     eps = 1e-5,
+    relu = false,
   } = opts;
   if (x.rank < 2)
     throw new ShapeError(
@@ -160,7 +164,8 @@ export function batchNorm(x: Tensor, opts: BatchNormOptions = {}): Tensor {
     const invstd = ops.div(1, ops.sqrt(ops.add(runningVar, eps)));
     let y = ops.mul(ops.sub(x, runningMean.reshape(chan)), invstd.reshape(chan));
     if (weight) y = ops.mul(y, weight.reshape(chan));
-    return bias ? ops.add(y, bias.reshape(chan)) : y;
+    if (bias) y = ops.add(y, bias.reshape(chan));
+    return relu ? ops.relu(y) : y;
   }
   if (N * S <= 1) {
     throw new ValueError(
@@ -175,7 +180,7 @@ export function batchNorm(x: Tensor, opts: BatchNormOptions = {}): Tensor {
   const invstd = new Float32Array(C);
   const wd = weight ? (ops.contiguous(weight).data as Float32Array) : null;
   const bd = bias ? (ops.contiguous(bias).data as Float32Array) : null;
-  kernels().batchNormForward(xd, N, C, S, wd, bd, eps, out.data as Float32Array, mean, invstd);
+  kernels().batchNormForward(xd, N, C, S, wd, bd, eps, out.data as Float32Array, mean, invstd, relu);
   if (training && runningMean && runningVar) {
     const n = N * S;
     let m = momentum ?? 0;
@@ -209,6 +214,7 @@ export function batchNorm(x: Tensor, opts: BatchNormOptions = {}): Tensor {
       dx.data as Float32Array,
       dw.data as Float32Array,
       db.data as Float32Array,
+      relu ? (out.data as Float32Array) : null,
     );
     return [dx, ...(weight ? [dw] : []), ...(bias ? [db] : [])];
   });

@@ -81,9 +81,12 @@ export class Sequential extends Module {
     const layers = this.layers;
     for (let i = 0; i < layers.length; i++) {
       const m = layers[i]!;
-      // A plain Linear followed by a plain ReLU runs as one fused op: the ReLU rides in the GEMM's epilogue.
-      if (m.constructor === Linear && layers[i + 1]?.constructor === ReLU) {
-        y = (m as Linear).forwardRelu(y);
+      // A plain Linear or BatchNorm followed by a plain ReLU runs as one fused op: the ReLU rides in the
+      // GEMM's epilogue or the BatchNorm kernels' last pass.
+      const fuses =
+        m.constructor === Linear || m.constructor === BatchNorm1d || m.constructor === BatchNorm2d;
+      if (fuses && layers[i + 1]?.constructor === ReLU) {
+        y = (m as Linear | BatchNormBase).forwardRelu(y);
         i++;
       } else {
         y = m.forward(y);
@@ -208,6 +211,14 @@ abstract class BatchNormBase extends Module {
   }
 
   forward(x: Tensor): Tensor {
+    return this.normalize(x, false);
+  }
+  /** relu(forward(x)) as one fused op (Sequential uses it for BatchNorm followed by ReLU). */
+  forwardRelu(x: Tensor): Tensor {
+    return this.normalize(x, true);
+  }
+
+  private normalize(x: Tensor, relu: boolean): Tensor {
     if (!this.ranks.includes(x.rank)) {
       throw new ValueError(
         this.constructor.name,
@@ -223,6 +234,7 @@ abstract class BatchNormBase extends Module {
       momentum: this.momentum,
       eps: this.eps,
       numBatchesTracked: this.training ? this.numBatchesTracked : null,
+      relu,
     });
   }
 

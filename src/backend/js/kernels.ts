@@ -455,6 +455,7 @@ function batchNormForward(
   out: Float32Array,
   mean: Float32Array,
   invstd: Float32Array,
+  relu = false,
 ): void {
   const n = N * S;
   for (let c = 0; c < C; c++) {
@@ -474,8 +475,12 @@ function batchNormForward(
     invstd[c] = is;
     const w = weight ? weight[c]! : 1;
     const b = bias ? bias[c]! : 0;
-    for (let i = 0; i < N; i++)
-      for (let j = 0, o = (i * C + c) * S; j < S; j++) out[o + j] = (x[o + j]! - m) * is * w + b;
+    for (let i = 0; i < N; i++) {
+      for (let j = 0, o = (i * C + c) * S; j < S; j++) {
+        const y = (x[o + j]! - m) * is * w + b;
+        out[o + j] = relu && !(y > 0) && !Number.isNaN(y) ? 0 : y;
+      }
+    }
   }
 }
 
@@ -491,8 +496,11 @@ function batchNormBackward(
   dx: Float32Array,
   dweight: Float32Array,
   dbias: Float32Array,
+  reluOut: Float32Array | null = null,
 ): void {
   const n = N * S;
+  // dy through the fused ReLU: kept where its output is positive.
+  const g = (o: number) => (reluOut && !(reluOut[o]! > 0) ? 0 : dy[o]!);
   for (let c = 0; c < C; c++) {
     const m = mean[c]!;
     const is = invstd[c]!;
@@ -500,8 +508,8 @@ function batchNormBackward(
     let sdyx = 0;
     for (let i = 0; i < N; i++) {
       for (let j = 0, o = (i * C + c) * S; j < S; j++) {
-        sdy += dy[o + j]!;
-        sdyx += dy[o + j]! * (x[o + j]! - m) * is;
+        sdy += g(o + j);
+        sdyx += g(o + j) * (x[o + j]! - m) * is;
       }
     }
     dbias[c] = sdy;
@@ -511,7 +519,7 @@ function batchNormBackward(
     const mdyx = sdyx / n;
     for (let i = 0; i < N; i++) {
       for (let j = 0, o = (i * C + c) * S; j < S; j++)
-        dx[o + j] = k * (dy[o + j]! - mdy - (x[o + j]! - m) * is * mdyx);
+        dx[o + j] = k * (g(o + j) - mdy - (x[o + j]! - m) * is * mdyx);
     }
   }
 }

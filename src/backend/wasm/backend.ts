@@ -510,16 +510,17 @@ const batchNormForward: KernelTable['batchNormForward'] = (
   out,
   mean,
   invstd,
+  relu = false,
 ) => {
   const n = N * C * S;
   if (n < WASM_MIN_ELEMENTWISE)
-    return jsKernels.batchNormForward(x, N, C, S, weight, bias, eps, out, mean, invstd);
+    return jsKernels.batchNormForward(x, N, C, S, weight, bias, eps, out, mean, invstd, relu);
   use(n);
   const [px, po, pw, pb, pm, pi] = layout([n, n, weight ? C : 0, bias ? C : 0, C, C]) as number[];
   rt!.f32(px!, n).set(x.subarray(0, n));
   if (weight) rt!.f32(pw!, C).set(weight.subarray(0, C));
   if (bias) rt!.f32(pb!, C).set(bias.subarray(0, C));
-  rt!.batchNormForward(px!, N, C, S, weight ? pw! : 0, bias ? pb! : 0, eps, po!, pm!, pi!);
+  rt!.batchNormForward(px!, N, C, S, weight ? pw! : 0, bias ? pb! : 0, eps, po!, pm!, pi!, relu);
   out.set(rt!.f32(po!, n));
   mean.set(rt!.f32(pm!, C));
   invstd.set(rt!.f32(pi!, C));
@@ -537,19 +538,31 @@ const batchNormBackward: KernelTable['batchNormBackward'] = (
   dx,
   dweight,
   dbias,
+  reluOut = null,
 ) => {
   const n = N * C * S;
   if (n < WASM_MIN_ELEMENTWISE) {
-    return jsKernels.batchNormBackward(x, dy, N, C, S, weight, mean, invstd, dx, dweight, dbias);
+    return jsKernels.batchNormBackward(x, dy, N, C, S, weight, mean, invstd, dx, dweight, dbias, reluOut);
   }
   use(n);
-  const [px, pg, pd, pw, pm, pi, pdw, pdb] = layout([n, n, n, weight ? C : 0, C, C, C, C]) as number[];
+  const [px, pg, pd, pw, pm, pi, pdw, pdb, pr] = layout([
+    n,
+    n,
+    n,
+    weight ? C : 0,
+    C,
+    C,
+    C,
+    C,
+    reluOut ? n : 0,
+  ]) as number[];
   rt!.f32(px!, n).set(x.subarray(0, n));
   rt!.f32(pg!, n).set(dy.subarray(0, n));
+  if (reluOut) rt!.f32(pr!, n).set(reluOut.subarray(0, n));
   if (weight) rt!.f32(pw!, C).set(weight.subarray(0, C));
   rt!.f32(pm!, C).set(mean.subarray(0, C));
   rt!.f32(pi!, C).set(invstd.subarray(0, C));
-  rt!.batchNormBackward(px!, pg!, N, C, S, weight ? pw! : 0, pm!, pi!, pd!, pdw!, pdb!);
+  rt!.batchNormBackward(px!, pg!, N, C, S, weight ? pw! : 0, pm!, pi!, pd!, pdw!, pdb!, reluOut ? pr! : 0);
   dx.set(rt!.f32(pd!, n));
   dweight.set(rt!.f32(pdw!, C));
   dbias.set(rt!.f32(pdb!, C));

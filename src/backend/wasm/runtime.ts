@@ -592,7 +592,7 @@ export class WasmRuntime {
 
   /**
    * BatchNorm forward over x (N,C,S): per-channel mean, invstd = 1/sqrt(biased var + eps) (float64 sums) and
-   * out = (x - mean)·invstd·w + b; w, b pointers to C floats or 0 (none).
+   * out = (x - mean)·invstd·w + b, then ReLU with `relu`; w, b pointers to C floats or 0 (none).
    */
   batchNormForward(
     x: number,
@@ -605,12 +605,16 @@ export class WasmRuntime {
     out: number,
     mean: number,
     invstd: number,
+    relu = false,
   ): void {
     const shares = Math.min(C, (3 * N * C * S) / ELEMENTWISE_MIN_PER_THREAD);
-    this.call('bnForward', shares, [x, N, C, S, w, b, eps, out, mean, invstd]);
+    this.call('bnForward', shares, [x, N, C, S, w, b, eps, out, mean, invstd, +relu]);
   }
 
-  /** BatchNorm backward (see KernelTable.batchNormBackward); w a pointer to C floats or 0. */
+  /**
+   * BatchNorm backward (see KernelTable.batchNormBackward); w a pointer to C floats or 0; reluOut the fused
+   * forward's output (dy counts where it is positive) or 0.
+   */
   batchNormBackward(
     x: number,
     dy: number,
@@ -623,9 +627,10 @@ export class WasmRuntime {
     dx: number,
     dw: number,
     db: number,
+    reluOut = 0,
   ): void {
     const shares = Math.min(C, (2 * N * C * S) / ELEMENTWISE_MIN_PER_THREAD);
-    this.call('bnBackward', shares, [x, dy, N, C, S, w, mean, invstd, dx, dw, db]);
+    this.call('bnBackward', shares, [x, dy, N, C, S, w, mean, invstd, dx, dw, db, reluOut]);
   }
 
   /** cols (P, kh·kw, Ho·Wo) = im2col of x (P, H, W). */

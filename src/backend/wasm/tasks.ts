@@ -78,6 +78,7 @@ export interface Kernels {
     invstd: number,
     c0: number,
     c1: number,
+    relu: number,
   ): void;
   bnBackward(
     x: number,
@@ -93,6 +94,7 @@ export interface Kernels {
     db: number,
     c0: number,
     c1: number,
+    reluOut: number,
   ): void;
   im2col(
     x: number,
@@ -627,15 +629,30 @@ const runners: { [T in TaskName]: Runner } = {
     (k, a, r, R) => k.argReduceRows(a[0]!, a[1]! + 4 * r * a[3]!, R, a[3]!, a[4]! + 4 * r),
     2,
   ),
-  // args: x, N, C, S, w, b, eps, out, mean, invstd; chunks are runs of channels.
+  // args: x, N, C, S, w, b, eps, out, mean, invstd, relu; chunks are runs of channels.
   bnForward: rows(
     (k, a, c, n) =>
-      k.bnForward(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, a[9]!, c, c + n),
+      k.bnForward(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, a[9]!, c, c + n, a[10]!),
     2,
   ),
-  // args: x, dy, N, C, S, w, mean, invstd, dx, dw, db; chunks are runs of channels.
+  // args: x, dy, N, C, S, w, mean, invstd, dx, dw, db, reluOut; chunks are runs of channels.
   bnBackward: rows((k, a, c, n) => {
-    k.bnBackward(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, a[9]!, a[10]!, c, c + n);
+    k.bnBackward(
+      a[0]!,
+      a[1]!,
+      a[2]!,
+      a[3]!,
+      a[4]!,
+      a[5]!,
+      a[6]!,
+      a[7]!,
+      a[8]!,
+      a[9]!,
+      a[10]!,
+      c,
+      c + n,
+      a[11]!,
+    );
   }, 3),
   // args: x, planes (N·C), H, W, kh, kw, stride, pad, Ho, Wo, cols; chunks are runs of planes.
   im2col: rows((k, a, p, n) => {

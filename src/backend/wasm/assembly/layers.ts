@@ -47,10 +47,27 @@ function chanSum(x: usize, N: i32, C: i32, S: i32, c: i32): f64 {
   return p ? v128.load(p) : f32x4.splat(d);
 }
 
+// The fused ReLU of a BatchNorm output (max, as the reference: NaN stays NaN, -0 becomes 0).
+// @ts-expect-error: decorator
+@inline function act(v: v128, relu: bool): v128 {
+  return relu ? f32x4.max(v, f32x4.splat(0)) : v;
+}
+// dy at p, zeroed where the fused ReLU's output at q (0: no ReLU) is not positive (NaN included).
+// @ts-expect-error: decorator
+@inline function gated(p: usize, q: usize): v128 {
+  const d = v128.load(p);
+  return q ? v128.and(d, f32x4.gt(v128.load(q), f32x4.splat(0))) : d;
+}
+// @ts-expect-error: decorator
+@inline function gated1(p: usize, q: usize): f32 {
+  const d = load<f32>(p);
+  return q && !(load<f32>(q) > 0) ? 0 : d;
+}
+
 // bnForward for channels c..c+15 of (N, C): one 64-byte line of each row per step, so every line fetched
 // is used whole (the 4-channel walk fetched each line 4 times per pass: 512×256 batches are L2-sized);
 // per channel the same float64 lane and row order as bnForward4.
-function bnForward16(x: usize, N: i32, C: i32, w: usize, b: usize, eps: f64, out: usize, mean: usize, invstd: usize, c: i32): void {
+function bnForward16(x: usize, N: i32, C: i32, w: usize, b: usize, eps: f64, out: usize, mean: usize, invstd: usize, c: i32, relu: bool): void {
   const ld = <usize>C << 2;
   const base = <usize>c << 2;
   let s0 = f64x2.splat(0);
@@ -169,16 +186,16 @@ function bnForward16(x: usize, N: i32, C: i32, w: usize, b: usize, eps: f64, out
     const y5 = f64x2.add(f64x2.mul(f64x2.mul(f64x2.sub(hi2(v2), m5), is5), w5), b5);
     const y6 = f64x2.add(f64x2.mul(f64x2.mul(f64x2.sub(lo2(v3), m6), is6), w6), b6);
     const y7 = f64x2.add(f64x2.mul(f64x2.mul(f64x2.sub(hi2(v3), m7), is7), w7), b7);
-    v128.store(out + o, pack4(y0, y1), 0);
-    v128.store(out + o, pack4(y2, y3), 16);
-    v128.store(out + o, pack4(y4, y5), 32);
-    v128.store(out + o, pack4(y6, y7), 48);
+    v128.store(out + o, act(pack4(y0, y1), relu), 0);
+    v128.store(out + o, act(pack4(y2, y3), relu), 16);
+    v128.store(out + o, act(pack4(y4, y5), relu), 32);
+    v128.store(out + o, act(pack4(y6, y7), relu), 48);
   }
 }
 
 // bnForward for channels c..c+3 of (N, C): each channel's sums in one float64 lane, rows in order (the
 // reference's order), the outputs from the same float64 mean and invstd.
-function bnForward4(x: usize, N: i32, C: i32, w: usize, b: usize, eps: f64, out: usize, mean: usize, invstd: usize, c: i32): void {
+function bnForward4(x: usize, N: i32, C: i32, w: usize, b: usize, eps: f64, out: usize, mean: usize, invstd: usize, c: i32, relu: bool): void {
   const ld = <usize>C << 2;
   const base = <usize>c << 2;
   let s0 = f64x2.splat(0);
@@ -216,7 +233,7 @@ function bnForward4(x: usize, N: i32, C: i32, w: usize, b: usize, eps: f64, out:
     const v = v128.load(x + o);
     const y0 = f64x2.add(f64x2.mul(f64x2.mul(f64x2.sub(lo2(v), m0), is0), w0), b0);
     const y1 = f64x2.add(f64x2.mul(f64x2.mul(f64x2.sub(hi2(v), m1), is1), w1), b1);
-    v128.store(out + o, pack4(y0, y1));
+    v128.store(out + o, act(pack4(y0, y1), relu));
   }
 }
 
@@ -233,6 +250,7 @@ function bnBackward4(
   dw: usize,
   db: usize,
   c: i32,
+  mask: usize,
 ): void {
   const ld = <usize>C << 2;
   const base = <usize>c << 2;
@@ -248,7 +266,7 @@ function bnBackward4(
   let e1 = f64x2.splat(0);
   for (let i = 0, o = base; i < N; i++, o += ld) {
     const v = v128.load(x + o);
-    const d = v128.load(dy + o);
+    const d = gated(dy + o, mask && mask + o);
     const g0 = lo2(d);
     const g1 = hi2(d);
     a0 = f64x2.add(a0, g0);
@@ -268,7 +286,7 @@ function bnBackward4(
   const mdyx1 = f64x2.div(e1, vn);
   for (let i = 0, o = base; i < N; i++, o += ld) {
     const v = v128.load(x + o);
-    const d = v128.load(dy + o);
+    const d = gated(dy + o, mask && mask + o);
     const y0 = f64x2.mul(k0, f64x2.sub(f64x2.sub(lo2(d), mdy0), f64x2.mul(f64x2.mul(f64x2.sub(lo2(v), m0), is0), mdyx0)));
     const y1 = f64x2.mul(k1, f64x2.sub(f64x2.sub(hi2(d), mdy1), f64x2.mul(f64x2.mul(f64x2.sub(hi2(v), m1), is1), mdyx1)));
     v128.store(dx + o, pack4(y0, y1));
@@ -288,6 +306,7 @@ function bnBackward16(
   dw: usize,
   db: usize,
   c: i32,
+  mask: usize,
 ): void {
   const ld = <usize>C << 2;
   const base = <usize>c << 2;
@@ -336,10 +355,10 @@ function bnBackward16(
     const v1 = v128.load(x + o, 16);
     const v2 = v128.load(x + o, 32);
     const v3 = v128.load(x + o, 48);
-    const d0 = v128.load(dy + o, 0);
-    const d1 = v128.load(dy + o, 16);
-    const d2 = v128.load(dy + o, 32);
-    const d3 = v128.load(dy + o, 48);
+    const d0 = gated(dy + o + 0, mask && mask + o + 0);
+    const d1 = gated(dy + o + 16, mask && mask + o + 16);
+    const d2 = gated(dy + o + 32, mask && mask + o + 32);
+    const d3 = gated(dy + o + 48, mask && mask + o + 48);
     const g0 = lo2(d0);
     a0 = f64x2.add(a0, g0);
     e0 = f64x2.add(e0, f64x2.mul(g0, f64x2.mul(f64x2.sub(lo2(v0), m0), is0)));
@@ -407,10 +426,10 @@ function bnBackward16(
     const v1 = v128.load(x + o, 16);
     const v2 = v128.load(x + o, 32);
     const v3 = v128.load(x + o, 48);
-    const d0 = v128.load(dy + o, 0);
-    const d1 = v128.load(dy + o, 16);
-    const d2 = v128.load(dy + o, 32);
-    const d3 = v128.load(dy + o, 48);
+    const d0 = gated(dy + o + 0, mask && mask + o + 0);
+    const d1 = gated(dy + o + 16, mask && mask + o + 16);
+    const d2 = gated(dy + o + 32, mask && mask + o + 32);
+    const d3 = gated(dy + o + 48, mask && mask + o + 48);
     const y0 = f64x2.mul(k0, f64x2.sub(f64x2.sub(lo2(d0), mdy0), f64x2.mul(f64x2.mul(f64x2.sub(lo2(v0), m0), is0), mdyx0)));
     const y1 = f64x2.mul(k1, f64x2.sub(f64x2.sub(hi2(d0), mdy1), f64x2.mul(f64x2.mul(f64x2.sub(hi2(v0), m1), is1), mdyx1)));
     const y2 = f64x2.mul(k2, f64x2.sub(f64x2.sub(lo2(d1), mdy2), f64x2.mul(f64x2.mul(f64x2.sub(lo2(v1), m2), is2), mdyx2)));
@@ -426,7 +445,10 @@ function bnBackward16(
   }
 }
 
-/** Per-channel mean and invstd = 1/sqrt(var + eps) (biased, two passes), out = (x - mean)·invstd·w + b. */
+/**
+ * Per-channel mean and invstd = 1/sqrt(var + eps) (biased, two passes), out = (x - mean)·invstd·w + b, then
+ * max(out, 0) with `relu` (BatchNorm and the ReLU after it in one pass).
+ */
 export function bnForward(
   x: usize,
   N: i32,
@@ -440,13 +462,14 @@ export function bnForward(
   invstd: usize,
   c0: i32,
   c1: i32,
+  relu: bool,
 ): void {
   const n = <f64>N * <f64>S;
   // BatchNorm1d (S = 1): channels are adjacent in a row, so 4 at a time (one v128 per row) instead of a
   // column walk that fetches each cache line 16 times per pass.
   if (S == 1) {
-    for (; c0 + 16 <= c1; c0 += 16) bnForward16(x, N, C, w, b, eps, out, mean, invstd, c0);
-    for (; c0 + 4 <= c1; c0 += 4) bnForward4(x, N, C, w, b, eps, out, mean, invstd, c0);
+    for (; c0 + 16 <= c1; c0 += 16) bnForward16(x, N, C, w, b, eps, out, mean, invstd, c0, relu);
+    for (; c0 + 4 <= c1; c0 += 4) bnForward4(x, N, C, w, b, eps, out, mean, invstd, c0, relu);
   }
   for (let c = c0; c < c1; c++) {
     const m = chanSum(x, N, C, S, c) / n;
@@ -487,20 +510,21 @@ export function bnForward(
         const y0 = f64x2.add(f64x2.mul(f64x2.mul(f64x2.sub(f64x2.promote_low_f32x4(v), vm), vis), vw), vb);
         const hi = f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1));
         const y1 = f64x2.add(f64x2.mul(f64x2.mul(f64x2.sub(hi, vm), vis), vw), vb);
-        v128.store(
-          q + o,
-          i32x4.shuffle(f32x4.demote_f64x2_zero(y0), f32x4.demote_f64x2_zero(y1), 0, 1, 4, 5),
-        );
+        v128.store(q + o, act(pack4(y0, y1), relu));
       }
       for (; j < S; j++) {
         const o = <usize>j << 2;
-        store<f32>(q + o, <f32>((<f64>load<f32>(p + o) - m) * is * wc + bc));
+        const y = <f32>((<f64>load<f32>(p + o) - m) * is * wc + bc);
+        store<f32>(q + o, relu && !(y > 0) && y == y ? 0 : y);
       }
     }
   }
 }
 
-/** dx = w·invstd·(dy - mean(dy) - x̂·mean(dy·x̂)), dw = Σ dy·x̂, db = Σ dy (x̂ = (x - mean)·invstd). */
+/**
+ * dx = w·invstd·(dy - mean(dy) - x̂·mean(dy·x̂)), dw = Σ dy·x̂, db = Σ dy (x̂ = (x - mean)·invstd). With `mask` (the
+ * fused ReLU's output; 0 for none) dy counts only where the mask is positive.
+ */
 export function bnBackward(
   x: usize,
   dy: usize,
@@ -515,11 +539,12 @@ export function bnBackward(
   db: usize,
   c0: i32,
   c1: i32,
+  mask: usize,
 ): void {
   const n = <f64>N * <f64>S;
   if (S == 1) {
-    for (; c0 + 16 <= c1; c0 += 16) bnBackward16(x, dy, N, C, w, mean, invstd, dx, dw, db, c0);
-    for (; c0 + 4 <= c1; c0 += 4) bnBackward4(x, dy, N, C, w, mean, invstd, dx, dw, db, c0);
+    for (; c0 + 16 <= c1; c0 += 16) bnBackward16(x, dy, N, C, w, mean, invstd, dx, dw, db, c0, mask);
+    for (; c0 + 4 <= c1; c0 += 4) bnBackward4(x, dy, N, C, w, mean, invstd, dx, dw, db, c0, mask);
   }
   for (let c = c0; c < c1; c++) {
     const m = <f64>load<f32>(mean + (<usize>c << 2));
@@ -534,11 +559,12 @@ export function bnBackward(
       const off = (<usize>(i * C + c) * <usize>S) << 2;
       const p = x + off;
       const g = dy + off;
+      const mk = mask && mask + off;
       let j = 0;
       for (; j + 4 <= S; j += 4) {
         const o = <usize>j << 2;
         const v = v128.load(p + o);
-        const d = v128.load(g + o);
+        const d = gated(g + o, mk && mk + o);
         const g0 = f64x2.promote_low_f32x4(d);
         const g1 = f64x2.promote_low_f32x4(i32x4.shuffle(d, d, 2, 3, 0, 1));
         const h0 = f64x2.mul(f64x2.sub(f64x2.promote_low_f32x4(v), vm), vis);
@@ -548,7 +574,7 @@ export function bnBackward(
       }
       for (; j < S; j++) {
         const o = <usize>j << 2;
-        const gv = <f64>load<f32>(g + o);
+        const gv = <f64>gated1(g + o, mk && mk + o);
         t1 += gv;
         t2 += gv * ((<f64>load<f32>(p + o) - m) * is);
       }
@@ -567,12 +593,13 @@ export function bnBackward(
       const off = (<usize>(i * C + c) * <usize>S) << 2;
       const p = x + off;
       const g = dy + off;
+      const mk = mask && mask + off;
       const q = dx + off;
       let j = 0;
       for (; j + 4 <= S; j += 4) {
         const o = <usize>j << 2;
         const v = v128.load(p + o);
-        const d = v128.load(g + o);
+        const d = gated(g + o, mk && mk + o);
         const x0 = f64x2.promote_low_f32x4(v);
         const x1 = f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1));
         const g0 = f64x2.promote_low_f32x4(d);
@@ -585,16 +612,13 @@ export function bnBackward(
           vk,
           f64x2.sub(f64x2.sub(g1, vmdy), f64x2.mul(f64x2.mul(f64x2.sub(x1, vm), vis), vmdyx)),
         );
-        v128.store(
-          q + o,
-          i32x4.shuffle(f32x4.demote_f64x2_zero(y0), f32x4.demote_f64x2_zero(y1), 0, 1, 4, 5),
-        );
+        v128.store(q + o, pack4(y0, y1));
       }
       for (; j < S; j++) {
         const o = <usize>j << 2;
         store<f32>(
           q + o,
-          <f32>(k * (<f64>load<f32>(g + o) - mdy - (<f64>load<f32>(p + o) - m) * is * mdyx)),
+          <f32>(k * (<f64>gated1(g + o, mk && mk + o) - mdy - (<f64>load<f32>(p + o) - m) * is * mdyx)),
         );
       }
     }
