@@ -55,6 +55,22 @@ export interface Blas {
   /** y += alpha·x and x ·= alpha over n contiguous floats (level 1; absent where the library lacks them). */
   saxpy?(n: number, alpha: number, x: Float32Array, y: Float32Array): void;
   sscal?(n: number, alpha: number, x: Float32Array): void;
+  /**
+   * Row-major y (rows or cols) = alpha·op(A)·x + beta·y with A (rows, cols) of leading dimension lda, op(A) = A
+   * or Aᵀ; x every incx-th float (level 2; absent where the library lacks it).
+   */
+  sgemv?(
+    trans: boolean,
+    rows: number,
+    cols: number,
+    alpha: number,
+    A: Float32Array,
+    lda: number,
+    x: Float32Array,
+    incx: number,
+    beta: number,
+    y: Float32Array,
+  ): void;
 }
 
 /** Library names tried in order, per platform (the first that loads and has `cblas_sgemm` wins). */
@@ -226,6 +242,10 @@ function wrap(
     'void cblas_saxpy(int n, float alpha, const float *x, int incx, float *y, int incy)',
   );
   const scal = optional(lib, 'void cblas_sscal(int n, float alpha, float *x, int incx)');
+  const gemv = optional(
+    lib,
+    'void cblas_sgemv(int order, int trans, int M, int N, float alpha, const float *A, int lda, const float *x, int incx, float beta, float *y, int incy)',
+  );
   const corename = optional(lib, 'const char *openblas_get_corename(void)');
   const getConfig = optional(lib, 'const char *openblas_get_config(void)');
   const openblasThreads = optional(lib, 'void openblas_set_num_threads(int n)');
@@ -274,6 +294,12 @@ function wrap(
           saxpy: (n: number, alpha: number, x: Float32Array, y: Float32Array) =>
             void axpy(n, alpha, x, 1, y, 1),
           sscal: (n: number, alpha: number, x: Float32Array) => void scal(n, alpha, x, 1),
+        }
+      : {}),
+    ...(gemv
+      ? {
+          sgemv: (trans, rows, cols, alpha, A, lda, x, incx, beta, y) =>
+            void gemv(ROW_MAJOR, trans ? TRANS : NO_TRANS, rows, cols, alpha, A, lda, x, incx, beta, y, 1),
         }
       : {}),
     sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) {

@@ -105,6 +105,50 @@ if (nativeUnavailable !== undefined) {
       }
     });
 
+    it('one row (M = 1) runs as GEMV, in every layout of A and B, with the bias epilogue (beta = 1)', () => {
+      const blas = nativeBlas()!;
+      assert.ok(blas.sgemv, 'this BLAS has cblas_sgemv');
+      const sgemv = blas.sgemv;
+      let calls = 0;
+      blas.sgemv = (...args) => {
+        calls++;
+        sgemv.apply(blas, args);
+      };
+      try {
+        for (const [K, N] of [
+          [1, 1],
+          [784, 256],
+          [13, 70],
+        ] as const) {
+          check(`a·B ${K}x${N}`, rand(1, K), rand(K, N));
+          check(`a·Bt ${K}x${N}`, rand(1, K), rand(N, K).mT);
+          check(`at·B ${K}x${N}`, rand(K, 1).mT, rand(K, N));
+          check(
+            `row of a wider matrix·Bt ${K}x${N}`,
+            rand(3, K + 2)
+              .slice(0, 1, 2)
+              .slice(1, 1, K + 1),
+            rand(N, K).mT,
+          );
+        }
+        assert.equal(calls, 12);
+        const [x, w, bias] = [rand(1, 40), rand(9, 40), rand(9)];
+        mb.setBackend('native');
+        const got = mb.functional.linear(x, w, bias, { relu: true });
+        mb.setBackend('js');
+        const want = mb.functional.linear(x, w, bias, { relu: true });
+        mb.setBackend('native');
+        const [g, e] = [got, want].map((t) => t.toTypedArray());
+        assert.ok(
+          e.some((v) => v === 0) && g.every((v, k) => Math.abs(v - e[k]!) <= 1e-5 * (1 + Math.abs(e[k]!))),
+          `linear + relu on one row: got ${g}, want ${e}`,
+        );
+        assert.equal(calls, 13);
+      } finally {
+        blas.sgemv = sgemv;
+      }
+    });
+
     it('sliced views: storage offsets and leading dimensions wider than the matrix', () => {
       const big = rand(20, 30);
       check('A column slice (ld 30)', big.slice(1, 3, 17), rand(14, 6));
