@@ -401,7 +401,8 @@ const adamUpdate: KernelTable['adamUpdate'] = (p, g, m, v, vmax, h) => {
 const copy: KernelTable['copy'] = (src, dst) => {
   if (src.dtype === 'float32' && dst.dtype === 'float32' && src.strides.every((st) => st === 0)) {
     const d0 = denseOffset(dst);
-    use(Number.POSITIVE_INFINITY);
+    // The fill is for resident storage only: naming dst makes `use` pick the memory it lives in.
+    use(Number.POSITIVE_INFINITY, dst.data);
     const p = d0 >= 0 ? rt!.pointerOf(dst.data as Float32Array) : -1;
     if (p >= 0) {
       rt!.fill(

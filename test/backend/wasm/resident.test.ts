@@ -31,12 +31,28 @@ describe('resident storage', { skip: !rt?.features.sharedMemory && 'no shared me
         mb.crossEntropy(model.forward(x), y).backward();
         opt.step();
       }
-      // Filling resident storage runs in wasm (copy kernel): zeroGrad and fill_ give exact values.
+      // Filling resident storage runs in wasm (copy kernel), on one thread as on several: zeroGrad and fill_
+      // give exact values.
       const grad = model.parameters()[0]!.grad!;
-      grad.fill_(3);
-      assert.ok(grad.toTypedArray().every((v) => v === 3));
-      opt.zeroGrad();
-      assert.ok(grad.toTypedArray().every((v) => v === 0));
+      const [threads, fill] = [rt!.threads, rt!.fill];
+      let fills = 0;
+      rt!.fill = (...args) => {
+        fills++;
+        fill.apply(rt, args);
+      };
+      try {
+        for (const t of [1, 2]) {
+          rt!.threads = t;
+          grad.fill_(3);
+          assert.ok(grad.toTypedArray().every((v) => v === 3));
+          opt.zeroGrad();
+          assert.ok(grad.toTypedArray().every((v) => v === 0));
+        }
+      } finally {
+        rt!.fill = fill;
+        rt!.threads = threads;
+      }
+      assert.equal(fills, 2 * (1 + model.parameters().length), 'every fill ran in wasm');
       mb.crossEntropy(model.forward(x), y).backward();
       for (const p of model.parameters()) {
         assert.ok(rt!.pointerOf(p.data as Float32Array) >= 0, 'parameter');
