@@ -15,10 +15,14 @@ function expectGemm(label: string, rt: typeof single, g: GemmCase): void {
   assert.ok(worst <= TOL, `${label}: relative difference ${worst} > ${TOL}`);
 }
 
-// Sizes around the micro-tile (4×8), the blocks (MC 128, KC 256, NC 2048) and one-element edges. A·Bᵀ always
-// and A·B up to M = 32 take the direct kernels: their tiles (2×4 dot products with K mod 4 left over; 4×8 over
-// KC blocks of K) and their L2 row blocks of A·Bᵀ (64 rows, fewer for a long K) get shapes of their own.
+// Sizes around the micro-tile (4×8), the blocks (MC 128, KC 256, NC 2048) and one-element edges. A·Bᵀ always,
+// A·B up to M = 32 and Aᵀ·B up to K = 64 and M = 512 take the direct kernels: their tiles (2×4 dot products
+// with K mod 4 left over; 4×8 over KC blocks of K), their L2 row blocks of A·Bᵀ (64 rows, fewer for a long K)
+// and the edges of the Aᵀ·B rule get shapes of their own.
 const shapes: [number, number, number][] = [
+  [512, 9, 64],
+  [513, 9, 64],
+  [37, 30, 65],
   [32, 40, 300],
   [31, 13, 1030],
   [2, 3, 1030],
@@ -51,6 +55,16 @@ describe('wasm sgemm', () => {
       K: 13,
       alpha: 0.5,
       beta: -2,
+    });
+    expectGemm('alpha/beta, Aᵀ·B direct', single, {
+      transA: true,
+      transB: false,
+      M: 10,
+      N: 21,
+      K: 32,
+      alpha: -1.5,
+      beta: 0.5,
+      pad: 2,
     });
     expectGemm('padded', single, {
       transA: true,
