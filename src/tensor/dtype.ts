@@ -17,8 +17,8 @@ export interface StorageOf {
 const NodeBuffer = (globalThis as { Buffer?: { allocUnsafeSlow(bytes: number): Uint8Array } }).Buffer;
 /**
  * `MINIBATCH_POISON_UNINIT=1` (set by `npm test`) fills storage allocated without zeroing with 0xFF bytes (NaN
- * as float32, -1 as int32) at every size, so that a kernel which leaves part of its output unwritten fails the tests
- * instead of passing on zeros.
+ * as float32, -1 as int32) at every size, so that a kernel which leaves part of its output unwritten fails
+ * the tests instead of passing on zeros.
  */
 const POISON =
   typeof process !== 'undefined' &&
