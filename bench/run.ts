@@ -142,6 +142,8 @@ interface Results {
 const CORES = availableParallelism();
 /** Run the Python peers (off when --peers names only JavaScript ones). */
 let usePython = true;
+/** Set once a Python run reports PyTorch missing: the per-configuration runs then stop asking. */
+let torchMissing = false;
 const T0 = performance.now();
 const log = (s: string) => process.stderr.write(`[${((performance.now() - T0) / 1000).toFixed(1)} s] ${s}\n`);
 const load = () => loadavg().map((x) => Math.round(x * 100) / 100);
@@ -284,50 +286,68 @@ async function opsSection(peers: Peer[], cfg: Config, res: Results): Promise<voi
   }
 }
 
+/**
+ * Each configuration runs minibatch's peers, then PyTorch (a Python process per configuration), then the
+ * other JS peers: the VM's speed drifts over minutes, so the ratio to PyTorch compares runs seconds apart, not
+ * the two ends of the section.
+ */
 async function mlpSection(peers: Peer[], cfg: Config, data: Data, res: Results): Promise<void> {
   const trainers = peers.filter((p) => p.train);
+  const ours = trainers.filter((p) => p.name.startsWith('minibatch'));
+  const others = trainers.filter((p) => !ours.includes(p));
   for (const model of cfg.models) {
     for (const batch of cfg.batches) {
-      for (const peer of trainers) {
-        if (!(await activate(res, 'mlp', peer))) continue;
-        const slow = SLOW_TRAINERS.has(peer.name);
-        const r = await attemptAsync(res, 'mlp', peer, () =>
-          peer.train!({
-            model,
-            batch,
-            train: data.train,
-            test: data.test,
-            maxSamples: slow ? cfg.slowCap : data.train.n,
-            maxSeconds: slow ? cfg.slowSeconds : Number.POSITIVE_INFINITY,
-            seed: 7,
-          }),
-        );
-        if (!r) continue;
-        const row: MlpRow = {
-          impl: peer.name,
-          threads: peer.threads,
-          model,
-          batch,
-          samples: r.samples,
-          fullEpoch: r.samples >= data.train.n,
-          seconds: r.seconds,
-          samplesPerSec: r.samples / r.seconds,
-          ...(r.accuracy === undefined ? {} : { accuracy: r.accuracy }),
-        };
-        res.mlp.push(row);
-        log(
-          `mlp ${model} b${batch} ${peer.name}: ${fmt(row.samplesPerSec)} samples/s` +
-            (r.accuracy === undefined ? '' : `, test accuracy ${(100 * r.accuracy).toFixed(1)}%`),
-        );
-      }
+      for (const peer of ours) await trainPeer(peer, model, batch, cfg, data, res);
+      if (usePython && !torchMissing) trainTorch(model, batch, data, res);
+      for (const peer of others) await trainPeer(peer, model, batch, cfg, data, res);
     }
   }
-  if (!usePython) return;
-  const specs = cfg.models.flatMap((model) =>
-    cfg.batches.map((batch) => ({ model, batch, maxSamples: data.train.n, seed: 7 })),
+}
+
+async function trainPeer(
+  peer: Peer,
+  model: ModelKind,
+  batch: number,
+  cfg: Config,
+  data: Data,
+  res: Results,
+): Promise<void> {
+  if (!(await activate(res, 'mlp', peer))) return;
+  const slow = SLOW_TRAINERS.has(peer.name);
+  const r = await attemptAsync(res, 'mlp', peer, () =>
+    peer.train!({
+      model,
+      batch,
+      train: data.train,
+      test: data.test,
+      maxSamples: slow ? cfg.slowCap : data.train.n,
+      maxSeconds: slow ? cfg.slowSeconds : Number.POSITIVE_INFINITY,
+      seed: 7,
+    }),
   );
+  if (!r) return;
+  const row: MlpRow = {
+    impl: peer.name,
+    threads: peer.threads,
+    model,
+    batch,
+    samples: r.samples,
+    fullEpoch: r.samples >= data.train.n,
+    seconds: r.seconds,
+    samplesPerSec: r.samples / r.seconds,
+    ...(r.accuracy === undefined ? {} : { accuracy: r.accuracy }),
+  };
+  res.mlp.push(row);
+  log(
+    `mlp ${model} b${batch} ${peer.name}: ${fmt(row.samplesPerSec)} samples/s` +
+      (r.accuracy === undefined ? '' : `, test accuracy ${(100 * r.accuracy).toFixed(1)}%`),
+  );
+}
+
+function trainTorch(model: ModelKind, batch: number, data: Data, res: Results): void {
+  const spec = { model, batch, maxSamples: data.train.n, seed: 7 };
   const py = runPython(
-    { sections: ['mlp'], torch: true, threads: CORES, dataDir: data.source, mlp: specs },
+    { sections: ['mlp'], torch: true, threads: CORES, dataDir: data.source, mlp: [spec] },
     600_000,
     blasCore(),
   );
@@ -344,25 +364,34 @@ async function mlpSection(peers: Peer[], cfg: Config, data: Data, res: Results):
       samplesPerSec: r.samples / r.seconds,
       ...(r.accuracy === null ? {} : { accuracy: r.accuracy }),
     });
+    log(`mlp ${model} b${batch} torch: ${fmt(r.samples / r.seconds)} samples/s`);
   }
 }
 
+/** Per batch size: minibatch's peers, PyTorch, then the other JS peers (see mlpSection). */
 async function inferSection(peers: Peer[], cfg: Config, data: Data, res: Results): Promise<void> {
+  const inferrers = peers.filter((p) => p.infer);
+  const ours = inferrers.filter((p) => p.name.startsWith('minibatch'));
+  const others = inferrers.filter((p) => !ours.includes(p));
   for (const batch of cfg.inferBatches) {
-    for (const peer of peers.filter((p) => p.infer)) {
-      if (!(await activate(res, 'infer', peer))) continue;
-      const timing = attempt(res, 'infer', peer, () =>
-        timeCalls(peer.infer!(batch, data.test), cfg.inferTiming),
-      );
-      if (!timing) continue;
-      const samplesPerSec = batch / (timing.ms / 1000);
-      res.infer.push({ impl: peer.name, threads: peer.threads, batch, samplesPerSec, timing });
-      log(`infer b${batch} ${peer.name}: ${fmt(samplesPerSec)} samples/s`);
-    }
+    for (const peer of ours) await inferPeer(peer, batch, cfg, data, res);
+    if (usePython && !torchMissing) inferTorch(batch, data, res);
+    for (const peer of others) await inferPeer(peer, batch, cfg, data, res);
   }
-  if (!usePython) return;
+}
+
+async function inferPeer(peer: Peer, batch: number, cfg: Config, data: Data, res: Results): Promise<void> {
+  if (!(await activate(res, 'infer', peer))) return;
+  const timing = attempt(res, 'infer', peer, () => timeCalls(peer.infer!(batch, data.test), cfg.inferTiming));
+  if (!timing) return;
+  const samplesPerSec = batch / (timing.ms / 1000);
+  res.infer.push({ impl: peer.name, threads: peer.threads, batch, samplesPerSec, timing });
+  log(`infer b${batch} ${peer.name}: ${fmt(samplesPerSec)} samples/s`);
+}
+
+function inferTorch(batch: number, data: Data, res: Results): void {
   const py = runPython(
-    { sections: ['infer'], threads: CORES, dataDir: data.source, inferBatches: cfg.inferBatches },
+    { sections: ['infer'], threads: CORES, dataDir: data.source, inferBatches: [batch] },
     300_000,
     blasCore(),
   );
@@ -376,6 +405,7 @@ async function inferSection(peers: Peer[], cfg: Config, data: Data, res: Results
       samplesPerSec: r.batch / (r.ms / 1000),
       timing: r,
     });
+    log(`infer b${batch} torch: ${fmt(r.batch / (r.ms / 1000))} samples/s`);
   }
 }
 
@@ -422,7 +452,9 @@ function fail(res: Results, section: string, peer: Peer, e: unknown): void {
 
 function noteSkips(py: PyResult, section: string, res: Results, ignore: string[] = []): void {
   for (const [peer, reason] of Object.entries(py.skipped)) {
-    if (!ignore.includes(peer)) res.skipped.push({ peer, section, reason });
+    if (peer === 'torch') torchMissing = true;
+    const known = res.skipped.some((k) => k.peer === peer && k.section === section && k.reason === reason);
+    if (!ignore.includes(peer) && !known) res.skipped.push({ peer, section, reason });
   }
 }
 
