@@ -17,14 +17,14 @@ const KC: i32 = 256;
 const MC: i32 = 128;
 const NC: i32 = 2048;
 /**
- * A·B with both row-major and M up to this goes to the direct kernel (sgemmNN): measured 1t, GFLOP/s packed vs
- * direct: 1×784×256 4.5 vs 10.9, 32×32×32 23.7 vs 31.8, 32×784×256 29.8 vs 34.6; from M = 64 on the packed
+ * A·B with both row-major and M up to this goes to the direct kernel (sgemmStrided): measured 1t, GFLOP/s packed
+ * vs direct: 1×784×256 4.5 vs 10.9, 32×32×32 23.7 vs 31.8, 32×784×256 29.8 vs 34.6; from M = 64 on the packed
  * path wins or ties (128×1024×1024: 29.3 vs 19.9, B's rows 4 KiB apart defeat the prefetcher).
  */
 const NN_MAX_M: i32 = 32;
 /**
- * Aᵀ·B with K up to TN_MAX_K and M up to TN_MAX_M goes to the direct kernel (sgemmTN): linear's dW at a small
- * batch. 1t GFLOP/s, packed vs direct (M×K×N), through the runtime with dense operands: 256×32×784 23.5 vs
+ * Aᵀ·B with K up to TN_MAX_K and M up to TN_MAX_M goes to the direct kernel (sgemmStrided): linear's dW at a
+ * small batch. 1t GFLOP/s, packed vs direct (M×K×N), through the runtime with dense operands: 256×32×784 23.5 vs
  * 25.4, 10×32×128 13.0 vs 21.1, 128×32×256 and 256×64×784 even; with padded rows (no set conflicts) 256×32×784
  * 23.0 vs 30.4. A longer K or a larger M favours packing (512×128×512 32.6 vs 26.2, 1024×32×1024 22.1 vs
  * 19.2): the strips of A and B a tile walks no longer stay in L1.
@@ -326,108 +326,25 @@ function sgemmNT(M: i32, N: i32, K: i32, alpha: f32, a: usize, lda: i32, b: usiz
 }
 
 
-// C (M,N) = alpha·A (M,K)·B (K,N), both row-major, for a small M: 4×8 tiles straight from A's rows (4 splats
-// per k) and B's rows (2 vectors per k), K in blocks of KC so a tile's strip of B (KC rows) stays in L1.
-function sgemmNN(M: i32, N: i32, K: i32, alpha: f32, a: usize, lda: i32, b: usize, ldb: i32, beta: f32,
-                 c: usize, ldc: i32, bias: usize, relu: bool): void {
-  const la = <usize>lda << 2;
-  const lb = <usize>ldb << 2;
-  const lc = <usize>ldc << 2;
-  const va = f32x4.splat(alpha);
-  for (let pc = 0; pc < K; pc += KC) {
-    const kc = min(KC, K - pc);
-    const bk: f32 = pc == 0 ? beta : 1;
-    const epi = pc + kc >= K;
-    const bias0 = epi ? bias : 0;
-    const relu0 = epi && relu;
-    const ab = a + (<usize>pc << 2);
-    const bb = b + <usize>pc * lb;
-    let j = 0;
-    for (; j + 8 <= N; j += 8) {
-      const bj = bb + (<usize>j << 2);
-      const b0 = bias0 ? v128.load(bias0 + (<usize>j << 2)) : f32x4.splat(0);
-      const b1 = bias0 ? v128.load(bias0 + (<usize>j << 2), 16) : f32x4.splat(0);
-      let i = 0;
-      for (; i + 4 <= M; i += 4) {
-        const a0 = ab + <usize>i * la;
-        const a1 = a0 + la;
-        const a2 = a1 + la;
-        const a3 = a2 + la;
-        let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
-        let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
-        let pb = bj;
-        for (let o: usize = 0, e = <usize>kc << 2; o < e; o += 4) {
-          const y0 = v128.load(pb);
-          const y1 = v128.load(pb, 16);
-          let x = v128.load32_splat(a0 + o);
-          c00 = madd(x, y0, c00);
-          c01 = madd(x, y1, c01);
-          x = v128.load32_splat(a1 + o);
-          c10 = madd(x, y0, c10);
-          c11 = madd(x, y1, c11);
-          x = v128.load32_splat(a2 + o);
-          c20 = madd(x, y0, c20);
-          c21 = madd(x, y1, c21);
-          x = v128.load32_splat(a3 + o);
-          c30 = madd(x, y0, c30);
-          c31 = madd(x, y1, c31);
-          pb += lb;
-        }
-        const cp = c + <usize>i * lc + (<usize>j << 2);
-        const ep = bias0 != 0 || relu0;
-        storeRow(cp, f32x4.mul(c00, va), f32x4.mul(c01, va), bk, b0, b1, ep, relu0);
-        storeRow(cp + lc, f32x4.mul(c10, va), f32x4.mul(c11, va), bk, b0, b1, ep, relu0);
-        storeRow(cp + 2 * lc, f32x4.mul(c20, va), f32x4.mul(c21, va), bk, b0, b1, ep, relu0);
-        storeRow(cp + 3 * lc, f32x4.mul(c30, va), f32x4.mul(c31, va), bk, b0, b1, ep, relu0);
-      }
-      for (; i < M; i++) {
-        const a0 = ab + <usize>i * la;
-        let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
-        let pb = bj;
-        for (let o: usize = 0, e = <usize>kc << 2; o < e; o += 4) {
-          const x = v128.load32_splat(a0 + o);
-          c00 = madd(x, v128.load(pb), c00);
-          c01 = madd(x, v128.load(pb, 16), c01);
-          pb += lb;
-        }
-        storeRow(c + <usize>i * lc + (<usize>j << 2), f32x4.mul(c00, va), f32x4.mul(c01, va), bk, b0, b1, bias0 != 0 || relu0, relu0);
-      }
-    }
-    // The last N mod 8 columns, one at a time.
-    for (; j < N; j++) {
-      for (let i = 0; i < M; i++) {
-        const a0 = ab + <usize>i * la;
-        let s: f32 = 0;
-        let pb = bb + (<usize>j << 2);
-        for (let k = 0; k < kc; k++) {
-          s += load<f32>(a0 + (<usize>k << 2)) * load<f32>(pb);
-          pb += lb;
-        }
-        const cp = c + <usize>i * lc + (<usize>j << 2);
-        let v = alpha * s;
-        if (bk != 0) v += bk * load<f32>(cp);
-        if (bias0) v += load<f32>(bias0 + (<usize>j << 2));
-        store<f32>(cp, relu0 ? max(v, 0) : v);
-      }
-    }
-  }
-}
 
-// C (M,N) = alpha·Aᵀ·B with A stored (K,M) and B (K,N), both row-major (dW = gᵀ·x at a small batch K): 4×8
-// tiles straight from the operands, A's 4 values of a step contiguous, B's 8 too.
-function sgemmTN(M: i32, N: i32, K: i32, alpha: f32, a: usize, lda: i32, b: usize, ldb: i32, beta: f32,
-                 c: usize, ldc: i32, bias: usize, relu: bool): void {
-  const la = <usize>lda << 2;
+// C (M,N) = alpha·op(A) (M,K)·B (K,N), B row-major, straight from the operands in 4×8 tiles: A(i,k) is the float
+// at a + i·aRow + k·aStep (bytes), so A·B is (lda·4, 4) and Aᵀ·B with A stored (K,M) is (4, lda·4). Per k, 4
+// splats of A and 2 vectors of B's row; K in blocks of KC so a tile's strip of B (KC rows) stays in L1. For a
+// small M (A·B) or a small K (Aᵀ·B, linear's dW), where packing costs as much as the product.
+function sgemmStrided(M: i32, N: i32, K: i32, alpha: f32, a: usize, aRow: usize, aStep: usize, b: usize, ldb: i32,
+                      beta: f32, c: usize, ldc: i32, bias: usize, relu: bool): void {
   const lb = <usize>ldb << 2;
   const lc = <usize>ldc << 2;
   const va = f32x4.splat(alpha);
+  const r2 = aRow << 1;
+  const r3 = r2 + aRow;
   for (let pc = 0; pc < K; pc += KC) {
     const kc = min(KC, K - pc);
     const bk: f32 = pc == 0 ? beta : 1;
     const epi = pc + kc >= K;
     const bias0 = epi ? bias : 0;
     const relu0 = epi && relu;
-    const ab = a + <usize>pc * la;
+    const ab = a + <usize>pc * aStep;
     const bb = b + <usize>pc * lb;
     let j = 0;
     for (; j + 8 <= N; j += 8) {
@@ -436,9 +353,9 @@ function sgemmTN(M: i32, N: i32, K: i32, alpha: f32, a: usize, lda: i32, b: usiz
       const b1 = bias0 ? v128.load(bias0 + (<usize>j << 2), 16) : f32x4.splat(0);
       let i = 0;
       for (; i + 4 <= M; i += 4) {
-        let pa = ab + (<usize>i << 2);
         let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
         let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+        let pa = ab + <usize>i * aRow;
         let pb = bj;
         for (let k = 0; k < kc; k++) {
           const y0 = v128.load(pb);
@@ -446,16 +363,16 @@ function sgemmTN(M: i32, N: i32, K: i32, alpha: f32, a: usize, lda: i32, b: usiz
           let x = v128.load32_splat(pa);
           c00 = madd(x, y0, c00);
           c01 = madd(x, y1, c01);
-          x = v128.load32_splat(pa, 4);
+          x = v128.load32_splat(pa + aRow);
           c10 = madd(x, y0, c10);
           c11 = madd(x, y1, c11);
-          x = v128.load32_splat(pa, 8);
+          x = v128.load32_splat(pa + r2);
           c20 = madd(x, y0, c20);
           c21 = madd(x, y1, c21);
-          x = v128.load32_splat(pa, 12);
+          x = v128.load32_splat(pa + r3);
           c30 = madd(x, y0, c30);
           c31 = madd(x, y1, c31);
-          pa += la;
+          pa += aStep;
           pb += lb;
         }
         const cp = c + <usize>i * lc + (<usize>j << 2);
@@ -466,14 +383,14 @@ function sgemmTN(M: i32, N: i32, K: i32, alpha: f32, a: usize, lda: i32, b: usiz
         storeRow(cp + 3 * lc, f32x4.mul(c30, va), f32x4.mul(c31, va), bk, b0, b1, ep, relu0);
       }
       for (; i < M; i++) {
-        let pa = ab + (<usize>i << 2);
         let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
+        let pa = ab + <usize>i * aRow;
         let pb = bj;
         for (let k = 0; k < kc; k++) {
           const x = v128.load32_splat(pa);
           c00 = madd(x, v128.load(pb), c00);
           c01 = madd(x, v128.load(pb, 16), c01);
-          pa += la;
+          pa += aStep;
           pb += lb;
         }
         storeRow(c + <usize>i * lc + (<usize>j << 2), f32x4.mul(c00, va), f32x4.mul(c01, va), bk, b0, b1, bias0 != 0 || relu0, relu0);
@@ -482,12 +399,12 @@ function sgemmTN(M: i32, N: i32, K: i32, alpha: f32, a: usize, lda: i32, b: usiz
     // The last N mod 8 columns, one at a time.
     for (; j < N; j++) {
       for (let i = 0; i < M; i++) {
-        let pa = ab + (<usize>i << 2);
         let s: f32 = 0;
+        let pa = ab + <usize>i * aRow;
         let pb = bb + (<usize>j << 2);
         for (let k = 0; k < kc; k++) {
           s += load<f32>(pa) * load<f32>(pb);
-          pa += la;
+          pa += aStep;
           pb += lb;
         }
         const cp = c + <usize>i * lc + (<usize>j << 2);
@@ -545,11 +462,11 @@ export function sgemm(
     return;
   }
   if (transA && !transB && K <= TN_MAX_K && M <= TN_MAX_M) {
-    sgemmTN(M, N, K, alpha, a, lda, b, ldb, beta, c, ldc, bias, relu);
+    sgemmStrided(M, N, K, alpha, a, 4, <usize>lda << 2, b, ldb, beta, c, ldc, bias, relu);
     return;
   }
   if (!transB && !transA && M <= NN_MAX_M) {
-    sgemmNN(M, N, K, alpha, a, lda, b, ldb, beta, c, ldc, bias, relu);
+    sgemmStrided(M, N, K, alpha, a, <usize>lda << 2, 4, b, ldb, beta, c, ldc, bias, relu);
     return;
   }
   const pA = scratch;
