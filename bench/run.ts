@@ -38,7 +38,7 @@ import {
   timeCalls,
 } from './lib/measure.js';
 import { jaxjsPeer, jaxjsVersion } from './peers/jaxjs.js';
-import { minibatchPeers } from './peers/minibatch.js';
+import { minibatchPeers, RESIDENT } from './peers/minibatch.js';
 import { type PyResult, runPython } from './peers/python.js';
 import { tfjsFlags, tfjsPeer, tfjsVersion } from './peers/tfjs.js';
 
@@ -183,10 +183,11 @@ function ratio<R extends Row>(
   row: R,
   value: (r: R) => number | undefined,
   same: (r: R) => boolean,
+  variant = '',
 ) {
   if (row.impl.startsWith('minibatch')) return undefined;
   const threads = row.threads > 1 ? CORES : 1;
-  const base = rows.find((r) => r.impl === `minibatch wasm ${threads}t` && same(r));
+  const base = rows.find((r) => r.impl === `minibatch wasm ${threads}t${variant}` && same(r));
   const [b, v] = [base && value(base), value(row)];
   return b !== undefined && v !== undefined && v > 0 ? b / v : undefined;
 }
@@ -487,15 +488,11 @@ function report(res: Results, cfg: Config, data: Data | undefined): string {
         const r = res.gemm.find((g) => g.impl === impl && g.shape.join() === s.join());
         if (!r) return '—';
         if (r.skipped) return `skipped (${r.skipped})`;
-        return cell(
-          r.gflops,
-          ratio(
-            res.gemm,
-            r,
-            (x) => x.gflops,
-            (x) => x.shape.join() === s.join(),
-          ),
-        );
+        const same = (x: GemmRow) => x.shape.join() === s.join();
+        const copied = ratio(res.gemm, r, (x) => x.gflops, same);
+        const resident = ratio(res.gemm, r, (x) => x.gflops, same, `, ${RESIDENT}`);
+        if (copied === undefined || resident === undefined) return cell(r.gflops, copied);
+        return `${fmt(r.gflops)} (${fmtRatio(copied)}; ${fmtRatio(resident)} resident)`;
       }),
       String(threads),
     ]);
@@ -504,7 +501,10 @@ function report(res: Results, cfg: Config, data: Data | undefined): string {
       '## GEMM float32, GFLOP/s (M×K×N)',
       '',
       'Through each public matmul (`mb.matmul`, `tf.matMul` + `dataSync`, jax-js `np.matmul` + `dataSync`, ' +
-        '`a @ b`, `torch.matmul`); result readable from the host language, inputs resident. In-process peers: ' +
+        '`a @ b`, `torch.matmul`); inputs made before timing, the result read into the host language. ' +
+        '`minibatch wasm Nt` copies both operands in from JavaScript arrays on every call (the path of an ' +
+        `activation); \`${RESIDENT}\` keeps them in the wasm memory, as minibatch does for parameters and as ` +
+        "tfjs-wasm and jax-js do for every tensor: a peer's two ratios are against each. In-process peers: " +
         `median of ${res.meta.gemmRounds} interleaved rounds (each a median of timed runs); Python peers: one run.`,
       '',
       markdownTable(['impl', ...shapes.map((s) => s.join('×')), 'threads'], rows),

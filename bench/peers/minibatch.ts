@@ -5,6 +5,7 @@
 import { availableParallelism } from 'node:os';
 import { wasmRuntime } from '../../src/backend/wasm/backend.js';
 import * as mb from '../../src/index.js';
+import { longLived } from '../../src/tensor/ops.js';
 import {
   argmaxRows,
   type Peer,
@@ -117,12 +118,37 @@ function evaluate(model: mb.Sequential, test: Split): number {
   return correct / test.n;
 }
 
+/**
+ * GEMM with both operands in the wasm backend's own memory, where minibatch keeps parameters, gradients and
+ * optimizer state (`longLived`), and where tfjs-wasm and jax-js keep every tensor: the like-for-like kernel
+ * comparison with them. `minibatch wasm Nt` above copies both operands in from JavaScript on every call (an
+ * activation's path); both read the product back into a JavaScript array.
+ */
+export const RESIDENT = 'operands resident';
+function residentGemmPeer(threads: number): Peer {
+  const base = minibatchPeer('wasm', threads);
+  return {
+    name: `${base.name}, ${RESIDENT}`,
+    threads,
+    activate: base.activate,
+    gemm(M, K, N) {
+      const a = longLived(mb.uniform([M, K], -1, 1));
+      const b = longLived(mb.uniform([K, N], -1, 1));
+      return () => {
+        mb.matmul(a, b);
+      };
+    },
+  };
+}
+
 /** The minibatch configurations measured: wasm on one thread and on all cores, and the js reference. */
 export function minibatchPeers(): Peer[] {
   const cores = availableParallelism();
   return [
     minibatchPeer('wasm', 1),
     ...(cores > 1 ? [minibatchPeer('wasm', cores)] : []),
+    residentGemmPeer(1),
+    ...(cores > 1 ? [residentGemmPeer(cores)] : []),
     ...(mb.listBackends().includes('native')
       ? [minibatchPeer('native', 1), ...(cores > 1 ? [minibatchPeer('native', cores)] : [])]
       : []),
