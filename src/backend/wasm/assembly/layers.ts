@@ -2,9 +2,12 @@
 //
 //   x is (N, C, S) row-major for BatchNorm (S = L or H·W); channels [c0, c1) are this call's share. Sums
 //   run in float64 (two lanes, so the order differs from the reference's one-lane loop by float64 rounding
-//   only); every output element is computed in float64 from the same float64 operands as the reference.
+//   only). BatchNorm1d's 16- and 8-channel kernels compute their outputs in float32 (see bnForward16);
+//   the 4-channel and per-channel ones in float64 from the same float64 operands as the reference.
 //   im2col/col2im work on planes p = n·C + c in [p0, p1): plane p of x is H·W floats at x + p·H·W, its
 //   columns kh·kw·Ho·Wo floats at cols + p·kh·kw·Ho·Wo (the reference's layout).
+
+import { madd } from './simd';
 
 // @ts-expect-error: decorator
 @inline function hsum(v: v128): f64 {
@@ -65,8 +68,12 @@ function chanSum(x: usize, N: i32, C: i32, S: i32, c: i32): f64 {
 }
 
 // bnForward for channels c..c+15 of (N, C): one 64-byte line of each row per step, so every line fetched
-// is used whole (the 4-channel walk fetched each line 4 times per pass: 512×256 batches are L2-sized);
-// per channel the same float64 lane and row order as bnForward4.
+// is used whole (the 4-channel walk fetched each line 4 times per pass: 512×256 batches are L2-sized).
+// The sums run in float64; the deviations x - mean are float32 (exact when x is within 2× of the mean,
+// else rounded once), their squares float32 summed in float64, so the variance keeps ~1e-7 relative. The
+// output is float32 arithmetic, (x - mean)·(invstd·w) + b with invstd·w rounded once from float64: a quarter
+// of the float64 work per element, within a float32 rounding of each term (PyTorch's CPU kernel computes
+// x·(invstd·w) + (b - mean·invstd·w) in float32, which cancels where this subtracts first).
 function bnForward16(x: usize, N: i32, C: i32, w: usize, b: usize, eps: f64, out: usize, mean: usize, invstd: usize, c: i32, relu: bool): void {
   const ld = <usize>C << 2;
   const base = <usize>c << 2;
@@ -93,14 +100,10 @@ function bnForward16(x: usize, N: i32, C: i32, w: usize, b: usize, eps: f64, out
     s7 = f64x2.add(s7, hi2(v3));
   }
   const vn = f64x2.splat(<f64>N);
-  const m0 = f64x2.div(s0, vn);
-  const m1 = f64x2.div(s1, vn);
-  const m2 = f64x2.div(s2, vn);
-  const m3 = f64x2.div(s3, vn);
-  const m4 = f64x2.div(s4, vn);
-  const m5 = f64x2.div(s5, vn);
-  const m6 = f64x2.div(s6, vn);
-  const m7 = f64x2.div(s7, vn);
+  const m0 = pack4(f64x2.div(s0, vn), f64x2.div(s1, vn));
+  const m1 = pack4(f64x2.div(s2, vn), f64x2.div(s3, vn));
+  const m2 = pack4(f64x2.div(s4, vn), f64x2.div(s5, vn));
+  const m3 = pack4(f64x2.div(s6, vn), f64x2.div(s7, vn));
   let q0 = f64x2.splat(0);
   let q1 = f64x2.splat(0);
   let q2 = f64x2.splat(0);
@@ -110,26 +113,22 @@ function bnForward16(x: usize, N: i32, C: i32, w: usize, b: usize, eps: f64, out
   let q6 = f64x2.splat(0);
   let q7 = f64x2.splat(0);
   for (let i = 0, p = x + base; i < N; i++, p += ld) {
-    const v0 = v128.load(p, 0);
-    const v1 = v128.load(p, 16);
-    const v2 = v128.load(p, 32);
-    const v3 = v128.load(p, 48);
-    const d0 = f64x2.sub(lo2(v0), m0);
-    q0 = f64x2.add(q0, f64x2.mul(d0, d0));
-    const d1 = f64x2.sub(hi2(v0), m1);
-    q1 = f64x2.add(q1, f64x2.mul(d1, d1));
-    const d2 = f64x2.sub(lo2(v1), m2);
-    q2 = f64x2.add(q2, f64x2.mul(d2, d2));
-    const d3 = f64x2.sub(hi2(v1), m3);
-    q3 = f64x2.add(q3, f64x2.mul(d3, d3));
-    const d4 = f64x2.sub(lo2(v2), m4);
-    q4 = f64x2.add(q4, f64x2.mul(d4, d4));
-    const d5 = f64x2.sub(hi2(v2), m5);
-    q5 = f64x2.add(q5, f64x2.mul(d5, d5));
-    const d6 = f64x2.sub(lo2(v3), m6);
-    q6 = f64x2.add(q6, f64x2.mul(d6, d6));
-    const d7 = f64x2.sub(hi2(v3), m7);
-    q7 = f64x2.add(q7, f64x2.mul(d7, d7));
+    const d0 = f32x4.sub(v128.load(p, 0), m0);
+    const d1 = f32x4.sub(v128.load(p, 16), m1);
+    const d2 = f32x4.sub(v128.load(p, 32), m2);
+    const d3 = f32x4.sub(v128.load(p, 48), m3);
+    const e0 = f32x4.mul(d0, d0);
+    const e1 = f32x4.mul(d1, d1);
+    const e2 = f32x4.mul(d2, d2);
+    const e3 = f32x4.mul(d3, d3);
+    q0 = f64x2.add(q0, lo2(e0));
+    q1 = f64x2.add(q1, hi2(e0));
+    q2 = f64x2.add(q2, lo2(e1));
+    q3 = f64x2.add(q3, hi2(e1));
+    q4 = f64x2.add(q4, lo2(e2));
+    q5 = f64x2.add(q5, hi2(e2));
+    q6 = f64x2.add(q6, lo2(e3));
+    q7 = f64x2.add(q7, hi2(e3));
   }
   const one = f64x2.splat(1);
   const veps = f64x2.splat(eps);
@@ -141,55 +140,35 @@ function bnForward16(x: usize, N: i32, C: i32, w: usize, b: usize, eps: f64, out
   const is5 = f64x2.div(one, f64x2.sqrt(f64x2.add(f64x2.div(q5, vn), veps)));
   const is6 = f64x2.div(one, f64x2.sqrt(f64x2.add(f64x2.div(q6, vn), veps)));
   const is7 = f64x2.div(one, f64x2.sqrt(f64x2.add(f64x2.div(q7, vn), veps)));
-  v128.store(mean + base, pack4(m0, m1), 0);
+  v128.store(mean + base, m0, 0);
+  v128.store(mean + base, m1, 16);
+  v128.store(mean + base, m2, 32);
+  v128.store(mean + base, m3, 48);
   v128.store(invstd + base, pack4(is0, is1), 0);
-  v128.store(mean + base, pack4(m2, m3), 16);
   v128.store(invstd + base, pack4(is2, is3), 16);
-  v128.store(mean + base, pack4(m4, m5), 32);
   v128.store(invstd + base, pack4(is4, is5), 32);
-  v128.store(mean + base, pack4(m6, m7), 48);
   v128.store(invstd + base, pack4(is6, is7), 48);
   const wv0 = param4(w ? w + base + 0 : 0, 1);
-  const bv0 = param4(b ? b + base + 0 : 0, 0);
   const wv1 = param4(w ? w + base + 16 : 0, 1);
-  const bv1 = param4(b ? b + base + 16 : 0, 0);
   const wv2 = param4(w ? w + base + 32 : 0, 1);
-  const bv2 = param4(b ? b + base + 32 : 0, 0);
   const wv3 = param4(w ? w + base + 48 : 0, 1);
-  const bv3 = param4(b ? b + base + 48 : 0, 0);
-  const w0 = lo2(wv0);
-  const b0 = lo2(bv0);
-  const w1 = hi2(wv0);
-  const b1 = hi2(bv0);
-  const w2 = lo2(wv1);
-  const b2 = lo2(bv1);
-  const w3 = hi2(wv1);
-  const b3 = hi2(bv1);
-  const w4 = lo2(wv2);
-  const b4 = lo2(bv2);
-  const w5 = hi2(wv2);
-  const b5 = hi2(bv2);
-  const w6 = lo2(wv3);
-  const b6 = lo2(bv3);
-  const w7 = hi2(wv3);
-  const b7 = hi2(bv3);
+  const k0 = pack4(f64x2.mul(is0, lo2(wv0)), f64x2.mul(is1, hi2(wv0)));
+  const k1 = pack4(f64x2.mul(is2, lo2(wv1)), f64x2.mul(is3, hi2(wv1)));
+  const k2 = pack4(f64x2.mul(is4, lo2(wv2)), f64x2.mul(is5, hi2(wv2)));
+  const k3 = pack4(f64x2.mul(is6, lo2(wv3)), f64x2.mul(is7, hi2(wv3)));
+  const b0 = param4(b ? b + base + 0 : 0, 0);
+  const b1 = param4(b ? b + base + 16 : 0, 0);
+  const b2 = param4(b ? b + base + 32 : 0, 0);
+  const b3 = param4(b ? b + base + 48 : 0, 0);
   for (let i = 0, o = base; i < N; i++, o += ld) {
-    const v0 = v128.load(x + o, 0);
-    const v1 = v128.load(x + o, 16);
-    const v2 = v128.load(x + o, 32);
-    const v3 = v128.load(x + o, 48);
-    const y0 = f64x2.add(f64x2.mul(f64x2.mul(f64x2.sub(lo2(v0), m0), is0), w0), b0);
-    const y1 = f64x2.add(f64x2.mul(f64x2.mul(f64x2.sub(hi2(v0), m1), is1), w1), b1);
-    const y2 = f64x2.add(f64x2.mul(f64x2.mul(f64x2.sub(lo2(v1), m2), is2), w2), b2);
-    const y3 = f64x2.add(f64x2.mul(f64x2.mul(f64x2.sub(hi2(v1), m3), is3), w3), b3);
-    const y4 = f64x2.add(f64x2.mul(f64x2.mul(f64x2.sub(lo2(v2), m4), is4), w4), b4);
-    const y5 = f64x2.add(f64x2.mul(f64x2.mul(f64x2.sub(hi2(v2), m5), is5), w5), b5);
-    const y6 = f64x2.add(f64x2.mul(f64x2.mul(f64x2.sub(lo2(v3), m6), is6), w6), b6);
-    const y7 = f64x2.add(f64x2.mul(f64x2.mul(f64x2.sub(hi2(v3), m7), is7), w7), b7);
-    v128.store(out + o, act(pack4(y0, y1), relu), 0);
-    v128.store(out + o, act(pack4(y2, y3), relu), 16);
-    v128.store(out + o, act(pack4(y4, y5), relu), 32);
-    v128.store(out + o, act(pack4(y6, y7), relu), 48);
+    const y0 = madd(f32x4.sub(v128.load(x + o, 0), m0), k0, b0);
+    const y1 = madd(f32x4.sub(v128.load(x + o, 16), m1), k1, b1);
+    const y2 = madd(f32x4.sub(v128.load(x + o, 32), m2), k2, b2);
+    const y3 = madd(f32x4.sub(v128.load(x + o, 48), m3), k3, b3);
+    v128.store(out + o, act(y0, relu), 0);
+    v128.store(out + o, act(y1, relu), 16);
+    v128.store(out + o, act(y2, relu), 32);
+    v128.store(out + o, act(y3, relu), 48);
   }
 }
 
@@ -293,8 +272,13 @@ function bnBackward4(
   }
 }
 
-// bnBackward for channels c..c+15 of (N, C), as bnForward16.
-function bnBackward16(
+// bnBackward for channels c..c+7 of (N, C): Σ dy and Σ dy·(x - mean) in float64 over float32 products
+// (dw = invstd·the second), then dx = dy·k + (x - mean)·q + r in float32 with k = w·invstd,
+// q = -k·invstd·mean(dy·x̂) and r = -k·mean(dy) rounded once from float64: the reference's
+// w·invstd·(dy - mean(dy) - x̂·mean(dy·x̂)) regrouped. Eight channels, not sixteen as forward: sixteen
+// channels' 16 float64 accumulators and 16 float32 constants spilled from V8's 16 vector registers (no
+// faster than the float64 kernel); the next call reads the other half of each line from L2.
+function bnBackward8(
   x: usize,
   dy: usize,
   N: i32,
@@ -310,139 +294,74 @@ function bnBackward16(
 ): void {
   const ld = <usize>C << 2;
   const base = <usize>c << 2;
-  const mv0 = v128.load(mean + base, 0);
-  const iv0 = v128.load(invstd + base, 0);
-  const mv1 = v128.load(mean + base, 16);
-  const iv1 = v128.load(invstd + base, 16);
-  const mv2 = v128.load(mean + base, 32);
-  const iv2 = v128.load(invstd + base, 32);
-  const mv3 = v128.load(mean + base, 48);
-  const iv3 = v128.load(invstd + base, 48);
-  const m0 = lo2(mv0);
-  const is0 = lo2(iv0);
-  const m1 = hi2(mv0);
-  const is1 = hi2(iv0);
-  const m2 = lo2(mv1);
-  const is2 = lo2(iv1);
-  const m3 = hi2(mv1);
-  const is3 = hi2(iv1);
-  const m4 = lo2(mv2);
-  const is4 = lo2(iv2);
-  const m5 = hi2(mv2);
-  const is5 = hi2(iv2);
-  const m6 = lo2(mv3);
-  const is6 = lo2(iv3);
-  const m7 = hi2(mv3);
-  const is7 = hi2(iv3);
+  const m0 = v128.load(mean + base, 0);
+  const m1 = v128.load(mean + base, 16);
   let a0 = f64x2.splat(0);
   let a1 = f64x2.splat(0);
   let a2 = f64x2.splat(0);
   let a3 = f64x2.splat(0);
-  let a4 = f64x2.splat(0);
-  let a5 = f64x2.splat(0);
-  let a6 = f64x2.splat(0);
-  let a7 = f64x2.splat(0);
   let e0 = f64x2.splat(0);
   let e1 = f64x2.splat(0);
   let e2 = f64x2.splat(0);
   let e3 = f64x2.splat(0);
-  let e4 = f64x2.splat(0);
-  let e5 = f64x2.splat(0);
-  let e6 = f64x2.splat(0);
-  let e7 = f64x2.splat(0);
   for (let i = 0, o = base; i < N; i++, o += ld) {
-    const v0 = v128.load(x + o, 0);
-    const v1 = v128.load(x + o, 16);
-    const v2 = v128.load(x + o, 32);
-    const v3 = v128.load(x + o, 48);
-    const d0 = gated(dy + o + 0, mask && mask + o + 0);
+    const d0 = gated(dy + o, mask && mask + o);
     const d1 = gated(dy + o + 16, mask && mask + o + 16);
-    const d2 = gated(dy + o + 32, mask && mask + o + 32);
-    const d3 = gated(dy + o + 48, mask && mask + o + 48);
-    const g0 = lo2(d0);
-    a0 = f64x2.add(a0, g0);
-    e0 = f64x2.add(e0, f64x2.mul(g0, f64x2.mul(f64x2.sub(lo2(v0), m0), is0)));
-    const g1 = hi2(d0);
-    a1 = f64x2.add(a1, g1);
-    e1 = f64x2.add(e1, f64x2.mul(g1, f64x2.mul(f64x2.sub(hi2(v0), m1), is1)));
-    const g2 = lo2(d1);
-    a2 = f64x2.add(a2, g2);
-    e2 = f64x2.add(e2, f64x2.mul(g2, f64x2.mul(f64x2.sub(lo2(v1), m2), is2)));
-    const g3 = hi2(d1);
-    a3 = f64x2.add(a3, g3);
-    e3 = f64x2.add(e3, f64x2.mul(g3, f64x2.mul(f64x2.sub(hi2(v1), m3), is3)));
-    const g4 = lo2(d2);
-    a4 = f64x2.add(a4, g4);
-    e4 = f64x2.add(e4, f64x2.mul(g4, f64x2.mul(f64x2.sub(lo2(v2), m4), is4)));
-    const g5 = hi2(d2);
-    a5 = f64x2.add(a5, g5);
-    e5 = f64x2.add(e5, f64x2.mul(g5, f64x2.mul(f64x2.sub(hi2(v2), m5), is5)));
-    const g6 = lo2(d3);
-    a6 = f64x2.add(a6, g6);
-    e6 = f64x2.add(e6, f64x2.mul(g6, f64x2.mul(f64x2.sub(lo2(v3), m6), is6)));
-    const g7 = hi2(d3);
-    a7 = f64x2.add(a7, g7);
-    e7 = f64x2.add(e7, f64x2.mul(g7, f64x2.mul(f64x2.sub(hi2(v3), m7), is7)));
+    const p0 = f32x4.mul(d0, f32x4.sub(v128.load(x + o, 0), m0));
+    const p1 = f32x4.mul(d1, f32x4.sub(v128.load(x + o, 16), m1));
+    a0 = f64x2.add(a0, lo2(d0));
+    a1 = f64x2.add(a1, hi2(d0));
+    a2 = f64x2.add(a2, lo2(d1));
+    a3 = f64x2.add(a3, hi2(d1));
+    e0 = f64x2.add(e0, lo2(p0));
+    e1 = f64x2.add(e1, hi2(p0));
+    e2 = f64x2.add(e2, lo2(p1));
+    e3 = f64x2.add(e3, hi2(p1));
   }
+  const iv0 = v128.load(invstd + base, 0);
+  const iv1 = v128.load(invstd + base, 16);
+  const is0 = lo2(iv0);
+  const is1 = hi2(iv0);
+  const is2 = lo2(iv1);
+  const is3 = hi2(iv1);
+  // Σ dy·x̂ = invstd·Σ dy·(x - mean)
+  e0 = f64x2.mul(e0, is0);
+  e1 = f64x2.mul(e1, is1);
+  e2 = f64x2.mul(e2, is2);
+  e3 = f64x2.mul(e3, is3);
   v128.store(db + base, pack4(a0, a1), 0);
-  v128.store(dw + base, pack4(e0, e1), 0);
   v128.store(db + base, pack4(a2, a3), 16);
+  v128.store(dw + base, pack4(e0, e1), 0);
   v128.store(dw + base, pack4(e2, e3), 16);
-  v128.store(db + base, pack4(a4, a5), 32);
-  v128.store(dw + base, pack4(e4, e5), 32);
-  v128.store(db + base, pack4(a6, a7), 48);
-  v128.store(dw + base, pack4(e6, e7), 48);
-  const wv0 = param4(w ? w + base + 0 : 0, 1);
+  const wv0 = param4(w ? w + base : 0, 1);
   const wv1 = param4(w ? w + base + 16 : 0, 1);
-  const wv2 = param4(w ? w + base + 32 : 0, 1);
-  const wv3 = param4(w ? w + base + 48 : 0, 1);
+  const vn = f64x2.splat(<f64>N);
   const k0 = f64x2.mul(lo2(wv0), is0);
   const k1 = f64x2.mul(hi2(wv0), is1);
   const k2 = f64x2.mul(lo2(wv1), is2);
   const k3 = f64x2.mul(hi2(wv1), is3);
-  const k4 = f64x2.mul(lo2(wv2), is4);
-  const k5 = f64x2.mul(hi2(wv2), is5);
-  const k6 = f64x2.mul(lo2(wv3), is6);
-  const k7 = f64x2.mul(hi2(wv3), is7);
-  const vn = f64x2.splat(<f64>N);
-  const mdy0 = f64x2.div(a0, vn);
-  const mdyx0 = f64x2.div(e0, vn);
-  const mdy1 = f64x2.div(a1, vn);
-  const mdyx1 = f64x2.div(e1, vn);
-  const mdy2 = f64x2.div(a2, vn);
-  const mdyx2 = f64x2.div(e2, vn);
-  const mdy3 = f64x2.div(a3, vn);
-  const mdyx3 = f64x2.div(e3, vn);
-  const mdy4 = f64x2.div(a4, vn);
-  const mdyx4 = f64x2.div(e4, vn);
-  const mdy5 = f64x2.div(a5, vn);
-  const mdyx5 = f64x2.div(e5, vn);
-  const mdy6 = f64x2.div(a6, vn);
-  const mdyx6 = f64x2.div(e6, vn);
-  const mdy7 = f64x2.div(a7, vn);
-  const mdyx7 = f64x2.div(e7, vn);
+  const kf0 = pack4(k0, k1);
+  const kf1 = pack4(k2, k3);
+  const qf0 = pack4(bnQ(k0, is0, e0, vn), bnQ(k1, is1, e1, vn));
+  const qf1 = pack4(bnQ(k2, is2, e2, vn), bnQ(k3, is3, e3, vn));
+  const rf0 = pack4(bnR(k0, a0, vn), bnR(k1, a1, vn));
+  const rf1 = pack4(bnR(k2, a2, vn), bnR(k3, a3, vn));
   for (let i = 0, o = base; i < N; i++, o += ld) {
-    const v0 = v128.load(x + o, 0);
-    const v1 = v128.load(x + o, 16);
-    const v2 = v128.load(x + o, 32);
-    const v3 = v128.load(x + o, 48);
-    const d0 = gated(dy + o + 0, mask && mask + o + 0);
+    const d0 = gated(dy + o, mask && mask + o);
     const d1 = gated(dy + o + 16, mask && mask + o + 16);
-    const d2 = gated(dy + o + 32, mask && mask + o + 32);
-    const d3 = gated(dy + o + 48, mask && mask + o + 48);
-    const y0 = f64x2.mul(k0, f64x2.sub(f64x2.sub(lo2(d0), mdy0), f64x2.mul(f64x2.mul(f64x2.sub(lo2(v0), m0), is0), mdyx0)));
-    const y1 = f64x2.mul(k1, f64x2.sub(f64x2.sub(hi2(d0), mdy1), f64x2.mul(f64x2.mul(f64x2.sub(hi2(v0), m1), is1), mdyx1)));
-    const y2 = f64x2.mul(k2, f64x2.sub(f64x2.sub(lo2(d1), mdy2), f64x2.mul(f64x2.mul(f64x2.sub(lo2(v1), m2), is2), mdyx2)));
-    const y3 = f64x2.mul(k3, f64x2.sub(f64x2.sub(hi2(d1), mdy3), f64x2.mul(f64x2.mul(f64x2.sub(hi2(v1), m3), is3), mdyx3)));
-    const y4 = f64x2.mul(k4, f64x2.sub(f64x2.sub(lo2(d2), mdy4), f64x2.mul(f64x2.mul(f64x2.sub(lo2(v2), m4), is4), mdyx4)));
-    const y5 = f64x2.mul(k5, f64x2.sub(f64x2.sub(hi2(d2), mdy5), f64x2.mul(f64x2.mul(f64x2.sub(hi2(v2), m5), is5), mdyx5)));
-    const y6 = f64x2.mul(k6, f64x2.sub(f64x2.sub(lo2(d3), mdy6), f64x2.mul(f64x2.mul(f64x2.sub(lo2(v3), m6), is6), mdyx6)));
-    const y7 = f64x2.mul(k7, f64x2.sub(f64x2.sub(hi2(d3), mdy7), f64x2.mul(f64x2.mul(f64x2.sub(hi2(v3), m7), is7), mdyx7)));
-    v128.store(dx + o, pack4(y0, y1), 0);
-    v128.store(dx + o, pack4(y2, y3), 16);
-    v128.store(dx + o, pack4(y4, y5), 32);
-    v128.store(dx + o, pack4(y6, y7), 48);
+    v128.store(dx + o, madd(d0, kf0, madd(f32x4.sub(v128.load(x + o, 0), m0), qf0, rf0)), 0);
+    v128.store(dx + o, madd(d1, kf1, madd(f32x4.sub(v128.load(x + o, 16), m1), qf1, rf1)), 16);
   }
+}
+
+// dx coefficients of bnBackward8 for two channels (float64 pairs): q = -k·invstd·Σ(dy·x̂)/N, r = -k·Σ(dy)/N.
+// @ts-expect-error: decorator
+@inline function bnQ(k: v128, is: v128, sdyx: v128, n: v128): v128 {
+  return f64x2.neg(f64x2.mul(f64x2.mul(k, is), f64x2.div(sdyx, n)));
+}
+// @ts-expect-error: decorator
+@inline function bnR(k: v128, sdy: v128, n: v128): v128 {
+  return f64x2.neg(f64x2.mul(k, f64x2.div(sdy, n)));
 }
 
 /**
@@ -543,7 +462,7 @@ export function bnBackward(
 ): void {
   const n = <f64>N * <f64>S;
   if (S == 1) {
-    for (; c0 + 16 <= c1; c0 += 16) bnBackward16(x, dy, N, C, w, mean, invstd, dx, dw, db, c0, mask);
+    for (; c0 + 8 <= c1; c0 += 8) bnBackward8(x, dy, N, C, w, mean, invstd, dx, dw, db, c0, mask);
     for (; c0 + 4 <= c1; c0 += 4) bnBackward4(x, dy, N, C, w, mean, invstd, dx, dw, db, c0, mask);
   }
   for (let c = c0; c < c1; c++) {
