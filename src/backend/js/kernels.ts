@@ -390,11 +390,30 @@ function at(v: View, axis: number, i: number): View {
   };
 }
 
+/**
+ * A batch gathered from a large dataset reads rows scattered over memory, each a cache and TLB miss that one
+ * block copy after another waits for in turn. Reading two values of every row first starts those misses
+ * together: 512 random rows of 784 floats out of Fashion-MNIST's 60,000 took 269 and 396 µs instead of
+ * 326 and 432 (medians of 9 interleaved rounds, two runs). Short rows are mostly one line each: no gain.
+ */
+const TOUCH_MIN_ROW = 256;
+/** Where touchRows leaves its sum, so the engine cannot drop the reads as unused. */
+const touched = new Float64Array(1);
+function touchRows(data: TypedArray, offset: number, row: number, index: Int32Array): void {
+  let s = 0;
+  for (let i = 0; i < index.length; i++) {
+    const from = offset + index[i]! * row;
+    s += data[from]! + data[from + (row >> 1)]!;
+  }
+  touched[0] = s;
+}
+
 function gather(x: View, axis: number, index: Int32Array, out: TypedArray): void {
   const d0 = denseOffset(x);
   if (axis === 0 && d0 >= 0) {
     // Rows of a dense tensor: one block copy per index (the DataLoader's batch gather).
     const row = x.shape.length ? numel(x.shape) / Math.max(x.shape[0]!, 1) : 1;
+    if (row >= TOUCH_MIN_ROW) touchRows(x.data, d0, row, index);
     for (let i = 0; i < index.length; i++) {
       const from = d0 + index[i]! * row;
       (out as Float32Array).set((x.data as Float32Array).subarray(from, from + row), i * row);
