@@ -2,8 +2,9 @@
 //
 //   x is (N, C, S) row-major for BatchNorm (S = L or H·W); channels [c0, c1) are this call's share. Sums
 //   run in float64 (two lanes, so the order differs from the reference's one-lane loop by float64 rounding
-//   only). BatchNorm1d's 16- and 8-channel kernels compute their outputs in float32 (see bnForward16);
-//   the 4-channel and per-channel ones in float64 from the same float64 operands as the reference.
+//   only). BatchNorm1d (S = 1) computes its outputs in float32, 4 channels or more at a time (see
+//   bnForward16); the last C mod 4 channels and BatchNorm2d (S > 1), one channel at a time, in float64 from
+//   the same float64 operands as the reference.
 //   im2col/col2im work on planes p = n·C + c in [p0, p1): plane p of x is H·W floats at x + p·H·W, its
 //   columns kh·kw·Ho·Wo floats at cols + p·kh·kw·Ho·Wo (the reference's layout).
 
@@ -172,8 +173,8 @@ function bnForward16(x: usize, N: i32, C: i32, w: usize, b: usize, eps: f64, out
   }
 }
 
-// bnForward for channels c..c+3 of (N, C): each channel's sums in one float64 lane, rows in order (the
-// reference's order), the outputs from the same float64 mean and invstd.
+// bnForward for channels c..c+3 of (N, C) (what is left after the 16-channel steps), with bnForward16's
+// arithmetic, so a channel's result does not depend on where it falls.
 function bnForward4(x: usize, N: i32, C: i32, w: usize, b: usize, eps: f64, out: usize, mean: usize, invstd: usize, c: i32, relu: bool): void {
   const ld = <usize>C << 2;
   const base = <usize>c << 2;
@@ -185,38 +186,31 @@ function bnForward4(x: usize, N: i32, C: i32, w: usize, b: usize, eps: f64, out:
     s1 = f64x2.add(s1, hi2(v));
   }
   const vn = f64x2.splat(<f64>N);
-  const m0 = f64x2.div(s0, vn);
-  const m1 = f64x2.div(s1, vn);
+  const m = pack4(f64x2.div(s0, vn), f64x2.div(s1, vn));
   let q0 = f64x2.splat(0);
   let q1 = f64x2.splat(0);
   for (let i = 0, p = x + base; i < N; i++, p += ld) {
-    const v = v128.load(p);
-    const d0 = f64x2.sub(lo2(v), m0);
-    const d1 = f64x2.sub(hi2(v), m1);
-    q0 = f64x2.add(q0, f64x2.mul(d0, d0));
-    q1 = f64x2.add(q1, f64x2.mul(d1, d1));
+    const d = f32x4.sub(v128.load(p), m);
+    const e = f32x4.mul(d, d);
+    q0 = f64x2.add(q0, lo2(e));
+    q1 = f64x2.add(q1, hi2(e));
   }
   const one = f64x2.splat(1);
   const veps = f64x2.splat(eps);
   const is0 = f64x2.div(one, f64x2.sqrt(f64x2.add(f64x2.div(q0, vn), veps)));
   const is1 = f64x2.div(one, f64x2.sqrt(f64x2.add(f64x2.div(q1, vn), veps)));
-  v128.store(mean + base, pack4(m0, m1));
+  v128.store(mean + base, m);
   v128.store(invstd + base, pack4(is0, is1));
   const wv = param4(w ? w + base : 0, 1);
+  const k = pack4(f64x2.mul(is0, lo2(wv)), f64x2.mul(is1, hi2(wv)));
   const bv = param4(b ? b + base : 0, 0);
-  const w0 = lo2(wv);
-  const w1 = hi2(wv);
-  const b0 = lo2(bv);
-  const b1 = hi2(bv);
   for (let i = 0, o = base; i < N; i++, o += ld) {
-    const v = v128.load(x + o);
-    const y0 = f64x2.add(f64x2.mul(f64x2.mul(f64x2.sub(lo2(v), m0), is0), w0), b0);
-    const y1 = f64x2.add(f64x2.mul(f64x2.mul(f64x2.sub(hi2(v), m1), is1), w1), b1);
-    v128.store(out + o, act(pack4(y0, y1), relu));
+    v128.store(out + o, act(madd(f32x4.sub(v128.load(x + o), m), k, bv), relu));
   }
 }
 
-// bnBackward for channels c..c+3 of (N, C), as bnForward4.
+// bnBackward for channels c..c+3 of (N, C) (what is left after the 8-channel steps), with bnBackward8's
+// arithmetic.
 function bnBackward4(
   x: usize,
   dy: usize,
@@ -233,42 +227,36 @@ function bnBackward4(
 ): void {
   const ld = <usize>C << 2;
   const base = <usize>c << 2;
-  const mv = v128.load(mean + base);
-  const iv = v128.load(invstd + base);
-  const m0 = lo2(mv);
-  const m1 = hi2(mv);
-  const is0 = lo2(iv);
-  const is1 = hi2(iv);
+  const m = v128.load(mean + base);
   let a0 = f64x2.splat(0);
   let a1 = f64x2.splat(0);
   let e0 = f64x2.splat(0);
   let e1 = f64x2.splat(0);
   for (let i = 0, o = base; i < N; i++, o += ld) {
-    const v = v128.load(x + o);
     const d = gated(dy + o, mask && mask + o);
-    const g0 = lo2(d);
-    const g1 = hi2(d);
-    a0 = f64x2.add(a0, g0);
-    a1 = f64x2.add(a1, g1);
-    e0 = f64x2.add(e0, f64x2.mul(g0, f64x2.mul(f64x2.sub(lo2(v), m0), is0)));
-    e1 = f64x2.add(e1, f64x2.mul(g1, f64x2.mul(f64x2.sub(hi2(v), m1), is1)));
+    const p = f32x4.mul(d, f32x4.sub(v128.load(x + o), m));
+    a0 = f64x2.add(a0, lo2(d));
+    a1 = f64x2.add(a1, hi2(d));
+    e0 = f64x2.add(e0, lo2(p));
+    e1 = f64x2.add(e1, hi2(p));
   }
+  const iv = v128.load(invstd + base);
+  const is0 = lo2(iv);
+  const is1 = hi2(iv);
+  e0 = f64x2.mul(e0, is0);
+  e1 = f64x2.mul(e1, is1);
   v128.store(db + base, pack4(a0, a1));
   v128.store(dw + base, pack4(e0, e1));
   const wv = param4(w ? w + base : 0, 1);
+  const vn = f64x2.splat(<f64>N);
   const k0 = f64x2.mul(lo2(wv), is0);
   const k1 = f64x2.mul(hi2(wv), is1);
-  const vn = f64x2.splat(<f64>N);
-  const mdy0 = f64x2.div(a0, vn);
-  const mdy1 = f64x2.div(a1, vn);
-  const mdyx0 = f64x2.div(e0, vn);
-  const mdyx1 = f64x2.div(e1, vn);
+  const kf = pack4(k0, k1);
+  const qf = pack4(bnQ(k0, is0, e0, vn), bnQ(k1, is1, e1, vn));
+  const rf = pack4(bnR(k0, a0, vn), bnR(k1, a1, vn));
   for (let i = 0, o = base; i < N; i++, o += ld) {
-    const v = v128.load(x + o);
     const d = gated(dy + o, mask && mask + o);
-    const y0 = f64x2.mul(k0, f64x2.sub(f64x2.sub(lo2(d), mdy0), f64x2.mul(f64x2.mul(f64x2.sub(lo2(v), m0), is0), mdyx0)));
-    const y1 = f64x2.mul(k1, f64x2.sub(f64x2.sub(hi2(d), mdy1), f64x2.mul(f64x2.mul(f64x2.sub(hi2(v), m1), is1), mdyx1)));
-    v128.store(dx + o, pack4(y0, y1));
+    v128.store(dx + o, madd(d, kf, madd(f32x4.sub(v128.load(x + o), m), qf, rf)));
   }
 }
 
@@ -354,7 +342,8 @@ function bnBackward8(
   }
 }
 
-// dx coefficients of bnBackward8 for two channels (float64 pairs): q = -k·invstd·Σ(dy·x̂)/N, r = -k·Σ(dy)/N.
+// dx coefficients of bnBackward8 and bnBackward4 for two channels (float64 pairs):
+// q = -k·invstd·Σ(dy·x̂)/N, r = -k·Σ(dy)/N.
 // @ts-expect-error: decorator
 @inline function bnQ(k: v128, is: v128, sdyx: v128, n: v128): v128 {
   return f64x2.neg(f64x2.mul(f64x2.mul(k, is), f64x2.div(sdyx, n)));
