@@ -209,64 +209,15 @@ function bnForward4(x: usize, N: i32, C: i32, w: usize, b: usize, eps: f64, out:
   }
 }
 
-// bnBackward for channels c..c+3 of (N, C) (what is left after the 8-channel steps), with bnBackward8's
-// arithmetic.
-function bnBackward4(
-  x: usize,
-  dy: usize,
-  N: i32,
-  C: i32,
-  w: usize,
-  mean: usize,
-  invstd: usize,
-  dx: usize,
-  dw: usize,
-  db: usize,
-  c: i32,
-  mask: usize,
-): void {
-  const ld = <usize>C << 2;
-  const base = <usize>c << 2;
-  const m = v128.load(mean + base);
-  let a0 = f64x2.splat(0);
-  let a1 = f64x2.splat(0);
-  let e0 = f64x2.splat(0);
-  let e1 = f64x2.splat(0);
-  for (let i = 0, o = base; i < N; i++, o += ld) {
-    const d = gated(dy + o, mask && mask + o);
-    const p = f32x4.mul(d, f32x4.sub(v128.load(x + o), m));
-    a0 = f64x2.add(a0, lo2(d));
-    a1 = f64x2.add(a1, hi2(d));
-    e0 = f64x2.add(e0, lo2(p));
-    e1 = f64x2.add(e1, hi2(p));
-  }
-  const iv = v128.load(invstd + base);
-  const is0 = lo2(iv);
-  const is1 = hi2(iv);
-  e0 = f64x2.mul(e0, is0);
-  e1 = f64x2.mul(e1, is1);
-  v128.store(db + base, pack4(a0, a1));
-  v128.store(dw + base, pack4(e0, e1));
-  const wv = param4(w ? w + base : 0, 1);
-  const vn = f64x2.splat(<f64>N);
-  const k0 = f64x2.mul(lo2(wv), is0);
-  const k1 = f64x2.mul(hi2(wv), is1);
-  const kf = pack4(k0, k1);
-  const qf = pack4(bnQ(k0, is0, e0, vn), bnQ(k1, is1, e1, vn));
-  const rf = pack4(bnR(k0, a0, vn), bnR(k1, a1, vn));
-  for (let i = 0, o = base; i < N; i++, o += ld) {
-    const d = gated(dy + o, mask && mask + o);
-    v128.store(dx + o, madd(d, kf, madd(f32x4.sub(v128.load(x + o), m), qf, rf)));
-  }
-}
-
-// bnBackward for channels c..c+7 of (N, C): Σ dy and Σ dy·(x - mean) in float64 over float32 products
-// (dw = invstd·the second), then dx = dy·k + (x - mean)·q + r in float32 with k = w·invstd,
-// q = -k·invstd·mean(dy·x̂) and r = -k·mean(dy) rounded once from float64: the reference's
+// bnBackward for channels c..c+7 of (N, C), or c..c+3 without `eight` (what is left after the 8-channel
+// steps; inlined with a constant flag, so each is its own straight-line loop): Σ dy and Σ dy·(x - mean) in
+// float64 over float32 products (dw = invstd·the second), then dx = dy·k + (x - mean)·q + r in float32 with
+// k = w·invstd, q = -k·invstd·mean(dy·x̂) and r = -k·mean(dy) rounded once from float64: the reference's
 // w·invstd·(dy - mean(dy) - x̂·mean(dy·x̂)) regrouped. Eight channels, not sixteen as forward: sixteen
 // channels' 16 float64 accumulators and 16 float32 constants spilled from V8's 16 vector registers (no
 // faster than the float64 kernel); the next call reads the other half of each line from L2.
-function bnBackward8(
+// @ts-expect-error: decorator
+@inline function bnBackwardLines(
   x: usize,
   dy: usize,
   N: i32,
@@ -279,11 +230,12 @@ function bnBackward8(
   db: usize,
   c: i32,
   mask: usize,
+  eight: bool,
 ): void {
   const ld = <usize>C << 2;
   const base = <usize>c << 2;
   const m0 = v128.load(mean + base, 0);
-  const m1 = v128.load(mean + base, 16);
+  const m1 = eight ? v128.load(mean + base, 16) : m0;
   let a0 = f64x2.splat(0);
   let a1 = f64x2.splat(0);
   let a2 = f64x2.splat(0);
@@ -294,20 +246,22 @@ function bnBackward8(
   let e3 = f64x2.splat(0);
   for (let i = 0, o = base; i < N; i++, o += ld) {
     const d0 = gated(dy + o, mask && mask + o);
-    const d1 = gated(dy + o + 16, mask && mask + o + 16);
     const p0 = f32x4.mul(d0, f32x4.sub(v128.load(x + o, 0), m0));
-    const p1 = f32x4.mul(d1, f32x4.sub(v128.load(x + o, 16), m1));
     a0 = f64x2.add(a0, lo2(d0));
     a1 = f64x2.add(a1, hi2(d0));
-    a2 = f64x2.add(a2, lo2(d1));
-    a3 = f64x2.add(a3, hi2(d1));
     e0 = f64x2.add(e0, lo2(p0));
     e1 = f64x2.add(e1, hi2(p0));
-    e2 = f64x2.add(e2, lo2(p1));
-    e3 = f64x2.add(e3, hi2(p1));
+    if (eight) {
+      const d1 = gated(dy + o + 16, mask && mask + o + 16);
+      const p1 = f32x4.mul(d1, f32x4.sub(v128.load(x + o, 16), m1));
+      a2 = f64x2.add(a2, lo2(d1));
+      a3 = f64x2.add(a3, hi2(d1));
+      e2 = f64x2.add(e2, lo2(p1));
+      e3 = f64x2.add(e3, hi2(p1));
+    }
   }
   const iv0 = v128.load(invstd + base, 0);
-  const iv1 = v128.load(invstd + base, 16);
+  const iv1 = eight ? v128.load(invstd + base, 16) : iv0;
   const is0 = lo2(iv0);
   const is1 = hi2(iv0);
   const is2 = lo2(iv1);
@@ -318,11 +272,13 @@ function bnBackward8(
   e2 = f64x2.mul(e2, is2);
   e3 = f64x2.mul(e3, is3);
   v128.store(db + base, pack4(a0, a1), 0);
-  v128.store(db + base, pack4(a2, a3), 16);
   v128.store(dw + base, pack4(e0, e1), 0);
-  v128.store(dw + base, pack4(e2, e3), 16);
+  if (eight) {
+    v128.store(db + base, pack4(a2, a3), 16);
+    v128.store(dw + base, pack4(e2, e3), 16);
+  }
   const wv0 = param4(w ? w + base : 0, 1);
-  const wv1 = param4(w ? w + base + 16 : 0, 1);
+  const wv1 = eight ? param4(w ? w + base + 16 : 0, 1) : wv0;
   const vn = f64x2.splat(<f64>N);
   const k0 = f64x2.mul(lo2(wv0), is0);
   const k1 = f64x2.mul(hi2(wv0), is1);
@@ -336,13 +292,15 @@ function bnBackward8(
   const rf1 = pack4(bnR(k2, a2, vn), bnR(k3, a3, vn));
   for (let i = 0, o = base; i < N; i++, o += ld) {
     const d0 = gated(dy + o, mask && mask + o);
-    const d1 = gated(dy + o + 16, mask && mask + o + 16);
     v128.store(dx + o, madd(d0, kf0, madd(f32x4.sub(v128.load(x + o, 0), m0), qf0, rf0)), 0);
-    v128.store(dx + o, madd(d1, kf1, madd(f32x4.sub(v128.load(x + o, 16), m1), qf1, rf1)), 16);
+    if (eight) {
+      const d1 = gated(dy + o + 16, mask && mask + o + 16);
+      v128.store(dx + o, madd(d1, kf1, madd(f32x4.sub(v128.load(x + o, 16), m1), qf1, rf1)), 16);
+    }
   }
 }
 
-// dx coefficients of bnBackward8 and bnBackward4 for two channels (float64 pairs):
+// dx coefficients of bnBackwardLines for two channels (float64 pairs):
 // q = -k·invstd·Σ(dy·x̂)/N, r = -k·Σ(dy)/N.
 // @ts-expect-error: decorator
 @inline function bnQ(k: v128, is: v128, sdyx: v128, n: v128): v128 {
@@ -451,8 +409,8 @@ export function bnBackward(
 ): void {
   const n = <f64>N * <f64>S;
   if (S == 1) {
-    for (; c0 + 8 <= c1; c0 += 8) bnBackward8(x, dy, N, C, w, mean, invstd, dx, dw, db, c0, mask);
-    for (; c0 + 4 <= c1; c0 += 4) bnBackward4(x, dy, N, C, w, mean, invstd, dx, dw, db, c0, mask);
+    for (; c0 + 8 <= c1; c0 += 8) bnBackwardLines(x, dy, N, C, w, mean, invstd, dx, dw, db, c0, mask, true);
+    for (; c0 + 4 <= c1; c0 += 4) bnBackwardLines(x, dy, N, C, w, mean, invstd, dx, dw, db, c0, mask, false);
   }
   for (let c = c0; c < c1; c++) {
     const m = <f64>load<f32>(mean + (<usize>c << 2));
