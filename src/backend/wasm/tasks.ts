@@ -29,6 +29,21 @@ export interface Kernels {
     bias: number,
     relu: number,
     scratch: number,
+    preA: number,
+    preB: number,
+  ): void;
+  gemmPacks(transA: number, transB: number, M: number, K: number): number;
+  gemmPrepack(
+    which: number,
+    trans: number,
+    src: number,
+    ld: number,
+    len: number,
+    K: number,
+    i0: number,
+    i1: number,
+    alpha: number,
+    dst: number,
   ): void;
   binary(op: number, a: number, b: number, out: number, n: number): void;
   binaryRow(op: number, a: number, b: number, out: number, R: number, C: number): void;
@@ -282,6 +297,7 @@ export const Task = {
   pow: 32,
   scatterAdd: 33,
   fill: 34,
+  gemmPrepack: 35,
 } as const;
 export type TaskName = keyof typeof Task;
 
@@ -318,9 +334,10 @@ interface Runner {
 
 /**
  * Batched GEMM, args: transA, transB, M, N, K, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc,
- * strideC, batch, bias, biasStride, relu (strides in elements). A chunk is a run of whole matrices when the
- * batch is large, else a part of one matrix: rows when M >= N (each chunk then packs all of B, the smaller
- * operand), columns otherwise.
+ * strideC, batch, bias, biasStride, relu, preA, preB (strides in elements). A chunk is a run of whole matrices
+ * when the batch is large, else a part of one matrix: rows when M >= N (every chunk then needs all of B, the
+ * smaller operand), columns otherwise (all of A). That shared operand, packed once by the caller (see
+ * `sgemmSharedOperand`), is preB for a row split and preA for a column split; 0 where it was not.
  */
 const sgemmRunner: Runner = {
   chunks(a, n) {
@@ -339,12 +356,31 @@ const sgemmRunner: Runner = {
     const ldb = a[10]!;
     const ldc = a[14]!;
     const batch = a[16]!;
-    const one = (i: number, i0: number, i1: number, j0: number, j1: number): void => {
+    const one = (i: number, i0: number, i1: number, j0: number, j1: number, preA = 0, preB = 0): void => {
       const A = a[6]! + 4 * (i * a[8]! + (tA ? i0 : i0 * lda));
       const B = a[9]! + 4 * (i * a[11]! + (tB ? j0 * ldb : j0));
       const C = a[13]! + 4 * (i * a[15]! + i0 * ldc + j0);
       const bias = a[17]! && a[17]! + 4 * (i * a[18]! + j0);
-      k.sgemm(tA, tB, i1 - i0, j1 - j0, a[4]!, a[5]!, A, lda, B, ldb, a[12]!, C, ldc, bias, a[19]!, scratch);
+      k.sgemm(
+        tA,
+        tB,
+        i1 - i0,
+        j1 - j0,
+        a[4]!,
+        a[5]!,
+        A,
+        lda,
+        B,
+        ldb,
+        a[12]!,
+        C,
+        ldc,
+        bias,
+        a[19]!,
+        scratch,
+        preA,
+        preB,
+      );
     };
     if (chunks <= batch) {
       const [b0, b1] = share(batch, 1, chunk, chunks);
@@ -353,13 +389,40 @@ const sgemmRunner: Runner = {
     }
     const parts = chunks / batch;
     const i = Math.floor(chunk / parts);
+    // A packed shared operand covers the one matrix (batch 1): all of B's columns, or all of A's rows.
     if (M >= N) {
       const [i0, i1] = share(M, MR, chunk % parts, parts);
-      if (i0 < i1) one(i, i0, i1, 0, N);
+      if (i0 < i1) one(i, i0, i1, 0, N, 0, a[21]!);
     } else {
       const [j0, j1] = share(N, LINE, chunk % parts, parts);
-      if (j0 < j1) one(i, 0, M, j0, j1);
+      if (j0 < j1) one(i, 0, M, j0, j1, a[20]!, 0);
     }
+  },
+};
+
+/**
+ * Which operand every chunk of a one-matrix GEMM split over n threads would pack again, so the caller packs
+ * it once for all (task gemmPrepack): 1 for B (a row split), 0 for A (a column split), -1 for none (no split,
+ * a batch, or chunks that take a direct kernel, which packs nothing). `a` are sgemm's args.
+ */
+export function sgemmSharedOperand(k: Kernels, a: Float64Array, n: number): -1 | 0 | 1 {
+  const chunks = sgemmRunner.chunks(a, n);
+  if (a[16] !== 1 || chunks <= 1) return -1;
+  const [tA, tB, M, N, K] = [a[0]!, a[1]!, a[2]!, a[3]!, a[4]!];
+  if (M < N) return k.gemmPacks(tA, tB, M, K) ? 0 : -1;
+  const [i0, i1] = share(M, MR, 0, chunks);
+  return k.gemmPacks(tA, tB, i1 - i0, K) ? 1 : -1;
+}
+
+/**
+ * Packs a GEMM operand in sgemm's panel layout (assembly/gemm.ts, gemmPrepack), args: which (0 A, 1 B),
+ * trans, src, ld, len (M or N), K, alpha, dst. Chunks are runs of A's row panels or B's column panels.
+ */
+const gemmPrepackRunner: Runner = {
+  chunks: (a, n) => chunkCount(a[4]!, a[0] ? LINE : MR, n),
+  run(k, a, chunk, chunks) {
+    const [s, e] = share(a[4]!, a[0] ? LINE : MR, chunk, chunks);
+    if (s < e) k.gemmPrepack(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!, s, e, a[6]!, a[7]!);
   },
 };
 
@@ -553,6 +616,7 @@ const scatterAddRunner: Runner = {
 
 const runners: { [T in TaskName]: Runner } = {
   sgemm: sgemmRunner,
+  gemmPrepack: gemmPrepackRunner,
   binary: flat((k, a, o, len) => k.binary(a[0]!, a[1]! + o, a[2]! + o, a[3]! + o, len), 4),
   binaryRow: rows((k, a, r, R) => {
     const o = 4 * r * a[5]!;

@@ -130,6 +130,24 @@ describe('wasm sgemm', () => {
     assert.equal(multi.workersStarted, 2);
   });
 
+  // Split by rows, every chunk needs all of B; by columns, all of A: the runtime packs that operand once
+  // (gemmPrepack) for the chunks that take the packed path. These shapes give chunks of over 32 rows (A·B's
+  // packed path), K over one KC block, N over one NC block (2060 > 2048), edges of the 4×8 tile, alpha ≠ 1
+  // (folded into a packed A) and padded rows.
+  test('several threads, the shared operand packed once for every chunk', () => {
+    for (const [M, N, K, transA, transB, alpha] of [
+      [520, 37, 300, false, false, 1],
+      [520, 37, 300, true, false, 0.5],
+      [2100, 2060, 5, false, false, 1],
+      [37, 301, 129, false, false, 0.5],
+      [37, 301, 129, true, false, 2],
+      [45, 601, 70, true, true, -1],
+    ] as const) {
+      const g = { transA, transB, M, N, K, alpha, beta: 0.5, bias: true, relu: true, pad: 3 };
+      expectGemm(`3 threads, shared operand packed once, ${M}x${N}x${K} tA=${transA} tB=${transB}`, multi, g);
+    }
+  });
+
   test('batched, with a shared (stride 0) operand, on one and three threads', () => {
     for (const rt of [single, multi]) {
       for (const batch of [1, 3, 6]) {

@@ -8,6 +8,8 @@
 //   KC×NR (8 KiB) B panel stays in L1 while the MC×KC (128 KiB) A block streams from L2; the KC×NC
 //   packed B block (2 MiB) is reused by every A block of the same column range.
 // The scratch buffer (gemmScratchBytes) is per thread: the JS side hands each thread its own.
+// A GEMM split across threads by rows needs all of B in every chunk, one split by columns all of A: the
+// caller packs that operand once for all chunks (gemmPrepack) and passes it as preB or preA.
 
 import { madd, transpose4 } from './simd';
 
@@ -430,7 +432,44 @@ function scaleC(M: i32, N: i32, beta: f32, c: usize, ldc: i32, bias: usize, relu
   }
 }
 
-/** C = alpha·op(A)·op(B) + beta·C (+bias, ReLU); see the legend at the top of this file. */
+/**
+ * Whether sgemm packs its operands for these arguments (false: a direct kernel, which reads them in place).
+ * The JS side asks before packing a shared operand for a threaded call (gemmPrepack).
+ */
+export function gemmPacks(transA: bool, transB: bool, M: i32, K: i32): bool {
+  // A·Bᵀ (linear's forward, x·Wᵀ) is always faster as dot products: no packing, same loads per FMA (1t,
+  // GFLOP/s packed vs dot: 1×784×256 5.0 vs 18.5, 32×784×256 36.1 vs 39.9, 512×784×256 38.7 vs 42.5,
+  // 1024×1024×1024 31.8 vs 37.7).
+  if (transB && !transA) return false;
+  if (transA && !transB) return !(K <= TN_MAX_K && M <= TN_MAX_M);
+  return transA || M > NN_MAX_M;
+}
+
+/**
+ * Packs rows [i0, i1) of A (op(A) is M×K; `which` 0) or columns [i0, i1) of B (op(B) is K×N; `which` 1)
+ * into the layout sgemm reads as preA / preB: for each KC block of K, the MR-row (NR-column) panels of the
+ * whole operand, so a block starts at pc·Mpad (pc·Npad) floats and panel i at i·kc within it. `len` is M or
+ * N; i0 is a multiple of MR (NR). alpha scales A as packA does (1 for B).
+ */
+export function gemmPrepack(which: i32, trans: bool, src: usize, ld: i32, len: i32, K: i32, i0: i32, i1: i32, alpha: f32, dst: usize): void {
+  const unit = which == 0 ? MR : NR;
+  const padded = <usize>((len + unit - 1) / unit) * unit;
+  for (let pc = 0; pc < K; pc += KC) {
+    const kc = min(KC, K - pc);
+    const out = dst + ((<usize>pc * padded + <usize>i0 * kc) << 2);
+    if (which == 0) {
+      packA(trans, trans ? src + ((<usize>pc * ld + i0) << 2) : src + ((<usize>i0 * ld + pc) << 2), ld, i1 - i0, kc, alpha, out);
+    } else {
+      packB(trans, trans ? src + ((<usize>i0 * ld + pc) << 2) : src + ((<usize>pc * ld + i0) << 2), ld, kc, i1 - i0, out);
+    }
+  }
+}
+
+/**
+ * C = alpha·op(A)·op(B) + beta·C (+bias, ReLU); see the legend at the top of this file. preA / preB (0: none)
+ * are the whole of op(A) / op(B) packed by gemmPrepack (alpha already in preA); on the packed path they
+ * replace packing here, elsewhere they are unused.
+ */
 export function sgemm(
   transA: bool,
   transB: bool,
@@ -448,43 +487,46 @@ export function sgemm(
   bias: usize,
   relu: bool,
   scratch: usize,
+  preA: usize,
+  preB: usize,
 ): void {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
     scaleC(M, N, beta, c, ldc, bias, relu);
     return;
   }
-  // A·Bᵀ (linear's forward, x·Wᵀ) is always faster as dot products: no packing, same loads per FMA (1t,
-  // GFLOP/s packed vs dot: 1×784×256 5.0 vs 18.5, 32×784×256 36.1 vs 39.9, 512×784×256 38.7 vs 42.5,
-  // 1024×1024×1024 31.8 vs 37.7).
-  if (transB && !transA) {
-    sgemmNT(M, N, K, alpha, a, lda, b, ldb, beta, c, ldc, bias, relu);
+  if (!gemmPacks(transA, transB, M, K)) {
+    if (transB) sgemmNT(M, N, K, alpha, a, lda, b, ldb, beta, c, ldc, bias, relu);
+    else if (transA) sgemmStrided(M, N, K, alpha, a, 4, <usize>lda << 2, b, ldb, beta, c, ldc, bias, relu);
+    else sgemmStrided(M, N, K, alpha, a, <usize>lda << 2, 4, b, ldb, beta, c, ldc, bias, relu);
     return;
   }
-  if (transA && !transB && K <= TN_MAX_K && M <= TN_MAX_M) {
-    sgemmStrided(M, N, K, alpha, a, 4, <usize>lda << 2, b, ldb, beta, c, ldc, bias, relu);
-    return;
-  }
-  if (!transB && !transA && M <= NN_MAX_M) {
-    sgemmStrided(M, N, K, alpha, a, <usize>lda << 2, 4, b, ldb, beta, c, ldc, bias, relu);
-    return;
-  }
-  const pA = scratch;
-  const pB = pA + ((<usize>MC * KC) << 2);
-  const tile = pB + ((<usize>KC * NC) << 2);
+  const tile = scratch + ((<usize>(MC * KC + KC * NC)) << 2);
   const ldcu = <usize>ldc;
+  const mPad = <usize>((M + MR - 1) / MR) * MR;
+  const nPad = <usize>((N + NR - 1) / NR) * NR;
   for (let jc = 0; jc < N; jc += NC) {
     const nc = min(NC, N - jc);
     for (let pc = 0; pc < K; pc += KC) {
       const kc = min(KC, K - pc);
       const bk: f32 = pc == 0 ? beta : 1;
       const epi = pc + kc >= K;
-      const bsrc = transB ? b + ((<usize>jc * ldb + pc) << 2) : b + ((<usize>pc * ldb + jc) << 2);
-      packB(transB, bsrc, ldb, kc, nc, pB);
+      let pB = scratch + ((<usize>MC * KC) << 2);
+      if (preB) {
+        pB = preB + ((<usize>pc * nPad + <usize>jc * kc) << 2);
+      } else {
+        const bsrc = transB ? b + ((<usize>jc * ldb + pc) << 2) : b + ((<usize>pc * ldb + jc) << 2);
+        packB(transB, bsrc, ldb, kc, nc, pB);
+      }
       for (let ic = 0; ic < M; ic += MC) {
         const mc = min(MC, M - ic);
-        const asrc = transA ? a + ((<usize>pc * lda + ic) << 2) : a + ((<usize>ic * lda + pc) << 2);
-        packA(transA, asrc, lda, mc, kc, alpha, pA);
+        let pA = scratch;
+        if (preA) {
+          pA = preA + ((<usize>pc * mPad + <usize>ic * kc) << 2);
+        } else {
+          const asrc = transA ? a + ((<usize>pc * lda + ic) << 2) : a + ((<usize>ic * lda + pc) << 2);
+          packA(transA, asrc, lda, mc, kc, alpha, pA);
+        }
         for (let jr = 0; jr < nc; jr += NR) {
           const nr = min(NR, nc - jr);
           const pb = pB + ((<usize>jr * kc) << 2);
