@@ -70,8 +70,8 @@ const FULL: Config = {
     [1024, 1024, 1024],
   ],
   gemmMaxCallS: 2.5,
-  gemmTiming: { minRunMs: 150, runs: 5 },
-  gemmRounds: 3,
+  gemmTiming: { minRunMs: 150, runs: 3 },
+  gemmRounds: 5,
   opsTiming: { minRunMs: 150, runs: 5 },
   models: ['mlp', 'mlp-bn'],
   batches: [32, 128, 512],
@@ -206,23 +206,33 @@ async function gemmSection(peers: Peer[], cfg: Config, res: Results): Promise<vo
   const rounds: Map<string, Timing[]> = new Map();
   const skipped = new Map<string, string>();
   const key = (peer: Peer, shape: Shape) => `${peer.name}|${shape.join('x')}`;
+  // Every peer measures a shape right after the others, round after round: this VM's speed drifts by 30%
+  // over minutes, so the ratios compare figures taken seconds apart, not a peer's whole block against another's.
+  const rate = new Map<string, number>(); // a peer's last GFLOP/s, to skip shapes that would take too long
+  const failed = new Set<Peer>();
   for (let round = 0; round < cfg.gemmRounds; round++) {
-    for (const peer of peers.filter((p) => p.gemm)) {
-      if (!(await activate(res, 'gemm', peer))) continue;
-      let last: number | undefined;
-      for (const shape of cfg.gemmShapes) {
-        const [M, K, N] = shape;
-        const flops = 2 * M * K * N;
+    for (const shape of cfg.gemmShapes) {
+      const [M, K, N] = shape;
+      const flops = 2 * M * K * N;
+      for (const peer of peers.filter((p) => p.gemm && !failed.has(p))) {
+        const last = rate.get(peer.name);
         const est = last === undefined ? 0 : flops / (last * 1e9);
         if (skipped.has(key(peer, shape)) || est > cfg.gemmMaxCallS) {
           if (!skipped.has(key(peer, shape))) skipped.set(key(peer, shape), `~${est.toFixed(1)} s per call`);
           continue;
         }
+        if (!(await activate(res, 'gemm', peer))) {
+          failed.add(peer);
+          continue;
+        }
         const timing = attempt(res, 'gemm', peer, () => timeCalls(peer.gemm!(M, K, N), cfg.gemmTiming));
-        if (!timing) break;
-        last = flops / (timing.ms * 1e6);
+        if (!timing) {
+          failed.add(peer);
+          continue;
+        }
+        rate.set(peer.name, flops / (timing.ms * 1e6));
         rounds.set(key(peer, shape), [...(rounds.get(key(peer, shape)) ?? []), timing]);
-        log(`gemm round ${round + 1} ${peer.name} ${shape.join('x')}: ${fmt(last)} GFLOP/s`);
+        log(`gemm round ${round + 1} ${peer.name} ${shape.join('x')}: ${fmt(rate.get(peer.name))} GFLOP/s`);
       }
     }
   }
