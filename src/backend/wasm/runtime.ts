@@ -21,6 +21,7 @@ import { Heap } from './heap.js';
 import { MAX_THREADS, Pool, type Spawner } from './pool.js';
 import {
   chunksOf,
+  GEMM_MR,
   type Kernels,
   MAX_ARGS,
   runChunk,
@@ -454,7 +455,7 @@ export class WasmRuntime {
     const which = sgemmSharedOperand(this.kernels, args, this.threadsFor(shares));
     if (which >= 0) {
       const len = which ? N : M;
-      const unit = which ? 8 : 4; // the kernel's NR / MR
+      const unit = which ? 8 : GEMM_MR; // the kernel's NR / MR
       const bytes = 4 * K * Math.ceil(len / unit) * unit;
       if (bytes > this.packed.bytes) {
         if (this.packed.ptr) this.heap.free(this.packed.ptr);

@@ -323,8 +323,8 @@ function chunkCount(total: number, unit: number, n: number): number {
 
 // 16 floats = one 64-byte cache line, and a multiple of the GEMM tile width (8).
 const LINE = 16;
-// GEMM row splits follow the micro-kernel's tile height.
-const MR = 4;
+// GEMM row splits follow the micro-kernel's tile height (MR in assembly/gemm.ts).
+export const GEMM_MR = 6;
 
 interface Runner {
   /** Chunks the call with these args is cut into for n threads; the same on every thread. */
@@ -345,7 +345,7 @@ const sgemmRunner: Runner = {
     if (n <= 1 || batch >= CHUNKS_PER_THREAD * n) return chunkCount(batch, 1, n);
     const M = a[2]!;
     const N = a[3]!;
-    return batch * chunkCount(Math.max(M, N), M >= N ? MR : LINE, Math.ceil(n / batch));
+    return batch * chunkCount(Math.max(M, N), M >= N ? GEMM_MR : LINE, Math.ceil(n / batch));
   },
   run(k, a, chunk, chunks, scratch) {
     const tA = a[0]!;
@@ -391,7 +391,7 @@ const sgemmRunner: Runner = {
     const i = Math.floor(chunk / parts);
     // A packed shared operand covers the one matrix (batch 1): all of B's columns, or all of A's rows.
     if (M >= N) {
-      const [i0, i1] = share(M, MR, chunk % parts, parts);
+      const [i0, i1] = share(M, GEMM_MR, chunk % parts, parts);
       if (i0 < i1) one(i, i0, i1, 0, N, 0, a[21]!);
     } else {
       const [j0, j1] = share(N, LINE, chunk % parts, parts);
@@ -410,7 +410,7 @@ export function sgemmSharedOperand(k: Kernels, a: Float64Array, n: number): -1 |
   if (a[16] !== 1 || chunks <= 1) return -1;
   const [tA, tB, M, N, K] = [a[0]!, a[1]!, a[2]!, a[3]!, a[4]!];
   if (M < N) return k.gemmPacks(tA, tB, M, K) ? 0 : -1;
-  const [i0, i1] = share(M, MR, 0, chunks);
+  const [i0, i1] = share(M, GEMM_MR, 0, chunks);
   return k.gemmPacks(tA, tB, i1 - i0, K) ? 1 : -1;
 }
 
@@ -419,9 +419,9 @@ export function sgemmSharedOperand(k: Kernels, a: Float64Array, n: number): -1 |
  * trans, src, ld, len (M or N), K, alpha, dst. Chunks are runs of A's row panels or B's column panels.
  */
 const gemmPrepackRunner: Runner = {
-  chunks: (a, n) => chunkCount(a[4]!, a[0] ? LINE : MR, n),
+  chunks: (a, n) => chunkCount(a[4]!, a[0] ? LINE : GEMM_MR, n),
   run(k, a, chunk, chunks) {
-    const [s, e] = share(a[4]!, a[0] ? LINE : MR, chunk, chunks);
+    const [s, e] = share(a[4]!, a[0] ? LINE : GEMM_MR, chunk, chunks);
     if (s < e) k.gemmPrepack(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!, s, e, a[6]!, a[7]!);
   },
 };
