@@ -15,8 +15,8 @@ function expectGemm(label: string, rt: typeof single, g: GemmCase): void {
   assert.ok(worst <= TOL, `${label}: relative difference ${worst} > ${TOL}`);
 }
 
-// Sizes around the micro-tile (4×8), the blocks (MC 128, KC 256, NC 2048) and one-element edges. A·Bᵀ always,
-// A·B up to M = 32 and Aᵀ·B up to K = 64 and M = 512 take the direct kernels: their tiles (2×4 dot products
+// Sizes around the micro-tiles (packed 6×8, direct 4×8), the blocks (MC 132, KC 256, NC 2048) and one-element
+// edges. A·Bᵀ always, A·B up to M = 32 and Aᵀ·B up to K = 64 and M = 512 take the direct kernels: their tiles (2×4 dot products
 // with K mod 4 left over; 4×8 over KC blocks of K), their L2 row blocks of A·Bᵀ (64 rows, fewer for a long K)
 // and the edges of the Aᵀ·B rule get shapes of their own.
 const shapes: [number, number, number][] = [
@@ -132,7 +132,7 @@ describe('wasm sgemm', () => {
 
   // Split by rows, every chunk needs all of B; by columns, all of A: the runtime packs that operand once
   // (gemmPrepack) for the chunks that take the packed path. These shapes give chunks of over 32 rows (A·B's
-  // packed path), K over one KC block, N over one NC block (2060 > 2048), edges of the 4×8 tile, alpha ≠ 1
+  // packed path), K over one KC block, N over one NC block (2060 > 2048), edges of the 6×8 tile, alpha ≠ 1
   // (folded into a packed A) and padded rows.
   test('several threads, the shared operand packed once for every chunk', () => {
     for (const [M, N, K, transA, transB, alpha] of [
