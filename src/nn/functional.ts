@@ -161,10 +161,13 @@ export function batchNorm(x: Tensor, opts: BatchNormOptions = {}): Tensor {
   }
   const chan = [1, C, ...x.shape.slice(2).map(() => 1)];
   if (!training && runningMean && runningVar) {
-    const invstd = ops.div(1, ops.sqrt(ops.add(runningVar, eps)));
-    let y = ops.mul(ops.sub(x, runningMean.reshape(chan)), invstd.reshape(chan));
-    if (weight) y = ops.mul(y, weight.reshape(chan));
-    if (bias) y = ops.add(y, bias.reshape(chan));
+    // PyTorch's CPU inference form: y = x·α + β per channel with α = w/√(var + ε) and β = b − mean·α, made
+    // on the C channels, so the input takes two passes instead of four.
+    let alpha = ops.div(1, ops.sqrt(ops.add(runningVar, eps)));
+    if (weight) alpha = ops.mul(alpha, weight);
+    const shift = ops.mul(runningMean, alpha);
+    const beta = bias ? ops.sub(bias, shift) : ops.neg(shift);
+    const y = ops.add(ops.mul(x, alpha.reshape(chan)), beta.reshape(chan));
     return relu ? ops.relu(y) : y;
   }
   if (N * S <= 1) {

@@ -171,8 +171,23 @@ function matmul(a: View, b: View, out: Float32Array, epilogue?: MatmulEpilogue):
 
 const isDense = (v: View) => denseOffset(v) >= 0;
 
-/** Same-shape dense float32 operands run in wasm; anything else (broadcasts, views, ints) in the reference. */
+/**
+ * Length C of b's rows when b (viewed at the output's shape) is one row repeated over the leading dims: last
+ * stride 1, every other 0 (a bias or a per-feature scale over (N, C)); else 0.
+ */
+function rowLength(b: View): number {
+  const r = b.shape.length;
+  if (r < 2 || b.strides[r - 1] !== 1) return 0;
+  for (let i = 0; i < r - 1; i++) if (b.strides[i] !== 0) return 0;
+  return b.shape[r - 1]!;
+}
+
+/**
+ * float32 operands run in wasm when a is dense and b is dense too (same shape), one repeated row (binaryRow)
+ * or one value (binaryScalar: +, −, ×, ÷); anything else (a broadcast a, other views, ints) in the reference.
+ */
 function binary(op: BinaryOp): KernelTable['add'] {
+  const scalarOp = op === 'add' || op === 'sub' || op === 'mul' || op === 'div';
   return (a, b, out) => {
     const n = out.length;
     if (
@@ -180,17 +195,40 @@ function binary(op: BinaryOp): KernelTable['add'] {
       a.dtype !== 'float32' ||
       b.dtype !== 'float32' ||
       !(out instanceof Float32Array) ||
-      !isDense(a) ||
-      !isDense(b)
+      !isDense(a)
     ) {
       return jsKernels[op](a, b, out);
     }
-    use(n);
-    const p = scratch(12 * n);
-    rt!.f32(p, n).set((a.data as Float32Array).subarray(a.offset, a.offset + n));
-    rt!.f32(p + 4 * n, n).set((b.data as Float32Array).subarray(b.offset, b.offset + n));
-    rt!.binary(op, p, p + 4 * n, p + 8 * n, n);
-    out.set(rt!.f32(p + 8 * n, n));
+    const ad = (a.data as Float32Array).subarray(a.offset, a.offset + n);
+    const bd = b.data as Float32Array;
+    if (isDense(b)) {
+      use(n);
+      const p = scratch(12 * n);
+      rt!.f32(p, n).set(ad);
+      rt!.f32(p + 4 * n, n).set(bd.subarray(b.offset, b.offset + n));
+      rt!.binary(op, p, p + 4 * n, p + 8 * n, n);
+      out.set(rt!.f32(p + 8 * n, n));
+      return;
+    }
+    const C = rowLength(b);
+    if (C > 0) {
+      use(n);
+      const p = scratch(8 * n + 4 * C);
+      rt!.f32(p, n).set(ad);
+      rt!.f32(p + 8 * n, C).set(bd.subarray(b.offset, b.offset + C));
+      rt!.binaryRow(op, p, p + 8 * n, p + 4 * n, n / C, C);
+      out.set(rt!.f32(p + 4 * n, n));
+      return;
+    }
+    if (scalarOp && b.strides.every((s) => s === 0)) {
+      use(n);
+      const p = scratch(8 * n);
+      rt!.f32(p, n).set(ad);
+      rt!.binaryScalar(op, p, bd[b.offset]!, p + 4 * n, n);
+      out.set(rt!.f32(p + 4 * n, n));
+      return;
+    }
+    return jsKernels[op](a, b, out);
   };
 }
 

@@ -232,8 +232,6 @@ export class WasmRuntime {
   private readonly scratchBytes: number;
   /** sgemm's task arguments (apart from `local`, which a call on the caller alone fills). */
   private readonly gemmArgs = new Float64Array(MAX_ARGS);
-  /** The operand a threaded GEMM packs once for all its chunks (sgemmSharedOperand): grown, never shrunk. */
-  private packed = { ptr: 0, bytes: 0 };
   private readonly spawner: Spawner | undefined;
   /** The memory's buffers that resident arrays were made over (a shared memory's grows give new objects). */
   private readonly residentBuffers = new WeakSet<ArrayBufferLike>();
@@ -453,19 +451,22 @@ export class WasmRuntime {
     // 2 threads, against packing per chunk, medians of 41 paired rounds in one process: 128×784×256 +9%,
     // 512³ +5%, 1024³ +5%.
     const which = sgemmSharedOperand(this.kernels, args, this.threadsFor(shares));
-    if (which >= 0) {
-      const len = which ? N : M;
-      const unit = which ? 8 : GEMM_MR; // the kernel's NR / MR
-      const bytes = 4 * K * Math.ceil(len / unit) * unit;
-      if (bytes > this.packed.bytes) {
-        if (this.packed.ptr) this.heap.free(this.packed.ptr);
-        this.packed = { ptr: this.heap.alloc(bytes), bytes };
-      }
-      const pack = which ? [1, +transB, b, ldb, N, K, 1] : [0, +transA, a, lda, M, K, alpha];
-      this.call('gemmPrepack', shares, [...pack, this.packed.ptr]);
-      args[which ? 21 : 20] = this.packed.ptr;
+    if (which < 0) {
+      this.call('sgemm', shares, args);
+      return;
     }
-    this.call('sgemm', shares, args);
+    const len = which ? N : M;
+    const unit = which ? 8 : GEMM_MR; // the kernel's NR / MR
+    // Freed after the call: a large product's packed operand is not kept from the rest of the heap.
+    const packed = this.heap.alloc(4 * K * Math.ceil(len / unit) * unit);
+    try {
+      const pack = which ? [1, +transB, b, ldb, N, K, 1] : [0, +transA, a, lda, M, K, alpha];
+      this.call('gemmPrepack', shares, [...pack, packed]);
+      args[which ? 21 : 20] = packed;
+      this.call('sgemm', shares, args);
+    } finally {
+      this.heap.free(packed);
+    }
   }
 
   /** out (n) = a (n) op b (n). */

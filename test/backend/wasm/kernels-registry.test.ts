@@ -1,8 +1,9 @@
 /**
  * The wasm backend's registered kernels against the reference (`js`) kernels: random dense inputs just below
  * and above WASM_MIN_ELEMENTWISE (the reference path and the wasm path), one split across the thread pool,
- * and special values (NaN, ±Inf, ±0, ±1000, denormals). Exact where the op is (abs, neg, sign, maximum,
- * minimum, clamp, relu, reluBackward), else within 1e-6 relative.
+ * and special values (NaN, ±Inf, ±0, ±1000, denormals); binary ops with a repeated-row or scalar operand.
+ * Exact where the op is (abs, neg, sign, maximum, minimum, clamp, relu, reluBackward, binary ops), else within
+ * 1e-6 relative.
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
@@ -145,6 +146,55 @@ describe('wasm kernel registry', { skip: rt === undefined }, () => {
       }
     });
   }
+
+  // One op per element in float32 either way, so wasm and the reference agree exactly, NaN and ±0 included.
+  test('binary ops with a repeated row or a scalar b match the reference exactly', () => {
+    const rowView = (row: Float32Array, shape: number[]): View => ({
+      data: row,
+      dtype: 'float32',
+      shape,
+      strides: shape.map((_, i) => (i === shape.length - 1 ? 1 : 0)),
+      offset: 0,
+    });
+    for (const op of ['add', 'sub', 'mul', 'div', 'maximum', 'minimum'] as const) {
+      // Rows of 1, 3 (no SIMD step), 13 and 256; (2, 3, 300) a row over two leading dims; below the threshold.
+      for (const shape of [
+        [600, 1],
+        [200, 3],
+        [64, 13],
+        [128, 256],
+        [2, 3, 300],
+        [4, 100],
+      ]) {
+        const n = shape.reduce((x, d) => x * d, 1);
+        const C = shape[shape.length - 1]!;
+        const a = inputs(n, n + 7);
+        const row = inputs(Math.max(C, SPECIALS.length + 1), C + 3).subarray(0, C);
+        const got = new Float32Array(n);
+        const want = new Float32Array(n);
+        wasm[op](view(a, shape), rowView(row, shape), got);
+        jsKernels[op](view(a, shape), rowView(row, shape), want);
+        check(`${op} row ${shape.join('x')}`, got, want, 0);
+      }
+      for (const s of [2.5, -0, Number.NaN, Number.POSITIVE_INFINITY, 1e-40]) {
+        for (const n of SIZES) {
+          const a = inputs(n, n + 11);
+          const b: View = {
+            data: Float32Array.of(7, s),
+            dtype: 'float32',
+            shape: [n],
+            strides: [0],
+            offset: 1,
+          };
+          const got = new Float32Array(n);
+          const want = new Float32Array(n);
+          wasm[op](view(a), b, got);
+          jsKernels[op](view(a), b, want);
+          check(`${op} scalar ${s} n=${n}`, got, want, 0);
+        }
+      }
+    }
+  });
 
   test('log and sqrt specials are IEEE', () => {
     const n = WASM_MIN_ELEMENTWISE + 4;
