@@ -225,7 +225,7 @@ function storeTile(tile: usize, c: usize, ldc: usize, beta: f32, bias: usize, ep
   }
 }
 
-// Scalar merge of a partial tile (mr < 4 or nr < 8) computed into `tile` with row stride NR.
+// Scalar merge of a partial tile (mr < MR or nr < NR) computed into `tile` with row stride NR.
 function mergeEdge(tile: usize, mr: i32, nr: i32, c: usize, ldc: usize, beta: f32, bias: usize, epi: bool, relu: bool): void {
   for (let i = 0; i < mr; i++) {
     for (let j = 0; j < nr; j++) {
