@@ -199,36 +199,27 @@ function binary(op: BinaryOp): KernelTable['add'] {
     ) {
       return jsKernels[op](a, b, out);
     }
-    const ad = (a.data as Float32Array).subarray(a.offset, a.offset + n);
     const bd = b.data as Float32Array;
-    if (isDense(b)) {
-      use(n);
-      const p = scratch(12 * n);
-      rt!.f32(p, n).set(ad);
-      rt!.f32(p + 4 * n, n).set(bd.subarray(b.offset, b.offset + n));
-      rt!.binary(op, p, p + 4 * n, p + 8 * n, n);
-      out.set(rt!.f32(p + 8 * n, n));
-      return;
+    const dense = isDense(b);
+    const C = dense ? 0 : rowLength(b);
+    if (!dense && C === 0 && !(scalarOp && b.strides.every((s) => s === 0))) {
+      return jsKernels[op](a, b, out);
     }
-    const C = rowLength(b);
-    if (C > 0) {
-      use(n);
-      const p = scratch(8 * n + 4 * C);
-      rt!.f32(p, n).set(ad);
-      rt!.f32(p + 8 * n, C).set(bd.subarray(b.offset, b.offset + C));
-      rt!.binaryRow(op, p, p + 8 * n, p + 4 * n, n / C, C);
-      out.set(rt!.f32(p + 4 * n, n));
-      return;
-    }
-    if (scalarOp && b.strides.every((s) => s === 0)) {
-      use(n);
-      const p = scratch(8 * n);
-      rt!.f32(p, n).set(ad);
+    // a at p, the result at p + 4n, b (n floats, a row of C, or none) after them.
+    use(n);
+    const p = scratch(4 * (2 * n + (dense ? n : C)));
+    const pb = p + 8 * n;
+    rt!.f32(p, n).set((a.data as Float32Array).subarray(a.offset, a.offset + n));
+    if (dense) {
+      rt!.f32(pb, n).set(bd.subarray(b.offset, b.offset + n));
+      rt!.binary(op, p, pb, p + 4 * n, n);
+    } else if (C > 0) {
+      rt!.f32(pb, C).set(bd.subarray(b.offset, b.offset + C));
+      rt!.binaryRow(op, p, pb, p + 4 * n, n / C, C);
+    } else {
       rt!.binaryScalar(op, p, bd[b.offset]!, p + 4 * n, n);
-      out.set(rt!.f32(p + 4 * n, n));
-      return;
     }
-    return jsKernels[op](a, b, out);
+    out.set(rt!.f32(p + 4 * n, n));
   };
 }
 

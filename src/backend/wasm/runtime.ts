@@ -21,7 +21,6 @@ import { Heap } from './heap.js';
 import { MAX_THREADS, Pool, type Spawner } from './pool.js';
 import {
   chunksOf,
-  GEMM_MR,
   type Kernels,
   MAX_ARGS,
   runChunk,
@@ -455,10 +454,8 @@ export class WasmRuntime {
       this.call('sgemm', shares, args);
       return;
     }
-    const len = which ? N : M;
-    const unit = which ? 8 : GEMM_MR; // the kernel's NR / MR
     // Freed after the call: a large product's packed operand is not kept from the rest of the heap.
-    const packed = this.heap.alloc(4 * K * Math.ceil(len / unit) * unit);
+    const packed = this.heap.alloc(this.kernels.gemmPackedBytes(which, which ? N : M, K));
     try {
       const pack = which ? [1, +transB, b, ldb, N, K, 1] : [0, +transA, a, lda, M, K, alpha];
       this.call('gemmPrepack', shares, [...pack, packed]);

@@ -33,6 +33,7 @@ export interface Kernels {
     preB: number,
   ): void;
   gemmPacks(transA: number, transB: number, M: number, K: number): number;
+  gemmPackedBytes(which: number, len: number, K: number): number;
   gemmPrepack(
     which: number,
     trans: number,
@@ -323,8 +324,9 @@ function chunkCount(total: number, unit: number, n: number): number {
 
 // 16 floats = one 64-byte cache line, and a multiple of the GEMM tile width (8).
 const LINE = 16;
-// GEMM row splits follow the micro-kernel's tile height (MR in assembly/gemm.ts).
-export const GEMM_MR = 6;
+// GEMM row splits follow the micro-kernel's tile height (MR in assembly/gemm.ts): prepacked A's chunks must
+// start on a panel, so the gemm tests of the shared packed operand fail if the two differ.
+const GEMM_MR = 6;
 
 interface Runner {
   /** Chunks the call with these args is cut into for n threads; the same on every thread. */

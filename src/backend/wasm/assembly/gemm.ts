@@ -486,6 +486,17 @@ export function gemmPacks(transA: bool, transB: bool, M: i32, K: i32): bool {
   return transA || M > NN_MAX_M;
 }
 
+// M rounded up to whole MR-row panels (which 0: A) or N to NR-column panels (which 1: B).
+function paddedLen(which: i32, len: i32): i32 {
+  const unit = which == 0 ? MR : NR;
+  return (len + unit - 1) / unit * unit;
+}
+
+/** Bytes gemmPrepack writes for the whole of op(A) (which 0, len M) or op(B) (which 1, len N) over K. */
+export function gemmPackedBytes(which: i32, len: i32, K: i32): i32 {
+  return paddedLen(which, len) * K * 4;
+}
+
 /**
  * Packs rows [i0, i1) of A (op(A) is M×K; `which` 0) or columns [i0, i1) of B (op(B) is K×N; `which` 1)
  * into the layout sgemm reads as preA / preB: for each KC block of K, the MR-row (NR-column) panels of the
@@ -493,8 +504,7 @@ export function gemmPacks(transA: bool, transB: bool, M: i32, K: i32): bool {
  * N; i0 is a multiple of MR (NR). alpha scales A as packA does (1 for B).
  */
 export function gemmPrepack(which: i32, trans: bool, src: usize, ld: i32, len: i32, K: i32, i0: i32, i1: i32, alpha: f32, dst: usize): void {
-  const unit = which == 0 ? MR : NR;
-  const padded = <usize>((len + unit - 1) / unit) * unit;
+  const padded = <usize>paddedLen(which, len);
   for (let pc = 0; pc < K; pc += KC) {
     const kc = min(KC, K - pc);
     const out = dst + ((<usize>pc * padded + <usize>i0 * kc) << 2);

@@ -23,7 +23,7 @@ export {
 } from './elementwise';
 export { attnBackwardKV, attnBackwardQ, attnForward, attnScratchBytes } from './attention';
 export { argReduceRows, compare, select } from './compare';
-export { gemmPacks, gemmPrepack, gemmScratchBytes, sgemm } from './gemm';
+export { gemmPackedBytes, gemmPacks, gemmPrepack, gemmScratchBytes, sgemm } from './gemm';
 export { bnBackward, bnForward, col2im, im2col } from './layers';
 export { erf, pow, scatterAdd } from './math';
 export { adamUpdate, sgdUpdate } from './optim';
