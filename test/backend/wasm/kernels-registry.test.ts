@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import type { KernelTable, View } from '../../../src/backend/backend.js';
 import { jsKernels } from '../../../src/backend/js/kernels.js';
-import { WASM_MIN_ELEMENTWISE, wasmRuntime } from '../../../src/backend/wasm/backend.js';
+import { WASM_MIN_ELEMENTWISE, WASM_MIN_MACS, wasmRuntime } from '../../../src/backend/wasm/backend.js';
 import { ELEMENTWISE_MIN_PER_THREAD } from '../../../src/backend/wasm/runtime.js';
 import { rand, ELEMENTWISE_SIZES as SIZES, wasmKernelTable } from './helpers.js';
 
@@ -352,6 +352,47 @@ describe('wasm kernel registry', { skip: rt === undefined }, () => {
         wasm.softmaxCrossEntropyBackward(want, t, R, C, scale, dg);
         jsKernels.softmaxCrossEntropyBackward(want, t, R, C, scale, dw);
         check(`softmaxCrossEntropyBackward ${R}x${C} scale=${scale}`, dg, dw, 0);
+      }
+    }
+  });
+
+  test('matmul of views at an offset, transposed, with bias and ReLU, small and threaded', () => {
+    // 40×48×56 stays on the caller (the plain runtime's lean path); 96×112×128 splits over the pool.
+    for (const [M, K, N] of [
+      [40, 48, 56],
+      [96, 112, 128],
+    ] as const) {
+      assert.ok(M * K * N >= WASM_MIN_MACS);
+      for (const [transA, transB] of [
+        [false, false],
+        [true, false],
+        [false, true],
+      ] as const) {
+        for (const fused of [false, true]) {
+          // Each operand sits past 7 unrelated floats (and ends before 5): a row slice, or a transposed one.
+          const aData = rand(M * K + 12, M + K);
+          const bData = rand(K * N + 12, K + N + 1);
+          const a: View = {
+            data: aData,
+            dtype: 'float32',
+            shape: [M, K],
+            strides: transA ? [1, M] : [K, 1],
+            offset: 7,
+          };
+          const b: View = {
+            data: bData,
+            dtype: 'float32',
+            shape: [K, N],
+            strides: transB ? [1, K] : [N, 1],
+            offset: 7,
+          };
+          const epilogue = fused ? { bias: rand(N, 3), relu: true } : undefined;
+          const got = new Float32Array(M * N);
+          const want = new Float32Array(M * N);
+          wasm.matmul(a, b, got, epilogue);
+          jsKernels.matmul(a, b, want, epilogue);
+          check(`matmul ${M}x${K}x${N} tA=${transA} tB=${transB} fused=${fused}`, got, want, 1e-5, 1);
+        }
       }
     }
   });
