@@ -195,6 +195,39 @@ function ratio<R extends Row>(
 const cell = (v: number | undefined, r: number | undefined) =>
   v === undefined ? '—' : `${fmt(v)}${r === undefined ? '' : ` (${fmtRatio(r)})`}`;
 
+/**
+ * Issue 8's speed targets as ratios of samples/s, per batch size: minibatch's fastest configuration against
+ * PyTorch; the wasm backend against tfjs-wasm on one thread each, and with each library as it runs by default
+ * in Node (minibatch on every core, tfjs-wasm on its one thread); and against jax-js. A ratio above 1 means
+ * minibatch is faster; '—' where a peer did not run.
+ */
+function targetTable(
+  rows: { impl: string; batch: number; samplesPerSec: number }[],
+  batches: number[],
+): string {
+  const of = (b: number, impl: string) => rows.find((r) => r.batch === b && r.impl === impl)?.samplesPerSec;
+  const best = (b: number, prefix: string) => {
+    const v = rows.filter((r) => r.batch === b && r.impl.startsWith(prefix)).map((r) => r.samplesPerSec);
+    return v.length ? Math.max(...v) : undefined;
+  };
+  const lines: [string, (b: number) => [number | undefined, number | undefined]][] = [
+    ['fastest minibatch ÷ torch', (b) => [best(b, 'minibatch'), best(b, 'torch')]],
+    ['wasm 1t ÷ tfjs-wasm (1 thread each)', (b) => [of(b, 'minibatch wasm 1t'), of(b, 'tfjs-wasm')]],
+    [`wasm ${CORES}t ÷ tfjs-wasm (defaults)`, (b) => [of(b, `minibatch wasm ${CORES}t`), of(b, 'tfjs-wasm')]],
+    ['fastest wasm ÷ jax-js', (b) => [best(b, 'minibatch wasm'), of(b, 'jax-js wasm')]],
+  ];
+  const body = lines
+    .map(([label, pair]) => [
+      label,
+      ...batches.map((b) => {
+        const [mine, theirs] = pair(b);
+        return mine !== undefined && theirs !== undefined && theirs > 0 ? fmtRatio(mine / theirs) : '—';
+      }),
+    ])
+    .filter((r) => r.slice(1).some((c) => c !== '—'));
+  return markdownTable(['target ratio', ...batches.map((b) => `b=${b}`)], body);
+}
+
 const impls = <R extends Row>(rows: R[]) => [...new Map(rows.map((r) => [r.impl, r.threads])).entries()];
 
 /**
@@ -596,6 +629,8 @@ function report(res: Results, cfg: Config, data: Data | undefined): string {
           ],
           rows,
         ),
+        '',
+        targetTable(mine, batches),
       );
     }
   }
@@ -627,6 +662,8 @@ function report(res: Results, cfg: Config, data: Data | undefined): string {
         'Float32Array (Python: a NumPy/torch tensor) to logits read back; median of timed runs.',
       '',
       markdownTable(['impl', ...batches.map((b) => `b=${b}`)], rows),
+      '',
+      targetTable(res.infer, batches),
     );
   }
   return out.join('\n');
