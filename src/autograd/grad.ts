@@ -89,6 +89,12 @@ const extremumGrad = (g: Tensor, { axes, shape }: PrimitiveCtx['max'], [x]: Tens
   return [div(mul(mask, ops.reshape(g, keep)), count)];
 };
 
+/** d/db a^b = a^b log a, 0 where a == 0 and b >= 0 (see the pow rule). */
+const powExponentGrad = (g: Tensor, a: Tensor, b: Tensor, out: Tensor) => {
+  const d = mul(g, mul(out, ops.log(a)));
+  return ops.where(ops.eq(a, 0), ops.where(ops.ge(b, 0), 0, d), d);
+};
+
 /** The gradient table's type: one rule per primitive. */
 export type GradTable = { [P in Primitive]: Rule<P> };
 
@@ -120,9 +126,10 @@ export const gradRules: GradTable = {
     needs[1] ? sumTo(neg(div(mul(g, out), b!)), b!.shape) : null,
   ],
   pow: (g, _c, [a, b], out, needs) => [
-    // d/da a^b = b a^(b-1); d/db a^b = a^b log a, taken as 0 where a == 0 and b >= 0 (PyTorch's convention).
-    needs[0] ? sumTo(mul(g, mul(b!, ops.pow(a!, sub(b!, 1)))), a!.shape) : null,
-    needs[1] ? sumTo(ops.where(ops.eq(a!, 0), 0, mul(g, mul(out, ops.log(a!)))), b!.shape) : null,
+    // d/da a^b = b a^(b-1), taken as 0 where b == 0 (else 0·0^-1 = NaN at a == 0); d/db a^b = a^b log a, taken
+    // as 0 where a == 0 and b >= 0 (a negative b gives -inf there). PyTorch's pow_backward conventions.
+    needs[0] ? sumTo(ops.where(ops.eq(b!, 0), 0, mul(g, mul(b!, ops.pow(a!, sub(b!, 1))))), a!.shape) : null,
+    needs[1] ? sumTo(powExponentGrad(g, a!, b!, out), b!.shape) : null,
   ],
   // Ties split the gradient in half, as PyTorch's maximum/minimum backward does.
   maximum: (g, _c, [a, b], _o, needs) => {

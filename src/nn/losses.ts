@@ -156,7 +156,12 @@ function classIndexLoss(
   }
   if (reduction === 'none') return loss.reshape(target.shape);
   if (reduction === 'sum') return ops.sum(loss);
-  if (reduction === 'mean') return ops.div(ops.sum(loss), denom); // 0/0 = NaN when all are ignored, as PyTorch
+  if (reduction === 'mean') {
+    // Every target ignored: the loss is 0/0 = NaN, as PyTorch's, but the gradient is 0 there, as PyTorch's
+    // (nothing was picked): dividing by the zero count would send NaN into every parameter's gradient.
+    if (t.every((v) => v === ignoreIndex)) return ops.add(ops.mul(ops.sum(loss), 0), Number.NaN);
+    return ops.div(ops.sum(loss), denom);
+  }
   return reduce(op, loss, reduction);
 }
 

@@ -255,7 +255,9 @@ export function clamp(x: Tensor, min?: number, max?: number): Tensor {
   const hi = max ?? Infinity;
   requireFloat('clamp', x);
   const out = uninitialized(x.shape);
-  kernels().clamp(x, lo, hi, out.data as Float32Array);
+  // PyTorch's clamp is min(max(x, lo), hi): with lo > hi every value becomes hi, which the kernels'
+  // x < lo ? lo : min(x, hi) gives when lo is lowered to hi (the gradient keeps lo: it is 0 everywhere then).
+  kernels().clamp(x, Math.min(lo, hi), hi, out.data as Float32Array);
   return record('clamp', [x], out, { lo, hi });
 }
 
@@ -332,7 +334,14 @@ export function std(
 function argOp(op: 'argmax' | 'argmin', x: Tensor, dim: number | undefined, keepDim: boolean): Tensor {
   if (dim === undefined) {
     if (x.size === 0) throw new ShapeError(op, 'cannot take the arg of an empty tensor');
-    return argOp(op, reshape(x, [x.size]), 0, false);
+    const flat = argOp(op, reshape(x, [x.size]), 0, false);
+    // keepDim without a dim keeps every dim, as size 1 (PyTorch: x.argmax(keepdim=True) is (1, ..., 1)).
+    return keepDim
+      ? reshape(
+          flat,
+          x.shape.map(() => 1),
+        )
+      : flat;
   }
   const axis = normDim(op, dim, x.rank);
   if (x.shape[axis] === 0) throw new ShapeError(op, `cannot reduce over dim ${axis} of size 0`);
@@ -349,8 +358,9 @@ export const argmin = (x: Tensor, dim?: number, keepDim = false) => argOp('argmi
 export function logsumexp(x: Tensor, dims: number | readonly number[], keepDim = false): Tensor {
   const axes = normDims('logsumexp', dims, x.rank);
   const m = max(x, axes, true).detach();
-  // Rows that are all -inf would give (-inf) - (-inf) = NaN; PyTorch returns -inf there.
-  const safe = where(eq(m, -Infinity), 0, m);
+  // A row whose max is infinite would give inf - inf = NaN: all -inf gives -inf and any +inf gives +inf, as in
+  // PyTorch, when nothing is subtracted there.
+  const safe = where(eq(abs(m), Infinity), 0, m);
   const s = add(log(sum(exp(sub(x, safe)), axes, true)), safe);
   return keepDim ? s : reshape(s, keptShape(x.shape, axes, false));
 }
@@ -589,6 +599,8 @@ export function slice(x: Tensor, dim: number, start = 0, end?: number, step = 1)
   const d = normDim('slice', dim, x.rank);
   if (!Number.isInteger(step) || step <= 0)
     throw new ValueError('slice', `step must be a positive integer (got ${step})`);
+  if (!Number.isInteger(start) || (end !== undefined && !Number.isInteger(end)))
+    throw new ValueError('slice', `start and end must be integers (got ${start} and ${end})`);
   const n = x.shape[d]!;
   const norm = (i: number) => Math.min(Math.max(i < 0 ? i + n : i, 0), n);
   const s = norm(start);
@@ -598,6 +610,23 @@ export function slice(x: Tensor, dim: number, start = 0, end?: number, step = 1)
   const strides = x.strides.map((v, i) => (i === d ? v * step : v));
   const out = viewOf(x, shape, strides, x.offset + (len > 0 ? s * x.strides[d]! : 0));
   return record('slice', [x], out, { shape: [...x.shape], dim: d, start: s, step });
+}
+
+/**
+ * `length` entries of `dim` from `start` (negative counts from the end), as a view; unlike `slice`, the range
+ * must lie inside the dim (PyTorch's narrow).
+ */
+export function narrow(x: Tensor, dim: number, start: number, length: number): Tensor {
+  const d = normDim('narrow', dim, x.rank);
+  const n = x.shape[d]!;
+  if (!Number.isInteger(start) || start < -n || start > n)
+    throw new ValueError('narrow', `start ${start} is out of range for dimension ${d} with size ${n}`);
+  if (!Number.isInteger(length) || length < 0)
+    throw new ValueError('narrow', `length must be a non-negative integer (got ${length})`);
+  const s = start < 0 ? start + n : start;
+  if (s + length > n)
+    throw new ValueError('narrow', `start ${start} + length ${length} exceeds dimension ${d} of size ${n}`);
+  return slice(x, d, s, s + length);
 }
 
 /** The sub-tensor at `index` of `dim`, that dim removed. */

@@ -62,8 +62,9 @@ export function normDim(op: string, dim: number, rank: number): number {
 
 /** Resolve a list of dims (undefined = all), sorted and unique. */
 export function normDims(op: string, dims: number | readonly number[] | undefined, rank: number): number[] {
-  if (dims === undefined) return Array.from({ length: rank }, (_, i) => i);
   const list = typeof dims === 'number' ? [dims] : dims;
+  // No dims, or an empty list (PyTorch's x.sum([])), reduce over every dim.
+  if (list === undefined || list.length === 0) return Array.from({ length: rank }, (_, i) => i);
   const out = [...new Set(list.map((d) => normDim(op, d, rank)))].sort((x, y) => x - y);
   if (out.length !== list.length)
     throw new ValueError(op, `dim ${JSON.stringify(list)} appears multiple times`);

@@ -289,7 +289,7 @@ export class Tensor implements View {
     return ops.slice(this, dim, start, end, step);
   }
   narrow(dim: number, start: number, length: number): Tensor {
-    return ops.slice(this, dim, start, start + length);
+    return ops.narrow(this, dim, start, length);
   }
   /** The sub-tensor at `index` of `dim` (that dim removed). */
   select(dim: number, index: number): Tensor {

@@ -1,0 +1,136 @@
+/**
+ * Edge cases where minibatch once differed from PyTorch (values from PyTorch 1.13): gradients at the points
+ * where a formula divides by zero, clamp with min > max, an empty dim list, infinite logsumexp, narrow's
+ * bounds, argmax with keepDim and no dim. Each runs small and at 2,000 elements (the wasm kernels' sizes).
+ */
+import assert from 'node:assert/strict';
+import { it } from 'node:test';
+import * as mb from '../../src/index.js';
+import { forEachBackend } from '../helpers.js';
+
+/** `pattern` repeated to n values. */
+const tile = (pattern: number[], n: number) =>
+  Array.from({ length: n }, (_, i) => pattern[i % pattern.length]!);
+const SIZES = [1, 500];
+
+forEachBackend(() => {
+  it('crossEntropy with every target ignored: loss NaN, gradient 0 (not NaN)', () => {
+    for (const labelSmoothing of [0, 0.1]) {
+      for (const fn of ['crossEntropy', 'nllLoss'] as const) {
+        const x = mb.randn([3, 4]).requiresGrad_();
+        const input = fn === 'nllLoss' ? x.logSoftmax(-1) : x;
+        const loss = mb[fn](input, mb.tensor([-100, -100, -100], { dtype: 'int32' }), {
+          ...(fn === 'crossEntropy' ? { labelSmoothing } : {}),
+        });
+        assert.ok(Number.isNaN(loss.item()), `${fn}: loss ${loss.item()}`);
+        loss.backward();
+        const g = [...(x.grad!.toTypedArray() as Float32Array)];
+        assert.ok(g.length === 12 && g.every((v) => v === 0), `${fn}: gradient ${g}`);
+      }
+    }
+    // A target left: the mean over it, as usual.
+    const x = mb.tensor([[1, 2, 3]]).requiresGrad_();
+    const loss = mb.crossEntropy(x, mb.tensor([2], { dtype: 'int32' }));
+    assert.ok(Math.abs(loss.item() - 0.40760596) < 1e-6);
+  });
+
+  it('pow gradients at a = 0: 0 where the exponent is 0, -inf for a negative exponent', () => {
+    for (const k of SIZES) {
+      // torch: a [0, 0, 2], b [-1, 2, 1] -> a.grad [-inf, 0, 1], b.grad [-inf, 0, 1.3863]
+      const a = mb.tensor(tile([0, 0, 2], 3 * k)).requiresGrad_();
+      const b = mb.tensor(tile([-1, 2, 1], 3 * k)).requiresGrad_();
+      mb.pow(a, b).sum().backward();
+      const ga = a.grad!.toTypedArray();
+      const gb = b.grad!.toTypedArray();
+      assert.deepEqual([ga[0], ga[1], ga[2]], [Number.NEGATIVE_INFINITY, 0, 1]);
+      assert.equal(gb[0], Number.NEGATIVE_INFINITY);
+      assert.equal(gb[1], 0);
+      assert.ok(Math.abs(gb[2]! - 2 * Math.log(2)) < 1e-6);
+      // torch: x [0, 2] ** 0 -> x.grad [0, 0]; with a tensor exponent [0, 0] its grad is [0, log 2]
+      const x = mb.tensor(tile([0, 2], 2 * k)).requiresGrad_();
+      mb.pow(x, 0).sum().backward();
+      assert.deepEqual([...x.grad!.toTypedArray()].slice(0, 2), [0, 0]);
+      const y = mb.tensor(tile([0, 2], 2 * k)).requiresGrad_();
+      const e = mb.zeros([2 * k]).requiresGrad_();
+      mb.pow(y, e).sum().backward();
+      assert.deepEqual([...y.grad!.toTypedArray()].slice(0, 2), [0, 0]);
+      const ge = e.grad!.toTypedArray();
+      assert.equal(ge[0], 0);
+      assert.ok(Math.abs(ge[1]! - Math.log(2)) < 1e-6);
+    }
+  });
+
+  it('clamp with min > max gives max everywhere and a zero gradient, NaN stays NaN', () => {
+    for (const k of SIZES) {
+      const x = mb.tensor(tile([1, 5, 2, 3, Number.NaN], 5 * k)).requiresGrad_();
+      const y = x.clamp(3, 1);
+      assert.deepEqual([...y.toTypedArray()].slice(0, 5), [1, 1, 1, 1, Number.NaN]);
+      y.sum().backward();
+      assert.deepEqual([...x.grad!.toTypedArray()].slice(0, 5), [0, 0, 0, 0, 0]);
+      // min <= max is unchanged: [1, 5, 2, 3] clamped to [2, 4]
+      assert.deepEqual(
+        [
+          ...mb
+            .tensor(tile([1, 5, 2, 3], 4 * k))
+            .clamp(2, 4)
+            .toTypedArray(),
+        ].slice(0, 4),
+        [2, 4, 2, 3],
+      );
+    }
+  });
+
+  it('an empty dim list reduces over every dim (sum, mean, max, var)', () => {
+    const x = mb.tensor([
+      [1, 5],
+      [2, 3],
+    ]);
+    assert.deepEqual(x.sum([]).shape, []);
+    assert.equal(x.sum([]).item(), 11);
+    assert.equal(x.mean([]).item(), 2.75);
+    assert.equal(mb.max(x, []).item(), 5);
+    assert.ok(Math.abs(mb.variance(x, []).item() - 2.9166667) < 1e-6);
+    assert.deepEqual(x.sum([], true).shape, [1, 1]);
+  });
+
+  it('logsumexp over a row with +inf is inf; all -inf is -inf', () => {
+    for (const k of SIZES) {
+      const row = [Number.POSITIVE_INFINITY, 1, ...new Array(2 * k - 2).fill(0)];
+      const x = mb.tensor([row, [Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, ...row.slice(2)]]);
+      assert.deepEqual(
+        [...x.logsumexp(1).toTypedArray()],
+        [Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY],
+      );
+      const allNeg = mb.full([1, 2 * k], Number.NEGATIVE_INFINITY);
+      assert.equal(allNeg.logsumexp(1).toTypedArray()[0], Number.NEGATIVE_INFINITY);
+      const plain = mb
+        .tensor([[0, Math.log(3)]])
+        .logsumexp(1)
+        .item();
+      assert.ok(Math.abs(plain - Math.log(4)) < 1e-6);
+    }
+  });
+
+  it('narrow checks its range as PyTorch does; slice takes integer bounds only', () => {
+    const x = mb.arange(6).float();
+    assert.deepEqual(x.narrow(0, 2, 3).toList(), [2, 3, 4]);
+    assert.deepEqual(x.narrow(0, -2, 2).toList(), [4, 5]);
+    assert.deepEqual(x.narrow(0, 6, 0).shape, [0]);
+    assert.throws(() => x.narrow(0, 2, -1), /narrow: length must be a non-negative integer \(got -1\)/);
+    assert.throws(() => x.narrow(0, 4, 5), /narrow: start 4 \+ length 5 exceeds dimension 0 of size 6/);
+    assert.throws(() => x.narrow(0, 7, 0), /narrow: start 7 is out of range for dimension 0 with size 6/);
+    assert.throws(() => x.slice(0, 0.5, 3), /slice: start and end must be integers \(got 0\.5 and 3\)/);
+    assert.throws(() => x.slice(0, 0, 2.5), /slice: start and end must be integers/);
+  });
+
+  it('argmax and argmin with keepDim and no dim keep every dim as 1', () => {
+    const x = mb.tensor([
+      [1, 5],
+      [7, 0],
+    ]);
+    assert.deepEqual(x.argmax(undefined, true).shape, [1, 1]);
+    assert.deepEqual(x.argmax(undefined, true).toList(), [[2]]);
+    assert.deepEqual(x.argmin(undefined, true).toList(), [[3]]);
+    assert.deepEqual(x.argmax().shape, []);
+  });
+});
