@@ -473,9 +473,37 @@ function rounded(t: Tensor, precision: Precision): Tensor {
 // ---- views ------------------------------------------------------------------------------------------------
 
 /** Strides for `shape` that address x's elements in the same row-major order, if they exist without a copy. */
+/**
+ * Strides that show x's elements, in row-major order, with `shape`; null when no strides can (a copy is
+ * needed). PyTorch's computeStride: x's dims are cut into chunks that are contiguous among themselves, and
+ * each chunk must split into whole dims of the new shape. So a (2,3,4) tensor sliced to (2,3,2) on its last
+ * dim views as (6,2), and a transposed matrix views only with its dims kept apart.
+ */
 function viewStrides(x: Tensor, shape: readonly number[]): number[] | null {
-  if (isContiguous(x.shape, x.strides)) return contiguousStrides(shape);
-  return null;
+  if (isContiguous(x.shape, x.strides) || x.size === 0 || x.rank === 0) return contiguousStrides(shape);
+  const out = new Array<number>(shape.length).fill(0);
+  let v = shape.length - 1;
+  let base = x.strides[x.rank - 1]!; // stride of the innermost dim of the current chunk
+  let chunk = 1; // elements in x's current chunk
+  let got = 1; // elements of the new shape's dims assigned to it
+  for (let d = x.rank - 1; d >= 0; d--) {
+    chunk *= x.shape[d]!;
+    // The chunk ends at the outermost dim, or where the next dim out does not continue it (size-1 dims do).
+    if (d === 0 || (x.shape[d - 1] !== 1 && x.strides[d - 1] !== chunk * base)) {
+      while (v >= 0 && (got < chunk || shape[v] === 1)) {
+        out[v] = got * base;
+        got *= shape[v]!;
+        v--;
+      }
+      if (got !== chunk) return null;
+      if (d > 0) {
+        base = x.strides[d - 1]!;
+        chunk = 1;
+        got = 1;
+      }
+    }
+  }
+  return v === -1 ? out : null;
 }
 
 /** A view with a new shape (one dim may be -1). Throws if the layout needs a copy: use `reshape`. */
@@ -484,8 +512,13 @@ export function view(x: Tensor, shape: readonly number[]): Tensor {
   if (numel(s) !== x.size)
     throw new ShapeError('view', `shape ${fmtShape(shape)} is invalid for input of size ${x.size}`);
   const st = viewStrides(x, s);
-  if (!st)
-    throw new ShapeError('view', `input ${fmtShape(x.shape)} is not contiguous; use reshape (which copies)`);
+  if (!st) {
+    throw new ShapeError(
+      'view',
+      `shape ${fmtShape(s)} is not compatible with input ${fmtShape(x.shape)} of strides ` +
+        `${fmtShape(x.strides)} (a dim would span two non-contiguous parts); use reshape (which copies)`,
+    );
+  }
   return record('reshape', [x], viewOf(x, s, st), { shape: [...x.shape] });
 }
 

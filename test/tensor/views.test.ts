@@ -3,6 +3,30 @@ import { it } from 'node:test';
 import * as mb from '../../src/index.js';
 import { assertClose, forEachBackend } from '../helpers.js';
 
+/**
+ * Whether some strides show v's elements, in row-major order, with `shape` (brute force): each dim's stride is
+ * the storage step of its first unit move, and every element must sit where those strides put it.
+ */
+function viewable(v: mb.Tensor, shape: number[]): boolean {
+  const pos: number[] = [];
+  const walk = (d: number, at: number) => {
+    if (d === v.rank) pos.push(at);
+    else for (let i = 0; i < v.shape[d]!; i++) walk(d + 1, at + i * v.strides[d]!);
+  };
+  walk(0, 0);
+  const strides = shape.map((_, i) => {
+    const flat = shape.slice(i + 1).reduce((a, b) => a * b, 1); // the row-major index of a unit step in dim i
+    return shape[i]! > 1 ? pos[flat]! - pos[0]! : 0;
+  });
+  const ok = (d: number, flat: number, at: number): boolean => {
+    if (d === shape.length) return pos[flat] === at;
+    for (let i = 0; i < shape[d]!; i++)
+      if (!ok(d + 1, flat * shape[d]! + i, at + i * strides[d]!)) return false;
+    return true;
+  };
+  return ok(0, 0, pos[0]!);
+}
+
 forEachBackend(() => {
   const x = () => mb.arange(24).float().reshape(2, 3, 4);
 
@@ -54,9 +78,94 @@ forEachBackend(() => {
     assert.notEqual(tt.data, t.data);
     assert.deepEqual(Array.from(tt.data), [0, 3, 1, 4, 2, 5]);
     assert.deepEqual(t.transpose(0, 1).reshape(6).toList(), [0, 3, 1, 4, 2, 5]);
-    assert.throws(() => t.transpose(0, 1).view(6), /view: input \[3,2\] is not contiguous; use reshape/);
+    assert.throws(
+      () => t.transpose(0, 1).view(6),
+      /view: shape \[6\] is not compatible with input \[3,2\] of strides \[1,3\] .*; use reshape/,
+    );
     assert.deepEqual(t.select(1, -1).toList(), [2, 5]);
     assert.deepEqual(x().flatten(1).shape, [2, 12]);
+  });
+
+  it('view and reshape keep a view wherever PyTorch does (computeStride), values right either way', () => {
+    // PyTorch 1.13: x[:, :, 0:2].view(6, 2) has strides (4, 1); x.permute(2, 0, 1).view(4, 6) works, its
+    // view(4, 2, 3) has strides (1, 12, 4); x.mT.reshape(2, 4, 3) is a view with strides (12, 1, 4).
+    const t = x();
+    const sliced = t.slice(2, 0, 2).view(6, 2);
+    assert.equal(sliced.data, t.data);
+    assert.deepEqual(sliced.strides, [4, 1]);
+    assert.deepEqual(sliced.toList(), [
+      [0, 1],
+      [4, 5],
+      [8, 9],
+      [12, 13],
+      [16, 17],
+      [20, 21],
+    ]);
+    assert.deepEqual(t.permute(2, 0, 1).view(4, 6).strides, [1, 4]);
+    assert.deepEqual(t.permute(2, 0, 1).view(4, 2, 3).strides, [1, 12, 4]);
+    const mt = t.mT.reshape(2, 4, 3);
+    assert.equal(mt.data, t.data);
+    assert.deepEqual(mt.strides, [12, 1, 4]);
+    // Random layouts (permuted, stepped, expanded) reshaped to random shapes of the same size: a view or a
+    // copy, the values are those of the contiguous copy, and a view shares the storage.
+    let seed = 7;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const divisorsOf = (n: number) => Array.from({ length: n }, (_, i) => i + 1).filter((d) => n % d === 0);
+    let views = 0;
+    for (let c = 0; c < 300; c++) {
+      const rank = 1 + rnd(4);
+      const dims = Array.from({ length: rank }, () => 1 + rnd(4));
+      let v = mb.arange(dims.reduce((a, b) => a * b, 1) * 2).float();
+      v = v.slice(0, 0, v.size, 2).reshape(dims); // every other element: a stride-2 base
+      const perm = dims.map((_, i) => i).sort(() => rnd(3) - 1);
+      v = v.permute(perm);
+      const d = rnd(rank);
+      if (v.shape[d]! > 1 && rnd(2)) v = v.slice(d, rnd(2), undefined, 1 + rnd(2));
+      if (rnd(4) === 0)
+        v = v.unsqueeze(rnd(rank + 1)).expand(...v.unsqueeze(0).shape.map((s, i) => (i ? s : 1)));
+      // A target shape: the size split into random factors.
+      const target: number[] = [];
+      let left = v.size;
+      while (left > 1 && target.length < 4) {
+        const ds = divisorsOf(left);
+        const f = ds[rnd(ds.length)]!;
+        target.push(f);
+        left /= f;
+      }
+      if (left > 1 || target.length === 0) target.push(left);
+      if (rnd(3) === 0) target.splice(rnd(target.length + 1), 0, 1);
+      const want = mb.contiguous(v, true).reshape(target).toList();
+      const r = v.reshape(target);
+      assert.deepEqual(r.toList(), want, `reshape ${v.shape}/${v.strides} -> ${target}`);
+      assert.equal(
+        viewable(v, target),
+        (() => {
+          try {
+            v.view(target);
+            return true;
+          } catch {
+            return false;
+          }
+        })(),
+        `view ${v.shape}/${v.strides} -> ${target}: a strided view exists iff view succeeds`,
+      );
+      let viewed: mb.Tensor | null = null;
+      try {
+        viewed = v.view(target);
+      } catch (e) {
+        assert.match((e as Error).message, /^view: shape .* is not compatible with input/);
+      }
+      if (viewed) {
+        views++;
+        assert.equal(viewed.data, v.data);
+        assert.deepEqual(viewed.toList(), want);
+      }
+      assert.equal(r.data === v.data, viewed !== null, 'reshape copies exactly when view cannot');
+    }
+    assert.ok(views > 100, `only ${views} of 300 layouts could be viewed`);
   });
 
   it('expand broadcasts with stride 0 and rejects incompatible sizes', () => {
