@@ -3,8 +3,8 @@
  * errors become a single line on stderr and a non-zero exit code (the stack only with --verbose).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { backendInfo } from '../backend/backend.js';
@@ -22,7 +22,15 @@ import type { Precision } from '../tensor/autocast.js';
 import { Generator } from '../tensor/random.js';
 import { buildModel, MODEL_NAMES, type ModelName, sampleShape } from '../train/models.js';
 import '../backend/register.js';
-import { checkTrainArgs, datasetOptions, toTensors, train } from './train.js';
+import {
+  checkTrainArgs,
+  datasetOptions,
+  RUN_SETTINGS,
+  resumeSettings,
+  type TrainArgs,
+  toTensors,
+  train,
+} from './train.js';
 
 const USAGE = `usage: minibatch <command> [options]
 
@@ -61,10 +69,47 @@ function num(flag: string, v: string | undefined, dflt: number): number;
 function num(flag: string, v: string | undefined, dflt?: number): number | undefined;
 function num(flag: string, v: string | undefined, dflt?: number): number | undefined {
   if (v === undefined) return dflt;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n))
+  // Decimal only: Number() would also take '0x10', '0b1' and '' (as 16, 1 and 0).
+  if (!/^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(v.trim()))
     throw new UsageError('minibatch', `--${flag} expects a number (got '${v}')`);
-  return n;
+  return Number(v);
+}
+
+/**
+ * `--lr -1`: parseArgs reads "-1" as an option, not as the value (and explains so on three lines). A value
+ * that looks like a negative number is joined to its option (`--lr=-1`), so the check of the value reports it.
+ */
+function joinNegativeValues(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const next = argv[i + 1];
+    const opt = (OPTIONS as Record<string, { type: string }>)[a.slice(2)];
+    if (a.startsWith('--') && opt?.type === 'string' && next !== undefined && /^-(\d|\.\d)/.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
+/**
+ * An output file's directory must exist and the path must not be a directory: checked before the work, so a
+ * typo costs nothing (the write itself, atomic, would fail only at the end, naming its temp file).
+ */
+function checkOutput(flag: string, path: string | undefined): void {
+  if (path === undefined) return;
+  const dir = dirname(resolve(path));
+  const kind = (p: string) => {
+    try {
+      return statSync(p).isDirectory() ? 'dir' : 'file';
+    } catch {
+      return 'none';
+    }
+  };
+  if (kind(dir) !== 'dir')
+    throw new ValueError('minibatch', `--${flag} ${path}: directory ${dir} does not exist`);
+  if (kind(path) === 'dir') throw new ValueError('minibatch', `--${flag} ${path} is a directory`);
 }
 
 function batchSizes(v: string | undefined): number[] {
@@ -112,11 +157,25 @@ async function profileCommand(v: Values, out: (s: string) => void, log: (s: stri
   const sizes = batchSizes(v['batch-sizes']);
   const makeModel = () => buildModel(model, new Generator(0));
   const backend = backendInfo().name;
+  checkOutput('plot', v.plot);
+  if (mode !== 'convergence') {
+    for (const flag of ['data', 'budget-seconds', 'budget-samples', 'scale-lr', 'lr'] as const) {
+      if (v[flag] !== undefined)
+        throw new UsageError('minibatch', `--${flag} is only used by profile --mode convergence`);
+    }
+  }
   if (mode === 'convergence') {
+    const budgetSeconds = num('budget-seconds', v['budget-seconds']);
+    const budgetSamples = num('budget-samples', v['budget-samples']);
+    if (budgetSeconds !== undefined && budgetSamples !== undefined)
+      throw new UsageError('minibatch', 'give one of --budget-seconds and --budget-samples, not both');
+    if (budgetSeconds !== undefined && !(budgetSeconds > 0))
+      throw new UsageError('minibatch', `--budget-seconds must be positive (got ${budgetSeconds})`);
+    if (budgetSamples !== undefined && !(Number.isInteger(budgetSamples) && budgetSamples > 0))
+      throw new UsageError('minibatch', `--budget-samples must be a positive integer (got ${budgetSamples})`);
     const ds = loadFashionMnist(datasetOptions(v.data));
     const [x, y] = toTensors(ds.train.images, ds.train.labels, model);
     const [xTest, yTest] = toTensors(ds.test.images, ds.test.labels, model);
-    const budgetSeconds = num('budget-seconds', v['budget-seconds']);
     const rows = profileConvergence({
       makeModel,
       x,
@@ -127,9 +186,7 @@ async function profileCommand(v: Values, out: (s: string) => void, log: (s: stri
       baseLr: num('lr', v.lr, 0.05),
       baseBatch: Math.min(...sizes),
       scaleLr: oneOf('scale-lr', v['scale-lr'], ['linear', 'sqrt', 'none'] as const, 'sqrt'),
-      ...(budgetSeconds !== undefined
-        ? { budgetSeconds }
-        : { budgetSamples: num('budget-samples', v['budget-samples'], x.shape[0]!) }),
+      ...(budgetSeconds !== undefined ? { budgetSeconds } : { budgetSamples: budgetSamples ?? x.shape[0]! }),
       onRow: (r) =>
         log(
           `batch ${r.batch_size}: lr ${r.lr.toPrecision(3)}, ${r.updates} updates, train loss ${r.final_train_loss.toFixed(4)}, test accuracy ${(100 * r.test_accuracy).toFixed(2)}%, ${r.seconds.toFixed(1)} s`,
@@ -148,7 +205,7 @@ async function profileCommand(v: Values, out: (s: string) => void, log: (s: stri
       );
       await atomicWriteFile(v.plot, await renderSvg(spec));
     }
-    if (v.json) out(JSON.stringify({ backend, mode, rows }));
+    if (v.json) out(JSON.stringify({ backend, mode, model, rows }));
     else out(table(rows));
     return;
   }
@@ -204,16 +261,20 @@ export async function main(
   let verbose = argv.includes('--verbose');
   try {
     const { values: v, positionals } = parseArgs({
-      args: argv,
+      args: joinNegativeValues(argv),
       options: OPTIONS,
       allowPositionals: true,
       strict: true,
     });
     verbose = !!v.verbose;
     const [command, ...extra] = positionals;
-    if (v.help || !command) {
+    if (v.help) {
       out(USAGE);
-      return v.help ? 0 : 2;
+      return 0;
+    }
+    if (!command) {
+      log(USAGE); // a usage error: on stderr, as the other errors
+      return 2;
     }
     if (extra.length) throw new UsageError('minibatch', `unexpected argument '${extra[0]}'`);
     if (v.backend) {
@@ -242,7 +303,14 @@ export async function main(
           quiet: !!v.quiet || !process.stderr.isTTY,
         };
         checkTrainArgs(args);
-        const r = await train(args, log);
+        checkOutput('save', args.save);
+        checkOutput('report', args.report);
+        const given = new Set(
+          Object.entries(RUN_SETTINGS)
+            .filter(([, flag]) => v[flag] !== undefined)
+            .map(([key]) => key),
+        );
+        const r = await train(args.resume ? await resumeSettings(args as TrainArgs, given) : args, log);
         if (v.json) out(JSON.stringify(r));
         else
           out(
@@ -263,6 +331,8 @@ export async function main(
           sampleShape: sampleShape(model),
           memoryBudgetMb: budget,
         });
+        if (!r.rows.length)
+          throw new ValueError('find-batch-size', `not even batch size 1 of ${model} fits in ${budget} MB`);
         if (v.json)
           out(
             JSON.stringify({
@@ -298,8 +368,9 @@ export async function main(
     }
   } catch (e) {
     const err = e as Error & { code?: string };
+    // parseArgs explains some errors over several lines: the first says what is wrong.
     const msg = err.code?.startsWith('ERR_PARSE_ARGS')
-      ? `minibatch: ${err.message}`
+      ? `minibatch: ${err.message.split('\n')[0]}`
       : err instanceof MinibatchError
         ? err.message
         : `minibatch: ${err.message}`;

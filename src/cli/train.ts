@@ -16,8 +16,9 @@ import type { Precision } from '../tensor/autocast.js';
 import { tensor } from '../tensor/creation.js';
 import { defaultGenerator, Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { loadCheckpoint, saveCheckpoint } from '../train/checkpoint.js';
+import { loadCheckpoint, readCheckpointMeta, saveCheckpoint } from '../train/checkpoint.js';
 import { type EpochLog, evaluate, fit } from '../train/fit.js';
+import { GradScaler } from '../train/grad-scaler.js';
 import { buildModel, type ModelName, sampleShape } from '../train/models.js';
 import { writeReport } from './report.js';
 
@@ -79,6 +80,55 @@ export function toTensors(images: Uint8Array, labels: Uint8Array, model: ModelNa
   return [tensor(x, { shape: [n, ...sampleShape(model)] }), tensor(Int32Array.from(labels))];
 }
 
+/** The flags that decide what a run computes (TrainArgs key: flag): `--resume` takes them from the checkpoint. */
+export const RUN_SETTINGS = {
+  data: 'data',
+  model: 'model',
+  batchSize: 'batch-size',
+  optimizer: 'optimizer',
+  lr: 'lr',
+  warmupSteps: 'warmup-steps',
+  schedule: 'schedule',
+  accumulate: 'accumulate',
+  precision: 'precision',
+  seed: 'seed',
+} as const;
+
+const defaultLr = (optimizer: TrainArgs['optimizer']) => (optimizer === 'sgd' ? 0.05 : 1e-3);
+
+/**
+ * `args` for `--resume FILE`: the settings that decide the run (RUN_SETTINGS) come from the checkpoint, so the
+ * resumed run continues the one that wrote it; a setting given on the command line (`given`, TrainArgs keys)
+ * must agree with it. --epochs, --workers and the outputs stay the command line's. A checkpoint without run
+ * arguments (written by `saveCheckpoint` from a user's own loop) leaves `args` as they are.
+ */
+export async function resumeSettings(args: TrainArgs, given: ReadonlySet<string>): Promise<TrainArgs> {
+  const saved = (await readCheckpointMeta(args.resume!)).args;
+  if (!saved || typeof saved !== 'object') return args;
+  const was = saved as Record<string, unknown>;
+  const out: Record<string, unknown> = { ...args };
+  for (const [key, flag] of Object.entries(RUN_SETTINGS)) {
+    const mine = (args as unknown as Record<string, unknown>)[key];
+    // lr compares as the value used: no --lr means the optimizer's default.
+    const same =
+      key === 'lr'
+        ? (mine ?? defaultLr(args.optimizer)) ===
+          (was.lr ?? defaultLr(was.optimizer as TrainArgs['optimizer']))
+        : mine === was[key];
+    if (given.has(key)) {
+      if (!same) {
+        throw new ValueError(
+          'train',
+          `--${flag} ${mine} differs from the checkpoint's ${was[key] ?? '(default)'} in ${args.resume}: ` +
+            'a resumed run keeps the settings it started with',
+        );
+      }
+    } else if (was[key] === undefined) delete out[key];
+    else out[key] = was[key];
+  }
+  return out as unknown as TrainArgs;
+}
+
 /** lr after `warmup` linear steps from 0, then the chosen decay over the remaining updates. */
 export function makeSchedule(
   kind: TrainArgs['schedule'],
@@ -110,7 +160,7 @@ export async function train(
 
   defaultGenerator.manualSeed(args.seed);
   const model = buildModel(args.model, new Generator(args.seed));
-  const lr = args.lr ?? (args.optimizer === 'sgd' ? 0.05 : 1e-3);
+  const lr = args.lr ?? defaultLr(args.optimizer);
   // The shuffle's generator is re-seeded from (seed, epoch) at each epoch start: a resumed run replays the
   // same orders. With workers, batches are gathered off the main thread from the dataset's own copy.
   const shuffle = new Generator(args.seed);
@@ -137,13 +187,22 @@ export async function train(
       ? new SGD(model.parameters(), { lr, momentum: 0.9 })
       : new AdamW(model.parameters(), { lr });
 
+  // fp16's loss scale is part of the run: checkpointed with it, so a resumed run scales as the original did.
+  const scaler = args.precision === 'fp16' ? new GradScaler() : undefined;
   let startEpoch = 0;
   let startStep = 0;
   const history: EpochLog[] = [];
   if (args.resume) {
     const ck = await loadCheckpoint(args.resume, model, optimizer);
+    if (ck.epoch >= args.epochs) {
+      throw new ValueError(
+        'train',
+        `${args.resume} has already trained ${ck.epoch} epoch${ck.epoch === 1 ? '' : 's'}; pass --epochs above ${ck.epoch} to train on`,
+      );
+    }
     startEpoch = ck.epoch;
     startStep = ck.step;
+    if (scaler && ck.scaler) scaler.loadStateDict(ck.scaler);
     history.push(...(ck.history as EpochLog[]));
     log(`resumed from ${args.resume} at epoch ${startEpoch}`);
   }
@@ -170,6 +229,7 @@ export async function train(
     accumulateSteps: args.accumulate,
     schedule,
     precision: args.precision,
+    ...(scaler && { scaler }),
     startEpoch,
     startStep,
     // Each epoch's shuffle and dropout come from (seed, epoch) alone, so a resumed run repeats them exactly.
@@ -200,6 +260,7 @@ export async function train(
             step: startStep + e.epoch * updatesPerEpoch - startEpoch * updatesPerEpoch,
             history,
             args,
+            ...(scaler && { scaler: scaler.stateDict() }),
           });
         return undefined;
       },
@@ -249,4 +310,6 @@ export function checkTrainArgs(a: TrainArgs): void {
     throw new ValueError('train', `--lr must be a positive number (got ${a.lr})`);
   if (!Number.isInteger(a.warmupSteps) || a.warmupSteps < 0)
     throw new ValueError('train', `--warmup-steps must be a non-negative integer (got ${a.warmupSteps})`);
+  if (!Number.isSafeInteger(a.seed) || a.seed < 0)
+    throw new ValueError('train', `--seed must be a non-negative integer (got ${a.seed})`);
 }

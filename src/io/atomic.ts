@@ -37,7 +37,7 @@ export function atomicWriteFileSync(path: string, data: Uint8Array | string): vo
     renameSync(tmp, path);
   } catch (err) {
     removeQuietly(tmp);
-    throw err;
+    throw naming(path, err);
   }
   syncDirectory(path);
 }
@@ -61,7 +61,7 @@ export async function atomicWriteFile(path: string, data: Uint8Array | string): 
     await fsp.rename(tmp, path);
   } catch (err) {
     removeQuietly(tmp);
-    throw err;
+    throw naming(path, err);
   }
   let dir: fsp.FileHandle;
   try {
@@ -76,6 +76,19 @@ export async function atomicWriteFile(path: string, data: Uint8Array | string): 
   } finally {
     await dir.close();
   }
+}
+
+/**
+ * A file-system error about the temp file, reworded to name the user's path (`cannot write out/ck.st: ENOENT:
+ * no such file or directory`); `code` and `cause` are kept. Other errors (bad data) pass unchanged.
+ */
+function naming(path: string, err: unknown): unknown {
+  const e = err as NodeJS.ErrnoException;
+  if (typeof e?.code !== 'string' || typeof e.syscall !== 'string') return err; // not a system call's error
+  return Object.assign(new Error(`cannot write ${path}: ${e.message.split(',')[0]}`), {
+    code: e.code,
+    cause: err,
+  });
 }
 
 /** Same directory as the target; pid + random suffix so concurrent writers never share a temp file. */

@@ -61,6 +61,7 @@ export interface AdamState {
  * opt.step();
  */
 export class Adam extends Optimizer<AdamHyperparameters, AdamState> {
+  protected readonly stateNames = { required: ['step', 'expAvg', 'expAvgSq'], optional: ['maxExpAvgSq'] };
   constructor(
     params: Params<AdamHyperparameters>,
     {

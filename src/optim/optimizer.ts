@@ -212,9 +212,21 @@ export abstract class Optimizer<H extends Hyperparameters, S extends object> {
     });
     const params = this.paramGroups.flatMap((g) => g.params);
     const state = new Map<Tensor, S>();
+    const { required, optional } = this.stateNames;
     for (const [k, saved] of Object.entries(sd.state)) {
       const p = params[Number(k)];
       if (!p) throw new ValueError(op, `state for parameter ${k}, which this optimizer does not have`);
+      // Another optimizer's state (SGD's momentum for Adam) would fail later, inside a step.
+      const names = Object.keys(saved).map(camel);
+      const wrong = names.filter((n) => !required.includes(n) && !optional.includes(n));
+      const missing = required.filter((n) => !names.includes(n));
+      if (wrong.length || missing.length) {
+        throw new ValueError(
+          op,
+          `the state of parameter ${k} has ${names.join(', ') || 'nothing'}, but ${this.constructor.name} keeps ` +
+            `${[...required, ...optional].join(', ')}: a state dict of another optimizer?`,
+        );
+      }
       const s: Record<string, Tensor | number> = {};
       for (const [name, v] of Object.entries(saved)) {
         if (v instanceof Tensor && !sameShape(v.shape, p.shape)) {
@@ -250,6 +262,9 @@ export abstract class Optimizer<H extends Hyperparameters, S extends object> {
 
   /** The state of a parameter at its first update. */
   protected abstract initState(p: Tensor): S;
+
+  /** The names a parameter's state has (`loadStateDict` rejects others): always, and sometimes. */
+  protected abstract readonly stateNames: { required: readonly string[]; optional: readonly string[] };
 
   /** Update `p` in place from its gradient `g`, with its group's hyper-parameters and its state. */
   protected abstract update(p: Tensor, g: Tensor, group: ParamGroup<H>, state: S): void;

@@ -50,6 +50,7 @@ export interface SGDState {
  * opt.step();
  */
 export class SGD extends Optimizer<SGDHyperparameters, SGDState> {
+  protected readonly stateNames = { required: [], optional: ['momentumBuffer'] };
   constructor(
     params: Params<SGDHyperparameters>,
     {

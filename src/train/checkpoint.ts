@@ -2,7 +2,8 @@
  * Training checkpoints: one safetensors file, written atomically (a crash leaves the previous checkpoint).
  * Tensors: the model's state dict under its PyTorch keys, the optimizer's buffers under
  * `optimizer.state.<param index>.<name>`. The rest (epoch, update step, optimizer hyper-parameters and
- * counters, history, run arguments) is a small JSON in the header's `__metadata__["minibatch"]`.
+ * counters, the fp16 loss scaler, history, run arguments) is a small JSON in the header's
+ * `__metadata__["minibatch"]`.
  * RNG and loader state need no storage: every epoch's shuffle and dropout are seeded from (seed, epoch), so
  * resuming at an epoch boundary replays them exactly.
  *
@@ -15,6 +16,7 @@ import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
 import type { Module } from '../nn/module.js';
 import type { OptimizerStateDict } from '../optim/optimizer.js';
 import { Tensor } from '../tensor/tensor.js';
+import type { GradScalerState } from './grad-scaler.js';
 
 interface StatefulOptimizer {
   stateDict(): OptimizerStateDict;
@@ -30,6 +32,17 @@ export interface CheckpointState {
   step: number;
   history: unknown[];
   args?: unknown;
+  /** The fp16 loss scaler's state (its scale and growth tracker), so a resumed run scales as before. */
+  scaler?: GradScalerState;
+}
+
+/** What a checkpoint says about the run that wrote it (its JSON metadata), tensors aside. */
+export interface CheckpointMeta {
+  epoch: number;
+  step: number;
+  history: unknown[];
+  args: unknown;
+  scaler?: GradScalerState;
 }
 
 const PREFIX = 'optimizer.state.';
@@ -50,9 +63,41 @@ export async function saveCheckpoint(path: string, s: CheckpointState): Promise<
     step: s.step,
     history: s.history,
     args: s.args,
+    ...(s.scaler && { scaler: s.scaler }),
     optimizer: { param_groups: osd.param_groups, step_count: osd.step_count, scalars },
   };
   await saveSafetensors(path, toEntries(tensors), { format: 'pt', minibatch: JSON.stringify(meta) });
+}
+
+type StoredMeta = CheckpointMeta & {
+  optimizer: {
+    param_groups: OptimizerStateDict['param_groups'];
+    step_count: number;
+    scalars: Record<string, Record<string, number>>;
+  };
+};
+
+function parseMeta(path: string, raw: string | undefined): StoredMeta {
+  if (!raw)
+    throw new FormatError(
+      'loadCheckpoint',
+      path,
+      'not a minibatch checkpoint (no "minibatch" metadata); use load() for plain state dicts',
+    );
+  try {
+    return JSON.parse(raw);
+  } catch (e) {
+    throw new FormatError('loadCheckpoint', path, `corrupt metadata: ${(e as Error).message}`);
+  }
+}
+
+/** The run a checkpoint belongs to (epoch, step, history, arguments, scaler), without building a model. */
+export async function readCheckpointMeta(path: string): Promise<CheckpointMeta> {
+  const { epoch, step, history, args, scaler } = parseMeta(
+    path,
+    (await loadSafetensors(path)).metadata?.minibatch,
+  );
+  return { epoch, step, history, args, ...(scaler && { scaler }) };
 }
 
 /** Restore model and optimizer in place from a checkpoint; returns where the run stopped. */
@@ -60,31 +105,9 @@ export async function loadCheckpoint(
   path: string,
   model: Module,
   optimizer: StatefulOptimizer,
-): Promise<{ epoch: number; step: number; history: unknown[]; args: unknown }> {
+): Promise<CheckpointMeta> {
   const file = await loadSafetensors(path);
-  const raw = file.metadata?.minibatch;
-  if (!raw)
-    throw new FormatError(
-      'loadCheckpoint',
-      path,
-      'not a minibatch checkpoint (no "minibatch" metadata); use load() for plain state dicts',
-    );
-  let meta: {
-    epoch: number;
-    step: number;
-    history: unknown[];
-    args: unknown;
-    optimizer: {
-      param_groups: OptimizerStateDict['param_groups'];
-      step_count: number;
-      scalars: Record<string, Record<string, number>>;
-    };
-  };
-  try {
-    meta = JSON.parse(raw);
-  } catch (e) {
-    throw new FormatError('loadCheckpoint', path, `corrupt metadata: ${(e as Error).message}`);
-  }
+  const meta = parseMeta(path, file.metadata?.minibatch);
   const all = fromEntries(file.tensors, path);
   const modelSd: Record<string, Tensor> = {};
   const state: OptimizerStateDict['state'] = {};
@@ -103,5 +126,11 @@ export async function loadCheckpoint(
     param_groups: meta.optimizer.param_groups,
     step_count: meta.optimizer.step_count,
   });
-  return { epoch: meta.epoch, step: meta.step, history: meta.history, args: meta.args };
+  return {
+    epoch: meta.epoch,
+    step: meta.step,
+    history: meta.history,
+    args: meta.args,
+    ...(meta.scaler && { scaler: meta.scaler }),
+  };
 }

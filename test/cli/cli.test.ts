@@ -163,6 +163,134 @@ it('a run resumed from its checkpoint ends exactly where the uninterrupted run e
   assert.equal(workers.test_loss, straight.test_loss, 'same batches from a worker thread');
 });
 
+it('fp16: a resumed run carries on with the saved loss scale and ends where the uninterrupted run ends', async () => {
+  const dir = tinyData();
+  const out = mkdtempSync(join(tmpdir(), 'mb-cli-fp16-'));
+  // Batch 4 overflows fp16 at the initial scale 2^16 in the first epoch: the scaler backs off several times,
+  // and a resumed run that started again from 2^16 would skip those steps a second time.
+  const common = ['train', '--data', dir, '--batch-size', '4', '--precision', 'fp16', '--json', '--quiet'];
+  const more = ['--schedule', 'constant'];
+  const straight = await run(...common, ...more, '--epochs', '2');
+  assert.equal(straight.code, 0, straight.err);
+  const first = await run(...common, ...more, '--epochs', '1', '--save', join(out, 'ck.safetensors'));
+  assert.match(first.err, /fp16 steps skipped/);
+  // Resumed with only --epochs: the run's settings (batch size, precision, schedule, lr) come from the file.
+  const resumed = await run(
+    'train',
+    '--data',
+    dir,
+    '--json',
+    '--quiet',
+    '--epochs',
+    '2',
+    '--resume',
+    join(out, 'ck.safetensors'),
+  );
+  assert.equal(resumed.code, 0, resumed.err);
+  const [a, b] = [JSON.parse(straight.out), JSON.parse(resumed.out)];
+  assert.equal(b.batch_size, 4);
+  assert.equal(b.train_loss, a.train_loss);
+  assert.equal(b.test_loss, a.test_loss);
+});
+
+it('--resume: a setting that differs from the checkpoint, another optimizer, or too few epochs is one clear error', async () => {
+  const dir = tinyData();
+  const out = mkdtempSync(join(tmpdir(), 'mb-cli-resume2-'));
+  const ck = join(out, 'ck.safetensors');
+  const first = await run(
+    'train',
+    '--data',
+    dir,
+    '--epochs',
+    '1',
+    '--model',
+    'mlp-bn',
+    '--optimizer',
+    'adamw',
+    '--quiet',
+    '--save',
+    ck,
+  );
+  assert.equal(first.code, 0, first.err);
+  for (const [flags, msg] of [
+    [
+      ['--batch-size', '32'],
+      /^error: train: --batch-size 32 differs from the checkpoint's 64 in .*ck\.safetensors: a resumed run keeps the settings it started with$/,
+    ],
+    [['--optimizer', 'sgd'], /^error: train: --optimizer sgd differs from the checkpoint's adamw/],
+    [['--model', 'mlp'], /^error: train: --model mlp differs from the checkpoint's mlp-bn/],
+    [['--lr', '0.01'], /^error: train: --lr 0.01 differs from the checkpoint's \(default\)/],
+  ] as const) {
+    const r = await run('train', '--data', dir, '--epochs', '2', '--quiet', '--resume', ck, ...flags);
+    assert.equal(r.code, 1, flags.join(' '));
+    assert.match(r.err, msg);
+  }
+  // The optimizer's default lr given explicitly is the same setting.
+  const same = await run(
+    'train',
+    '--data',
+    dir,
+    '--epochs',
+    '2',
+    '--quiet',
+    '--json',
+    '--resume',
+    ck,
+    '--lr',
+    '0.001',
+  );
+  assert.equal(same.code, 0, same.err);
+  const done = await run('train', '--data', dir, '--epochs', '1', '--quiet', '--resume', ck);
+  assert.equal(done.code, 1);
+  assert.match(done.err, /error: train: .* has already trained 1 epoch; pass --epochs above 1 to train on$/);
+});
+
+it('outputs are checked before the work; negative and non-decimal numbers are one-line errors', async () => {
+  const out = mkdtempSync(join(tmpdir(), 'mb-cli-out2-'));
+  for (const [argv, code, msg] of [
+    [
+      ['train', '--save', join(out, 'no', 'x.st')],
+      1,
+      /^error: minibatch: --save .*x\.st: directory .*no does not exist$/,
+    ],
+    [['train', '--report', out], 1, /^error: minibatch: --report .* is a directory$/],
+    [
+      ['profile', '--plot', join(out, 'no', 'p.svg')],
+      1,
+      /^error: minibatch: --plot .*: directory .* does not exist$/,
+    ],
+    [['train', '--lr', '-1'], 1, /^error: train: --lr must be a positive number \(got -1\)$/],
+    [['train', '--seed', '-3'], 1, /^error: train: --seed must be a non-negative integer \(got -3\)$/],
+    [['train', '--batch-size', '0x10'], 2, /^error: minibatch: --batch-size expects a number \(got '0x10'\)/],
+    [
+      ['profile', '--mode', 'convergence', '--budget-samples', '0'],
+      2,
+      /--budget-samples must be a positive integer/,
+    ],
+    [
+      ['profile', '--mode', 'convergence', '--budget-seconds', '-1'],
+      2,
+      /--budget-seconds must be positive \(got -1\)/,
+    ],
+    [['profile', '--mode', 'convergence', '--budget-seconds', '1', '--budget-samples', '9'], 2, /not both/],
+    [['profile', '--data', out], 2, /--data is only used by profile --mode convergence/],
+    [
+      ['find-batch-size', '--memory-budget', '0.001'],
+      1,
+      /^error: find-batch-size: not even batch size 1 of mlp fits in 0.001 MB$/,
+    ],
+  ] as const) {
+    const r = await run(...argv);
+    assert.equal(r.code, code, argv.join(' '));
+    assert.match(r.err, msg, argv.join(' '));
+    assert.equal(r.out, '', 'nothing on stdout');
+  }
+  const none = await run();
+  assert.equal(none.code, 2);
+  assert.equal(none.out, '');
+  assert.match(none.err, /^usage: minibatch/);
+});
+
 it('profile --json: samples/s rises with batch size; --plot writes an SVG', async () => {
   const out = mkdtempSync(join(tmpdir(), 'mb-cli-prof-'));
   const r = await run('profile', '--batch-sizes', '1,16,128', '--json', '--plot', join(out, 'p.svg'));

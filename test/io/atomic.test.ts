@@ -73,7 +73,12 @@ for (const [name, write] of Object.entries(variants)) {
     });
 
     it('fails cleanly when the directory does not exist', async () => {
-      await assert.rejects(write(join(root, 'missing', 'x.bin'), 'data'), { code: 'ENOENT' });
+      const target = join(root, 'missing', 'x.bin');
+      // The error names the user's path, not the temp file beside it.
+      await assert.rejects(write(target, 'data'), {
+        code: 'ENOENT',
+        message: `cannot write ${target}: ENOENT: no such file or directory`,
+      });
     });
   });
 }

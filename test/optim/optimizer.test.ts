@@ -170,6 +170,21 @@ forEachBackend(() => {
           e instanceof ShapeError &&
           e.message === "loadStateDict: exp_avg of parameter 0 has shape [6], expected the parameter's [3,2]",
       );
+      // Another optimizer's state (SGD's momentum buffer), or Adam's without its moments: a clear error, not a
+      // crash inside the next step.
+      const sgdState = { ...sd, state: { 0: { momentum_buffer: mb.zeros([3, 2]) } } };
+      assert.throws(
+        () => fresh.loadStateDict(sgdState),
+        (e: unknown) =>
+          e instanceof ValueError &&
+          e.message ===
+            'loadStateDict: the state of parameter 0 has momentumBuffer, but Adam keeps step, expAvg, expAvgSq, maxExpAvgSq: a state dict of another optimizer?',
+      );
+      const noMoments = { ...sd, state: { 0: { step: 1, exp_avg: mb.zeros([3, 2]) } } };
+      assert.throws(
+        () => fresh.loadStateDict(noMoments),
+        /the state of parameter 0 has step, expAvg, but Adam keeps/,
+      );
       const badLr = { ...sd, param_groups: [{ ...sd.param_groups[0]!, lr: -1 }, sd.param_groups[1]!] };
       assert.throws(() => fresh.loadStateDict(badLr), /Adam: Invalid learning rate: -1/);
       assert.deepEqual(fresh.stateDict(), before);
