@@ -463,7 +463,18 @@ export function matmulIntoZeroedGrad(a: Tensor, b: Tensor, grad: Tensor): Tensor
   return grad;
 }
 
+/**
+ * t's values rounded to `precision`, in a new tensor. A view over all of its storage (a weight's transpose
+ * W.mT, as linear reads it) is copied whole and keeps its strides: a strided gather into row-major order was
+ * most of an fp16 step's cost at small batches.
+ */
 function rounded(t: Tensor, precision: Precision): Tensor {
+  if (t.offset === 0 && t.data.length === t.size && t.dtype === 'float32') {
+    const data = uninitialized([t.size]).data as Float32Array;
+    data.set(t.data as Float32Array);
+    roundInPlace(data, precision);
+    return new Tensor(data, 'float32', [...t.shape], [...t.strides], 0);
+  }
   const c = uninitialized(t.shape);
   kernels().copy(t, c);
   roundInPlace(c.data as Float32Array, precision);

@@ -166,9 +166,8 @@ export async function fit(model: Module, opts: FitOptions): Promise<FitResult> {
     let ok = true;
     if (scaler) {
       const grads = params.filter((p) => p.grad).map((p) => p.grad!.data as Float32Array);
-      // Gradients held in fp16 overflow past its largest finite value: emulate that, then unscale.
-      const overflow = precision === 'fp16' && grads.some((g) => g.some((v) => !(Math.abs(v) <= FP16_MAX)));
-      const found = scaler.unscale(grads) || overflow;
+      // Gradients held in fp16 overflow past its largest finite value: emulated in the unscaling pass.
+      const found = precision === 'fp16' ? scaler.unscale(grads, FP16_MAX) : scaler.unscale(grads);
       scaler.update(found);
       ok = !found;
     }

@@ -25,6 +25,9 @@ export interface GradScalerOptions {
   enabled?: boolean;
 }
 
+/** The largest finite float32: above it a gradient is infinite. */
+const FLOAT32_MAX = 3.4028234663852886e38;
+
 /** `GradScaler.stateDict()`: PyTorch's `scale`, factors, interval and `_growth_tracker`. */
 export interface GradScalerState {
   scale: number;
@@ -85,19 +88,20 @@ export class GradScaler {
 
   /**
    * Divide gradients by the scale in place (multiplying by the float32 inverse, as PyTorch does) and report
-   * whether any value was inf or NaN. All values are multiplied even then; the caller skips the step.
+   * whether any value was inf or NaN, or above `maxFinite` in magnitude (65504 for gradients held in fp16,
+   * which would have overflowed there). All values are multiplied even then; the caller skips the step.
    *
    * @example
    * const foundInf = scaler.unscale([w.grad, b.grad]);
    */
-  unscale(grads: Float32Array[]): boolean {
+  unscale(grads: Float32Array[], maxFinite = FLOAT32_MAX): boolean {
     if (!this.enabled) return false;
     const inv = Math.fround(1 / this.current);
     let foundInf = false;
     for (const g of grads) {
       for (let i = 0; i < g.length; i++) {
         const v = g[i]!;
-        if (v - v !== 0) foundInf = true; // NaN exactly for inf and NaN
+        if (!(Math.abs(v) <= maxFinite)) foundInf = true; // inf, NaN, or past what the gradients' format holds
         // A product of two float32s is exact in a double, so storing it rounds once: a float32 multiply.
         g[i] = v * inv;
       }

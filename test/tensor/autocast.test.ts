@@ -1,7 +1,54 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import * as mb from '../../src/index.js';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../src/io/safetensors.js';
+import { packBits, roundInPlace, unpackBits } from '../../src/tensor/autocast.js';
 import { forEachBackend } from '../helpers.js';
+
+it('the array conversions give the bits of the scalar converters (every half, 400k float32 patterns)', () => {
+  // Every float32 class: normals, fp16 subnormals and their boundaries, overflow to inf, inf, NaN, ±0; random
+  // bit patterns, random magnitudes over 2^-30..2^20, and halfway cases, which round to even.
+  const n = 400_000;
+  const x = new Float32Array(n);
+  const u = new Uint32Array(x.buffer);
+  let s = 12345;
+  const next = () => {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    return s;
+  };
+  for (let i = 0; i < n; i++) {
+    const k = i % 4;
+    if (k === 0) u[i] = next();
+    else if (k === 1) x[i] = ((next() / 2 ** 32 - 0.5) * 2 ** ((next() % 50) - 30)) as number;
+    else if (k === 2)
+      u[i] = (next() & 0xffffe000) | 0x1000; // halfway between two fp16 values
+    else u[i] = (next() & 0xffff0000) | 0x8000; // halfway between two bf16 values
+  }
+  const specials = [0, -0, 1, -1, 65504, 65519.996, 65520, -65520, 2 ** -14, -(2 ** -14), 2 ** -24, 2 ** -25];
+  x.set([...specials, 3 * 2 ** -26, 2 ** -14 - 2 ** -25, Infinity, -Infinity, 1e-45, 3.4e38]);
+  const same = (got: number, want: number, what: string) =>
+    assert.ok(
+      Object.is(got, want) || (Number.isNaN(got) && Number.isNaN(want)),
+      `${what}: ${got} vs ${want}`,
+    );
+  for (const [precision, toBits, fromBits] of [
+    ['fp16', f32ToF16, f16ToF32],
+    ['bf16', f32ToBf16, bf16ToF32],
+  ] as const) {
+    const packed = packBits(x, precision);
+    const rounded = x.slice();
+    roundInPlace(rounded, precision);
+    for (let i = 0; i < n; i++) {
+      const want = toBits(x[i]!);
+      if (packed[i] !== want) assert.fail(`${precision} pack ${x[i]}: ${packed[i]} vs ${want}`);
+      same(rounded[i]!, Math.fround(fromBits(want)), `${precision} round ${x[i]}`);
+    }
+    const all = Uint16Array.from({ length: 65536 }, (_, i) => i);
+    const back = new Float32Array(65536);
+    unpackBits(all, precision, back);
+    for (let i = 0; i < 65536; i++) same(back[i]!, Math.fround(fromBits(i)), `${precision} unpack ${i}`);
+  }
+});
 
 forEachBackend(() => {
   const setup = () => {
@@ -15,6 +62,31 @@ forEachBackend(() => {
     const y = mb.randint(0, 10, [32], { generator: g });
     return { model, x, y };
   };
+
+  it('under autocast a matmul rounds both operands (plain, transposed or a slice) and its result', () => {
+    for (const precision of ['bf16', 'fp16'] as const) {
+      const g = new mb.Generator(5);
+      const a = mb.randn([8, 40], { generator: g });
+      const w = mb.randn([24, 40], { generator: g });
+      const big = mb.randn([30, 40], { generator: g });
+      const round = (t: mb.Tensor) => {
+        const c = t.contiguous().clone();
+        roundInPlace(c.data as Float32Array, precision);
+        return c;
+      };
+      for (const [label, b] of [
+        ['transposed weight', w.mT],
+        ['plain', w.mT.contiguous()],
+        ['a slice of rows', big.slice(0, 3, 27).mT],
+      ] as const) {
+        const got = mb.autocast(precision, () => mb.matmul(a, b));
+        const want = mb.matmul(round(a), round(b));
+        roundInPlace(want.data as Float32Array, precision);
+        assert.deepEqual([...got.toTypedArray()], [...want.toTypedArray()], `${precision} ${label}`);
+        assert.notDeepEqual([...got.toTypedArray()], [...mb.matmul(a, b).toTypedArray()], 'rounding shows');
+      }
+    }
+  });
 
   for (const precision of ['bf16', 'fp16'] as const) {
     it(`autocast ${precision}: matmuls see 16-bit values, saved activations are kept in 16 bits, gradients stay close to fp32`, () => {

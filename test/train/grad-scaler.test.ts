@@ -62,6 +62,9 @@ describe('GradScaler', () => {
     }
     const big = new Float32Array([3.4028234663852886e38, -3.4028234663852886e38]);
     assert.equal(new GradScaler().unscale([big]), false);
+    // Gradients held in fp16 (fit's fp16 precision) overflow past 65504.
+    assert.equal(new GradScaler().unscale([new Float32Array([65504, -65504])], 65504), false);
+    assert.equal(new GradScaler().unscale([new Float32Array([1, -65505])], 65504), true);
   });
 
   it('does not grow the scale past float32 range, but restarts counting', () => {
