@@ -1,7 +1,8 @@
 /**
- * What mixed precision saves and costs (run with --expose-gc): for each precision, the live memory held by
- * the graph after a forward pass (the activations kept for backward, after a GC), the time of a training
- * step, and test accuracy after a few epochs on the shipped Fashion-MNIST subset.
+ * What mixed precision saves and costs (run with --expose-gc): for each precision, the memory the graph keeps
+ * for backward after a forward pass (`kept_mb`: its saved activations' storages, each counted once, exact;
+ * `graph_mb`: the process's live memory growth after a GC, which includes everything else the pass left), the
+ * time of a training step, and test accuracy after a few epochs on the shipped Fashion-MNIST subset.
  * Run: node --expose-gc build/bench/precision.js [epochs]
  */
 
@@ -16,6 +17,28 @@ const live = () => {
   const m = process.memoryUsage();
   return m.arrayBuffers + m.heapUsed;
 };
+/** Bytes of the activations a graph keeps for backward: each storage (float32 or 16-bit copy) once. */
+function keptBytes(loss: mb.Tensor): number {
+  const seen = new Set<object>();
+  const stores = new Set<object>();
+  let bytes = 0;
+  const walk = (t: mb.Tensor) => {
+    const node = t._node;
+    if (!node || seen.has(node)) return;
+    seen.add(node);
+    for (const x of node.inputs) {
+      const store = x.packed ? x.packed.bits : x.isLeaf ? null : x.data;
+      if (store && !stores.has(store)) {
+        stores.add(store);
+        bytes += store.byteLength;
+      }
+      walk(x);
+    }
+  };
+  walk(loss);
+  return bytes;
+}
+
 const ds = mb.loadFashionMnist({ dir: mb.shippedFashionMnistDir()! });
 const rows = [];
 for (const model of ['mlp', 'cnn'] as const) {
@@ -37,6 +60,7 @@ for (const model of ['mlp', 'cnn'] as const) {
       loss.backward();
     }
     const graphBytes = held.sort((a, b) => a - b)[2]!;
+    const kept = keptBytes(mb.autocast(precision, () => mb.crossEntropy(net.forward(xb), yb)));
     const opt = new mb.SGD(net.parameters(), { lr: 0.05, momentum: 0.9 });
     const times: number[] = [];
     for (let i = 0; i < 7; i++) {
@@ -61,6 +85,7 @@ for (const model of ['mlp', 'cnn'] as const) {
       model,
       batch: B,
       precision,
+      kept_mb: +(kept / 2 ** 20).toFixed(2),
       graph_mb: +(graphBytes / 2 ** 20).toFixed(2),
       step_ms: +times[3]!.toFixed(1),
       test_accuracy: +r.history.at(-1)!.valAccuracy!.toFixed(4),

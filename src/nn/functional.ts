@@ -39,10 +39,12 @@ export function linear(
   }
   // One fused op: the bias (and ReLU) ride in the GEMM's epilogue, and the backward writes dW in the (out, in)
   // layout directly instead of a transposed view of xᵀ·g that accumulation would then add strided. Under
-  // autocast the product is rounded to 16 bits before the bias, and the ReLU keeps its own 16-bit input: the
-  // epilogue is then separate ops, as it is for a 1-D x.
+  // autocast the product is rounded to 16 bits before the bias, so the epilogue is separate kernels (still one
+  // op); a 1-D x in float32 takes a separate ReLU op.
   const fused = autocastPrecision() === 'fp32' && x.rank >= 2;
   const relu = opts.relu ?? false;
+  // The ReLU is part of this op (its mask read from the output in backward) except for a 1-D x in float32.
+  const ownRelu = relu && (fused || autocastPrecision() !== 'fp32');
   let y: Tensor;
   if (fused) {
     y = noGrad(() => {
@@ -52,24 +54,29 @@ export function linear(
   } else {
     const xw = noGrad(() => ops.matmul(x, weight.mT));
     y = bias ? noGrad(() => ops.add(xw, bias)) : xw;
+    if (ownRelu) y = noGrad(() => ops.relu(y));
   }
+  const kept: { y: Tensor | null } = { y: null };
   const out = ops.customOp(
     'linear',
     bias ? [x, weight, bias] : [x, weight],
     y,
-    linearBackward(outF, weight.shape[1]!, !!bias, fused && relu ? y : null),
+    linearBackward(outF, weight.shape[1]!, !!bias, ownRelu ? kept : null),
   );
-  return relu && !fused ? ops.relu(out) : out;
+  // Under autocast the output is kept in 16 bits: the same stand-in the next layer keeps as its input, so the
+  // activation is stored once (as in float32), not once for the ReLU's mask and once for the next GEMM.
+  if (ownRelu) kept.y = ops.packActivation(out);
+  return relu && !ownRelu ? ops.relu(out) : out;
 }
 
 /**
- * The backward of `linear`. Made outside `linear` so the closure sees only sizes (and, with a fused ReLU, the
- * output y whose sign masks g): it reads x and W from the node's inputs, so under autocast x is the node's
- * 16-bit copy and the float32 activation is not kept alive.
+ * The backward of `linear`. Made outside `linear` so the closure sees only sizes (and, with its ReLU, the
+ * output y whose sign masks g, in 16 bits under autocast): it reads x and W from the node's inputs, so under
+ * autocast x is the node's 16-bit copy and the float32 activation is not kept alive.
  */
-function linearBackward(outF: number, inF: number, hasBias: boolean, reluOut: Tensor | null) {
+function linearBackward(outF: number, inF: number, hasBias: boolean, reluOut: { y: Tensor | null } | null) {
   return (gy: Tensor, needs: boolean[], [x, w]: Tensor[], sole: boolean[]): (Tensor | null)[] => {
-    const g = reluOut ? ops.reluGrad(reluOut, gy) : gy;
+    const g = reluOut ? ops.reluGrad(ops.unpack(reluOut.y!), gy) : gy;
     const g2 = g.reshape([-1, outF]);
     const x2 = x!.reshape([-1, inF]);
     // dW goes straight into W's zeroed .grad when W is used only here (accumulateGrad sees its own .grad).

@@ -116,33 +116,38 @@ function record<P extends Primitive>(prim: P, inputs: Tensor[], out: Tensor, ctx
 /** Activations smaller than this stay float32: packing costs a pass and saves little. */
 const MIN_PACKED = 1024;
 const packedOf = new WeakMap<Tensor, Tensor>();
+/** 16-bit copies of whole storages, per precision: the views of one storage share one copy. */
+const packedStorage = new WeakMap<object, Partial<Record<Precision, Uint16Array>>>();
 
 /**
- * The stand-in a graph node keeps for an activation under 16-bit autocast: same shape, autograd identity
- * (node, requiresGrad) and one cached stand-in per activation, with its values in 16 bits and no float32
- * storage, so the activation's float32 buffer is freed once the forward pass is done with it. Leaves
+ * The stand-in a graph node keeps for an activation under 16-bit autocast: same shape, strides and offset,
+ * autograd identity (node, requiresGrad), one cached stand-in per activation, with its storage's values in 16
+ * bits and no float32 storage, so the activation's float32 buffer is freed once the forward pass is done with
+ * it. Views of one storage (a conv's output and its reshape, the ReLU after it) share one 16-bit copy, as in
+ * float32 they share the buffer: packed per view, a CNN's graph held more than in float32. Leaves
  * (parameters, input batches) are kept as they are. `unpack` restores float32 values for the backward pass.
  */
-function packActivation(x: Tensor, precision: Precision): Tensor {
-  if (x.isLeaf || x.dtype !== 'float32' || x.size < MIN_PACKED || x.packed) return x;
+export function packActivation(x: Tensor, precision: Precision = autocastPrecision()): Tensor {
+  if (precision === 'fp32' || x.isLeaf || x.dtype !== 'float32' || x.size < MIN_PACKED || x.packed) return x;
   let p = packedOf.get(x);
   if (!p) {
-    const c = uninitialized(x.shape);
-    kernels().copy(x, c);
-    p = new Tensor(new Float32Array(0), 'float32', x.shape, undefined, 0, x.requiresGrad);
+    let copies = packedStorage.get(x.data);
+    if (!copies) packedStorage.set(x.data, (copies = {}));
+    const bits = (copies[precision] ??= packBits(x.data as Float32Array, precision));
+    p = new Tensor(new Float32Array(0), 'float32', x.shape, x.strides, x.offset, x.requiresGrad);
     p._node = x._node;
-    p.packed = { precision, bits: packBits(c.data as Float32Array, precision) };
+    p.packed = { precision, bits };
     packedOf.set(x, p);
   }
   return p;
 }
 
-/** float32 values of a packed activation (a fresh tensor, no graph). */
+/** float32 values of a packed activation (a fresh storage, viewed as the activation was; no graph). */
 export function unpack(x: Tensor): Tensor {
   if (!x.packed) return x;
-  const t = uninitialized(x.shape);
-  unpackBits(x.packed.bits, x.packed.precision, t.data as Float32Array);
-  return t;
+  const data = uninitialized([x.packed.bits.length]).data as Float32Array;
+  unpackBits(x.packed.bits, x.packed.precision, data);
+  return new Tensor(data, 'float32', [...x.shape], [...x.strides], x.offset);
 }
 
 /** A view sharing x's storage (no copy). */
