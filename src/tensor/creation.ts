@@ -53,10 +53,13 @@ export function tensor(
     const dt = dtypeOfArray(arr);
     if (opts.dtype && opts.dtype !== dt)
       throw new ValueError('tensor', `a ${arr.constructor.name} holds ${dt}, not ${opts.dtype}`);
-    return new Tensor(arr, dt, shape, undefined, 0, opts.requiresGrad ?? false);
+    return new Tensor(arr, dt, shape, undefined, 0, gradFlag('tensor', dt, opts));
   }
   const shape = inferShape(data as Nested);
-  const dtype = opts.dtype ?? (typeof (shape.length ? undefined : data) === 'boolean' ? 'bool' : 'float32');
+  // Booleans give a bool tensor, as in PyTorch; numbers float32 (JavaScript numbers carry no int type).
+  let first: Nested = data as Nested;
+  while (Array.isArray(first) && first.length) first = first[0] as Nested;
+  const dtype = opts.dtype ?? (typeof first === 'boolean' ? 'bool' : 'float32');
   const t = empty(shape, dtype);
   let i = 0;
   const walk = (d: Nested, depth: number): void => {
@@ -75,14 +78,26 @@ export function tensor(
     for (const e of d as readonly Nested[]) walk(e, depth + 1);
   };
   walk(data as Nested, 0);
-  t.requiresGrad = opts.requiresGrad ?? false;
+  t.requiresGrad = gradFlag('tensor', t.dtype, opts);
   return t;
 }
 
+/** `opts.requiresGrad`, refused for an int or bool tensor (PyTorch: only floating point tensors can). */
+function gradFlag(op: string, dtype: DType, opts: CreateOptions): boolean {
+  if (opts.requiresGrad && dtype !== 'float32')
+    throw new ValueError(op, `only float tensors can require gradients (got ${dtype})`);
+  return opts.requiresGrad ?? false;
+}
+
 function filled(shape: readonly number[], value: number, opts: CreateOptions): Tensor {
+  if (typeof value !== 'number' && typeof value !== 'boolean')
+    throw new ValueError(
+      'full',
+      `the fill value must be a number or a boolean (got ${typeof value} ${String(value)})`,
+    );
   const t = empty(resolveShape('full', shape), opts.dtype ?? 'float32');
   if (value !== 0) t.data.fill(value);
-  t.requiresGrad = opts.requiresGrad ?? false;
+  t.requiresGrad = gradFlag('full', t.dtype, opts);
   return t;
 }
 
@@ -111,7 +126,7 @@ function random(shape: readonly number[], opts: RandomOptions, draw: (g: Generat
   const t = empty(resolveShape('random', shape), opts.dtype ?? 'float32');
   const g = opts.generator ?? defaultGenerator;
   for (let i = 0; i < t.data.length; i++) t.data[i] = draw(g);
-  t.requiresGrad = opts.requiresGrad ?? false;
+  t.requiresGrad = gradFlag('random', t.dtype, opts);
   return t;
 }
 

@@ -200,8 +200,14 @@ function binaryOp(op: BinaryOp, a: TensorOrScalar, b: TensorOrScalar): Tensor {
   const ta = a instanceof Tensor ? a : lift(a, b as Tensor);
   const tb = b instanceof Tensor ? b : lift(b, ta);
   const shape = broadcastShapes(op, ta.shape, tb.shape);
+  if (ta.dtype === 'bool' && tb.dtype === 'bool' && op !== 'div' && op !== 'pow') {
+    // PyTorch: + and maximum of bools are or, × and minimum are and, − is refused.
+    if (op === 'sub')
+      throw new ValueError('sub', 'subtracting two bool tensors is not supported (ne gives their xor)');
+    return ne(binaryOp(op, cast(ta, 'int32'), cast(tb, 'int32')), 0);
+  }
   let dtype = promote(ta.dtype, tb.dtype);
-  // True division and pow of ints give floats; bool arithmetic is done as ints... except add/mul of bools.
+  // True division and pow of ints give floats; a bool with an int is done as ints.
   if (op === 'div' || op === 'pow' || dtype === 'bool')
     dtype = op === 'div' || op === 'pow' ? 'float32' : 'int32';
   const out = uninitialized(shape, dtype);

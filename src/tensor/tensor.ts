@@ -14,7 +14,7 @@
 import { type BackwardOptions, type Node, runBackward } from '../autograd/engine.js';
 import { accumulateGrad, gradRules } from '../autograd/grad.js';
 import type { View } from '../backend/backend.js';
-import { fmtShape, ShapeError } from '../errors.js';
+import { fmtShape, ShapeError, ValueError } from '../errors.js';
 import type { DType, TypedArray } from './dtype.js';
 import * as ops from './ops.js';
 import { formatTensor } from './print.js';
@@ -61,8 +61,10 @@ export class Tensor implements View {
 
   // ---- autograd -------------------------------------------------------------------------------------------
 
-  /** Mark this leaf as requiring gradients (in place, returns this). */
+  /** Mark this leaf as requiring gradients (in place, returns this). Only float tensors can, as in PyTorch. */
   requiresGrad_(on = true): this {
+    if (on && this.dtype !== 'float32')
+      throw new ValueError('requiresGrad_', `only float tensors can require gradients (got ${this.dtype})`);
     this.requiresGrad = on;
     return this;
   }

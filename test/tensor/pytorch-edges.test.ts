@@ -123,6 +123,40 @@ forEachBackend(() => {
     assert.throws(() => x.slice(0, 0, 2.5), /slice: start and end must be integers/);
   });
 
+  it('bools: nested booleans make a bool tensor; + and maximum are or, × and minimum are and, − is refused', () => {
+    const b = mb.tensor([true, false, true, false]);
+    const c = mb.tensor([true, true, false, false]);
+    assert.equal(b.dtype, 'bool');
+    for (const [got, want] of [
+      [mb.add(b, c), [1, 1, 1, 0]],
+      [mb.maximum(b, c), [1, 1, 1, 0]],
+      [mb.mul(b, c), [1, 0, 0, 0]],
+      [mb.minimum(b, c), [1, 0, 0, 0]],
+    ] as const) {
+      assert.equal(got.dtype, 'bool');
+      assert.deepEqual(got.toList(), want);
+    }
+    // A bool with an int number is int arithmetic (PyTorch: True + 1 is 2).
+    assert.deepEqual(mb.add(b, 1).toList(), [2, 1, 2, 1]);
+    assert.equal(mb.add(b, 1).dtype, 'int32');
+    assert.throws(() => mb.sub(b, c), /sub: subtracting two bool tensors is not supported/);
+  });
+
+  it('only float tensors can require gradients; fill values must be numbers', () => {
+    assert.throws(
+      () => mb.arange(3).requiresGrad_(),
+      /requiresGrad_: only float tensors can require gradients \(got int32\)/,
+    );
+    assert.throws(() => mb.zeros([2], { dtype: 'int32', requiresGrad: true }), /full: only float tensors/);
+    assert.throws(() => mb.tensor([true], { requiresGrad: true }), /tensor: only float tensors/);
+    assert.throws(
+      () => mb.full([2], 'a' as unknown as number),
+      /full: the fill value must be a number or a boolean \(got string a\)/,
+    );
+    assert.equal(mb.arange(3).requiresGrad_(false).requiresGrad, false);
+    assert.ok(mb.zeros([2], { requiresGrad: true }).requiresGrad);
+  });
+
   it('argmax and argmin with keepDim and no dim keep every dim as 1', () => {
     const x = mb.tensor([
       [1, 5],
