@@ -171,7 +171,26 @@ function requireFloat(op: string, x: Tensor): void {
 
 // ---- elementwise ------------------------------------------------------------------------------------------
 
+/** Unary ops that keep an int tensor int (PyTorch's), by the int value: the rest compute in float32. */
+const INT_UNARY: Partial<Record<UnaryOp, (v: number) => number>> = {
+  neg: (v) => -v | 0, // wraps at -2^31, as two's complement does
+  abs: (v) => Math.abs(v) | 0,
+  sign: Math.sign,
+  relu: (v) => Math.max(v, 0),
+};
+
+/** f over the values of an int32 tensor, into a new int32 tensor (no graph: ints carry no gradient). */
+function intMap(x: Tensor, f: (v: number) => number): Tensor {
+  const src = contiguous(x).data as Int32Array;
+  const out = uninitialized(x.shape, 'int32');
+  const o = out.data as Int32Array;
+  for (let i = 0; i < o.length; i++) o[i] = f(src[i]!);
+  return out;
+}
+
 function unaryOp(op: UnaryOp, x: Tensor): Tensor {
+  const intOp = x.dtype === 'int32' ? INT_UNARY[op] : undefined;
+  if (intOp) return intMap(x, intOp);
   const xf = x.dtype === 'float32' ? x : cast(x, 'float32');
   const out = uninitialized(x.shape);
   kernels()[op](xf, out.data as Float32Array);
@@ -207,13 +226,48 @@ function binaryOp(op: BinaryOp, a: TensorOrScalar, b: TensorOrScalar): Tensor {
     return ne(binaryOp(op, cast(ta, 'int32'), cast(tb, 'int32')), 0);
   }
   let dtype = promote(ta.dtype, tb.dtype);
-  // True division and pow of ints give floats; a bool with an int is done as ints.
+  if (op === 'pow' && dtype === 'int32') return intPow(ta, tb, shape);
+  // True division gives floats; a bool with an int is done as ints.
   if (op === 'div' || op === 'pow' || dtype === 'bool')
     dtype = op === 'div' || op === 'pow' ? 'float32' : 'int32';
   const out = uninitialized(shape, dtype);
   kernels()[op](broadcastView(ta, shape), broadcastView(tb, shape), out.data);
   return record(op, [ta, tb], out, null);
 }
+
+/**
+ * pow of ints is an int, exact and wrapping at 32 bits as PyTorch's wraps at 64; a negative exponent is
+ * refused, as in PyTorch (it has no int result).
+ */
+function intPow(a: Tensor, b: Tensor, shape: number[]): Tensor {
+  const values = (t: Tensor) => {
+    const i = contiguousInt(t);
+    return contiguous(sameShape(i.shape, shape) ? i : expand(i, shape)).data as Int32Array;
+  };
+  const x = values(a);
+  const e = values(b);
+  const out = uninitialized(shape, 'int32');
+  const o = out.data as Int32Array;
+  for (let i = 0; i < o.length; i++) {
+    if (e[i]! < 0)
+      throw new ValueError(
+        'pow',
+        `integers to negative integer powers are not allowed (got ${x[i]}^${e[i]})`,
+      );
+    // Square-and-multiply with 32-bit wrapping products (Math.imul): exact where it fits, wrapped where not.
+    let r = 1;
+    let base = x[i]!;
+    for (let k = e[i]!; k > 0; k >>= 1) {
+      if (k & 1) r = Math.imul(r, base);
+      base = Math.imul(base, base);
+    }
+    o[i] = r;
+  }
+  return out;
+}
+
+/** An int32 tensor with x's values (a bool or int operand of intPow). */
+const contiguousInt = (x: Tensor) => (x.dtype === 'int32' ? x : cast(x, 'int32'));
 
 /** a + b with NumPy broadcasting. @example add(x, bias) // (N,D) + (D) -> (N,D) */
 export const add = (a: TensorOrScalar, b: TensorOrScalar) => binaryOp('add', a, b);

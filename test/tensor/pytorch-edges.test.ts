@@ -142,6 +142,31 @@ forEachBackend(() => {
     assert.throws(() => mb.sub(b, c), /sub: subtracting two bool tensors is not supported/);
   });
 
+  it('ints stay ints: neg, abs, sign, relu and pow (exact, wrapping at 32 bits); a negative int power is refused', () => {
+    for (const k of [1, 300]) {
+      const a = mb.tensor(Int32Array.from({ length: 7 * k }, (_, i) => (i % 7) - 2)); // -2..4 repeated
+      for (const [got, want] of [
+        [mb.pow(a, 2), [4, 1, 0, 1, 4, 9, 16]],
+        [a.neg(), [2, 1, 0, -1, -2, -3, -4]],
+        [a.abs(), [2, 1, 0, 1, 2, 3, 4]],
+        [mb.sign(a), [-1, -1, 0, 1, 1, 1, 1]],
+        [mb.relu(a), [0, 0, 0, 1, 2, 3, 4]],
+      ] as const) {
+        assert.equal(got.dtype, 'int32');
+        assert.deepEqual([...got.toTypedArray()].slice(0, 7), want);
+      }
+      assert.equal(a.exp().dtype, 'float32');
+      assert.equal(mb.pow(a, 0.5).dtype, 'float32');
+      assert.throws(() => mb.pow(a, -1), /pow: integers to negative integer powers are not allowed/);
+    }
+    // 3^31 wraps as a 32-bit product would; 2^31 is -2^31.
+    const p = mb.pow(mb.tensor([2, 3], { dtype: 'int32' }), mb.tensor([[10], [31]], { dtype: 'int32' }));
+    assert.deepEqual(p.toList(), [
+      [1024, 59049],
+      [-2147483648, Number(BigInt.asIntN(32, 3n ** 31n))],
+    ]);
+  });
+
   it('only float tensors can require gradients; fill values must be numbers', () => {
     assert.throws(
       () => mb.arange(3).requiresGrad_(),
