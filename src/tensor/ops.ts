@@ -318,7 +318,10 @@ export function clamp(x: Tensor, min?: number, max?: number): Tensor {
     throw new ValueError('clamp', 'at least one of min and max must be given');
   const lo = min ?? -Infinity;
   const hi = max ?? Infinity;
-  requireFloat('clamp', x);
+  const whole = (v: number) => Number.isInteger(v) || v === Infinity || v === -Infinity;
+  // An int tensor with whole bounds stays int (PyTorch's type promotion); a fractional bound makes it float.
+  if (x.dtype === 'int32' && whole(lo) && whole(hi)) return intMap(x, (v) => Math.min(Math.max(v, lo), hi));
+  if (x.dtype !== 'float32') return clamp(cast(x, 'float32'), min, max);
   const out = uninitialized(x.shape);
   // PyTorch's clamp is min(max(x, lo), hi): with lo > hi every value becomes hi, which the kernels'
   // x < lo ? lo : min(x, hi) gives when lo is lowered to hi (the gradient keeps lo: it is 0 everywhere then).

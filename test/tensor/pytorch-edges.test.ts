@@ -158,6 +158,12 @@ forEachBackend(() => {
       assert.equal(a.exp().dtype, 'float32');
       assert.equal(mb.pow(a, 0.5).dtype, 'float32');
       assert.throws(() => mb.pow(a, -1), /pow: integers to negative integer powers are not allowed/);
+      // clamp: whole bounds keep ints, a fractional one gives floats (PyTorch's promotion).
+      assert.equal(a.clamp(-1, 3).dtype, 'int32');
+      assert.deepEqual([...a.clamp(-1, 3).toTypedArray()].slice(0, 7), [-1, -1, 0, 1, 2, 3, 3]);
+      assert.equal(a.clamp(undefined, 2).dtype, 'int32');
+      assert.deepEqual([...a.clamp(0.5).toTypedArray()].slice(0, 7), [0.5, 0.5, 0.5, 1, 2, 3, 4]);
+      assert.equal(a.clamp(0.5).dtype, 'float32');
     }
     // 3^31 wraps as a 32-bit product would; 2^31 is -2^31.
     const p = mb.pow(mb.tensor([2, 3], { dtype: 'int32' }), mb.tensor([[10], [31]], { dtype: 'int32' }));
