@@ -49,10 +49,13 @@ train options:
   --precision fp32|bf16|fp16 (fp32)       --workers N (0)           --seed S (0)
   --save FILE  --resume FILE  --report FILE.html  --json  --quiet
 profile options:
-  --model M  --batch-sizes 1,8,32,128,512  --mode inference|train|convergence  --plot FILE.svg  --json
-  --budget-seconds S | --budget-samples N  --scale-lr linear|sqrt|none  (convergence mode)
+  --model M (mlp)  --batch-sizes 1,8,32,128,512  --mode inference|train|convergence (inference)
+  --plot FILE.svg  --json       (batch 1 is always measured: the base of the speedup)
+  convergence mode: --budget-seconds S | --budget-samples N (one pass over the training set)
+                    --scale-lr linear|sqrt|none (sqrt)  --lr X (0.05, at the smallest batch)  --data DIR|full
 find-batch-size options:
-  --model M  --memory-budget MB (512)  --json
+  --model M (mlp)  --memory-budget MB (512: tensor storage a training step allocates)
+  --max-batch N (8192: batch sizes tried are 1, 2, 4, ... up to it)  --json
 common: --backend js|wasm|native  --verbose  --help`;
 
 /** A bad command line: reported as one line plus the usage hint. */
@@ -142,6 +145,7 @@ const OPTIONS = {
   'budget-samples': { type: 'string' },
   'scale-lr': { type: 'string' },
   'memory-budget': { type: 'string' },
+  'max-batch': { type: 'string' },
   backend: { type: 'string' },
   json: { type: 'boolean' },
   quiet: { type: 'boolean' },
@@ -326,10 +330,14 @@ export async function main(
         const budget = num('memory-budget', v['memory-budget'], 512);
         if (!(budget > 0))
           throw new UsageError('minibatch', `--memory-budget must be positive (got ${budget})`);
+        const maxBatch = num('max-batch', v['max-batch'], 8192);
+        if (!(Number.isInteger(maxBatch) && maxBatch > 0))
+          throw new UsageError('minibatch', `--max-batch must be a positive integer (got ${maxBatch})`);
         const r = findBatchSize({
           makeModel: () => buildModel(model, new Generator(0)),
           sampleShape: sampleShape(model),
           memoryBudgetMb: budget,
+          maxBatch,
         });
         if (!r.rows.length)
           throw new ValueError('find-batch-size', `not even batch size 1 of ${model} fits in ${budget} MB`);
@@ -339,6 +347,7 @@ export async function main(
               backend: backendInfo().name,
               model,
               memory_budget_mb: budget,
+              max_batch: maxBatch,
               largest_fitting: r.largestFitting,
               best_throughput: r.bestThroughput,
               rows: r.rows,
@@ -346,7 +355,9 @@ export async function main(
           );
         else
           out(
-            `${table(r.rows)}\nlargest batch within ${budget} MB: ${r.largestFitting}; best throughput: ${r.bestThroughput}`,
+            `${table(r.rows)}\nlargest batch within ${budget} MB of tensor storage per step: ${r.largestFitting}` +
+              `${r.largestFitting * 2 > maxBatch ? ` (the --max-batch ${maxBatch} cap: larger may fit)` : ''}; ` +
+              `best throughput: ${r.bestThroughput}`,
           );
         return 0;
       }

@@ -48,8 +48,10 @@ export interface ProfileOptions {
   warmup?: number;
   /** Minimum samples per timed run: small batches are repeated so timer noise stays small. */
   minSamples?: number;
-  /** Include the per-sample loop baseline. */
+  /** Include the per-sample loop baseline (inference of a model that takes unbatched input: the MLPs). */
   loopBaseline?: boolean;
+  /** Measure batch 1 even when `batchSizes` lacks it, as speedup_vs_1's base (default true). */
+  speedupBase?: boolean;
   onRow?: (row: ProfileRow) => void;
 }
 
@@ -127,9 +129,13 @@ export function profileBatchSizes(o: ProfileOptions): ProfileRow[] {
       rows.pop(); // models that need a batch dim have no unbatched baseline
     }
   }
-  for (const B of [...o.batchSizes].sort((a, b) => a - b)) run(B, `batch ${B}`, false);
-  if (Number.isNaN(base))
-    base = rows.find((r) => r.label !== 'per-sample loop')!.samples_per_sec / Math.min(...o.batchSizes);
+  // Batch 1 is always measured: it is the base of speedup_vs_1 (a ratio to the smallest batch scaled by its
+  // size would assume batch 1 as fast per batch as it).
+  const sizes = [...new Set([...(o.speedupBase === false ? [] : [1]), ...o.batchSizes])].sort(
+    (a, b) => a - b,
+  );
+  for (const B of sizes) run(B, `batch ${B}`, false);
+  if (Number.isNaN(base)) base = rows.find((r) => r.label !== 'per-sample loop')!.samples_per_sec;
   for (const r of rows) {
     r.speedup_vs_1 = r.samples_per_sec / base;
     o.onRow?.(r);
@@ -257,6 +263,7 @@ export function findBatchSize(o: {
       warmup: 1,
       minSamples: 256,
       loopBaseline: false,
+      speedupBase: false, // rows[0] is batch 1 here
     });
     if (row!.alloc_mb_per_batch > o.memoryBudgetMb) break;
     rows.push(row!);

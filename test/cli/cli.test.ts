@@ -309,6 +309,17 @@ it('profile --json: samples/s rises with batch size; --plot writes an SVG', asyn
   assert.ok(batched[2]!.samples_per_sec > batched[0]!.samples_per_sec, JSON.stringify(batched));
   assert.ok(batched[2]!.speedup_vs_1 > 1);
   assert.match(readFileSync(join(out, 'p.svg'), 'utf8'), /^<svg/);
+  // Without 1 in the list, batch 1 is measured anyway: the speedup is over it, not a guess.
+  const t = JSON.parse(
+    (await run('profile', '--mode', 'train', '--batch-sizes', '8,32', '--json')).out,
+  ) as typeof j;
+  assert.deepEqual(
+    t.rows.map((x) => x.batch_size),
+    [1, 8, 32],
+  );
+  assert.equal(t.rows[0]!.speedup_vs_1, 1);
+  for (const x of t.rows)
+    assert.ok(Math.abs(x.speedup_vs_1 - x.samples_per_sec / t.rows[0]!.samples_per_sec) < 1e-9);
 });
 
 it('find-batch-size --json: the largest batch within the budget and the fastest one', async () => {
@@ -327,6 +338,13 @@ it('find-batch-size --json: the largest batch within the budget and the fastest 
   assert.match(
     (await run('find-batch-size', '--memory-budget', '0')).err,
     /--memory-budget must be positive \(got 0\)/,
+  );
+  // The cap on the batch sizes tried is a flag, and the text says when the cap, not the budget, stopped it.
+  const capped = await run('find-batch-size', '--memory-budget', '2', '--max-batch', '4');
+  assert.equal(capped.code, 0, capped.err);
+  assert.match(
+    capped.out,
+    /largest batch within 2 MB of tensor storage per step: 4 \(the --max-batch 4 cap: larger may fit\)/,
   );
 });
 
