@@ -188,6 +188,43 @@ forEachBackend(() => {
     assert.ok(mb.zeros([2], { requiresGrad: true }).requiresGrad);
   });
 
+  it('relu keeps -0 and NaN (PyTorch: relu(-0.) is -0.), in the vector body and the tail alike', () => {
+    for (const n of [5, 511, 512, 515]) {
+      const x = new Float32Array(n).fill(1);
+      x[0] = -0;
+      x[1] = Number.NaN;
+      x[2] = -3;
+      x[n - 1] = -0; // past the last 4-wide block when n % 4 != 0
+      const r = mb.tensor(x).relu().toTypedArray();
+      assert.ok(
+        Object.is(r[0], -0) && Number.isNaN(r[1]) && Object.is(r[2], 0) && Object.is(r[n - 1], -0),
+        `n=${n}`,
+      );
+    }
+  });
+
+  it('matmul computes 0·Inf and 0·NaN as NaN at every size (the reference skipped zeros)', () => {
+    for (const [M, K, N] of [
+      [1, 2, 1],
+      [2, 16, 16],
+      [16, 16, 16],
+      [40, 48, 56],
+    ]) {
+      for (const bad of [Number.POSITIVE_INFINITY, Number.NaN]) {
+        const a = new Float32Array(M * K).fill(1);
+        a[0] = 0;
+        const b = new Float32Array(K * N).fill(1);
+        b[0] = bad;
+        const c = mb
+          .tensor(a, { shape: [M, K] })
+          .matmul(mb.tensor(b, { shape: [K, N] }))
+          .toTypedArray();
+        assert.ok(Number.isNaN(c[0]), `${M}x${K}x${N}: ${c[0]}`);
+        if (N > 1) assert.equal(c[1], K - 1); // the other columns: a sum of ones past the zero
+      }
+    }
+  });
+
   it('argmax and argmin with keepDim and no dim keep every dim as 1', () => {
     const x = mb.tensor([
       [1, 5],

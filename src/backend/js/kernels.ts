@@ -324,8 +324,8 @@ function matmul(a: View, b: View, out: Float32Array, epilogue?: MatmulEpilogue):
       acc.fill(0);
       const arow = aRows[t]! + m * sam;
       for (let k = 0; k < K; k++) {
+        // No skipping of zeros: 0·Inf and 0·NaN are NaN, as BLAS and the wasm GEMM compute them.
         const av = ad[arow + k * sak]!;
-        if (av === 0) continue;
         const bo = k * N;
         for (let n = 0; n < N; n++) acc[n]! += av * bc[bo + n]!;
       }
@@ -651,7 +651,9 @@ export const jsKernels: KernelTable = {
   abs: unary(Math.abs),
   tanh: unary(Math.tanh),
   sigmoid: unary(sigmoid),
-  relu: unary((x) => (x > 0 ? x : Number.isNaN(x) ? x : 0)),
+  // x < 0 ? 0 : x keeps NaN and -0, as PyTorch's relu does (and wasm's f32x4.pmax).
+  // biome-ignore lint/complexity/useMathMinMax: Math.max(-0, 0) is +0 and Math.max(NaN, 0) NaN by other rules
+  relu: unary((x) => (x < 0 ? 0 : x)),
   erf: unary(erf),
   sign: unary((x) => (x > 0 ? 1 : x < 0 ? -1 : x)),
   add: binary((x, y) => x + y, 'add'),

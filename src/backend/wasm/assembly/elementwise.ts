@@ -94,8 +94,10 @@ export function relu(x: usize, out: usize, n: i32): void {
     v128.store(out + o, f32x4.pmax(v128.load(x + o), zero));
   }
   for (; i < n; i++) {
+    // pmax's rule (x < 0 ? 0 : x), not max: -0 stays -0 in the tail as in the vector body, as in PyTorch.
     const o = <usize>i << 2;
-    store<f32>(out + o, max(load<f32>(x + o), 0));
+    const v = load<f32>(x + o);
+    store<f32>(out + o, v < 0 ? 0 : v);
   }
 }
 
