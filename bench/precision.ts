@@ -1,6 +1,6 @@
 /**
  * What mixed precision saves and costs (run with --expose-gc): for each precision, the memory the graph keeps
- * for backward after a forward pass (`kept_mb`: its saved activations' storages, each counted once, exact;
+ * for backward after a forward pass (`kept_mb`: `mb.savedBytes`, its saved activations' storages, each once;
  * `graph_mb`: the process's live memory growth after a GC, which includes everything else the pass left), the
  * time of a training step, and test accuracy after a few epochs on the shipped Fashion-MNIST subset.
  * Run: node --expose-gc build/bench/precision.js [epochs]
@@ -17,28 +17,6 @@ const live = () => {
   const m = process.memoryUsage();
   return m.arrayBuffers + m.heapUsed;
 };
-/** Bytes of the activations a graph keeps for backward: each storage (float32 or 16-bit copy) once. */
-function keptBytes(loss: mb.Tensor): number {
-  const seen = new Set<object>();
-  const stores = new Set<object>();
-  let bytes = 0;
-  const walk = (t: mb.Tensor) => {
-    const node = t._node;
-    if (!node || seen.has(node)) return;
-    seen.add(node);
-    for (const x of node.inputs) {
-      const store = x.packed ? x.packed.bits : x.isLeaf ? null : x.data;
-      if (store && !stores.has(store)) {
-        stores.add(store);
-        bytes += store.byteLength;
-      }
-      walk(x);
-    }
-  };
-  walk(loss);
-  return bytes;
-}
-
 const ds = mb.loadFashionMnist({ dir: mb.shippedFashionMnistDir()! });
 const rows = [];
 for (const model of ['mlp', 'cnn'] as const) {
@@ -60,7 +38,7 @@ for (const model of ['mlp', 'cnn'] as const) {
       loss.backward();
     }
     const graphBytes = held.sort((a, b) => a - b)[2]!;
-    const kept = keptBytes(mb.autocast(precision, () => mb.crossEntropy(net.forward(xb), yb)));
+    const kept = mb.savedBytes(mb.autocast(precision, () => mb.crossEntropy(net.forward(xb), yb)));
     const opt = new mb.SGD(net.parameters(), { lr: 0.05, momentum: 0.9 });
     const times: number[] = [];
     for (let i = 0; i < 7; i++) {

@@ -14,7 +14,7 @@
  */
 import './backend/register.js';
 
-export { isGradEnabled, noGrad } from './autograd/engine.js';
+export { isGradEnabled, noGrad, savedBytes } from './autograd/engine.js';
 export { gradRules, type Primitive } from './autograd/grad.js';
 export {
   type Backend,

@@ -71,6 +71,26 @@ function topoOrder(root: Tensor, uses: Map<Tensor, number>): Tensor[] {
   return order;
 }
 
+/**
+ * Bytes of the activations the graph below `root` keeps for its backward pass: each storage once, float32 or
+ * its 16-bit copy under autocast; leaves (parameters, input batches) are not counted. What a forward pass holds
+ * until backward releases it (bench/precision.ts reports it per precision).
+ */
+export function savedBytes(root: Tensor): number {
+  const stores = new Set<object>();
+  let bytes = 0;
+  for (const t of topoOrder(root, new Map())) {
+    for (const x of t._node?.inputs ?? []) {
+      const store = x.packed ? x.packed.bits : x.isLeaf ? null : x.data;
+      if (store && !stores.has(store)) {
+        stores.add(store);
+        bytes += store.byteLength;
+      }
+    }
+  }
+  return bytes;
+}
+
 export interface BackwardOptions {
   /** Keep the graph for a second backward (PyTorch's retain_graph). */
   retainGraph?: boolean;

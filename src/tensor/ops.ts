@@ -241,7 +241,7 @@ function binaryOp(op: BinaryOp, a: TensorOrScalar, b: TensorOrScalar): Tensor {
  */
 function intPow(a: Tensor, b: Tensor, shape: number[]): Tensor {
   const values = (t: Tensor) => {
-    const i = contiguousInt(t);
+    const i = asInt(t);
     return contiguous(sameShape(i.shape, shape) ? i : expand(i, shape)).data as Int32Array;
   };
   const x = values(a);
@@ -266,8 +266,8 @@ function intPow(a: Tensor, b: Tensor, shape: number[]): Tensor {
   return out;
 }
 
-/** An int32 tensor with x's values (a bool or int operand of intPow). */
-const contiguousInt = (x: Tensor) => (x.dtype === 'int32' ? x : cast(x, 'int32'));
+/** x as int32 (a bool or int operand of intPow). */
+const asInt = (x: Tensor) => (x.dtype === 'int32' ? x : cast(x, 'int32'));
 
 /** a + b with NumPy broadcasting. @example add(x, bias) // (N,D) + (D) -> (N,D) */
 export const add = (a: TensorOrScalar, b: TensorOrScalar) => binaryOp('add', a, b);
