@@ -57,8 +57,9 @@ export interface TrainResult {
 }
 
 /**
- * Which Fashion-MNIST to read: the subset shipped in the package by default (predictable: seconds to train); `full` searches the installed dataset (MINIBATCH_DATA, Debian's /usr/share/datasets/fashion-mnist);
- * anything else is a directory.
+ * Which Fashion-MNIST to read: the subset shipped in the package by default (predictable: seconds to train);
+ * `full` searches the installed dataset (MINIBATCH_DATA, Debian's /usr/share/datasets/fashion-mnist); anything
+ * else is a directory.
  */
 export function datasetOptions(data: string | undefined): { dir?: string } {
   if (data === 'full') return {};
