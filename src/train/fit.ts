@@ -15,7 +15,7 @@ import { crossEntropy } from '../nn/losses.js';
 import type { Module } from '../nn/module.js';
 import type { Schedule } from '../optim/schedules.js';
 import { autocast, type Precision } from '../tensor/autocast.js';
-import { argmax, eq, sum } from '../tensor/ops.js';
+import { argmax, eq, ge, mul, sum } from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { GradScaler } from './grad-scaler.js';
 
@@ -99,9 +99,15 @@ async function* batchesOf(src: BatchSource, epoch: number): AsyncGenerator<[Tens
   for await (const b of it as AsyncIterable<[Tensor, Tensor]>) yield b;
 }
 
-function correct(out: Tensor, target: Tensor): number {
-  if (target.dtype !== 'int32' || out.rank < 2) return Number.NaN;
-  return sum(eq(argmax(out, 1), target)).item();
+/**
+ * [right, counted] class predictions of `out` (classes on dim 1: (N, C) or (N, C, T...)) against int targets of
+ * its shape without dim 1; negative targets (ignore_index, -100 by default) are not counted. NaN without int
+ * targets.
+ */
+function correct(out: Tensor, target: Tensor): [number, number] {
+  if (target.dtype !== 'int32' || out.rank < 2) return [Number.NaN, 0];
+  const valid = ge(target, 0);
+  return [sum(mul(eq(argmax(out, 1), target), valid)).item(), sum(valid).item()];
 }
 
 /** Mean loss and accuracy of `model` over `data`, in eval mode and without a graph. */
@@ -117,6 +123,7 @@ export async function evaluate(
   model.eval();
   let total = 0;
   let right = 0;
+  let counted = 0;
   let n = 0;
   try {
     for await (const [x, y] of batchesOf(data, epoch)) {
@@ -124,14 +131,16 @@ export async function evaluate(
         const out = model.forward(x);
         const b = x.shape[0]!;
         total += loss(out, y).item() * b;
-        right += correct(out, y);
+        const [r, c] = correct(out, y);
+        right += r;
+        counted += c;
         n += b;
       });
     }
   } finally {
     model.train(was);
   }
-  return { loss: total / n, accuracy: right / n, samples: n };
+  return { loss: total / n, accuracy: right / counted, samples: n };
 }
 
 /**
@@ -161,8 +170,18 @@ export async function fit(model: Module, opts: FitOptions): Promise<FitResult> {
   let sinceBest = 0;
   let stoppedEarly = false;
 
-  const update = (): boolean => {
+  /**
+   * `fix`: the factor that turns the accumulated gradients into the mean over the group's samples (1 when the
+   * group had k micro-batches of one size; see the loop).
+   */
+  const update = (fix: number): boolean => {
     if (opts.schedule) for (const g of optimizer.paramGroups) g.lr = opts.schedule(step);
+    if (fix !== 1) {
+      for (const p of params) {
+        const g = p.grad?.data as Float32Array | undefined;
+        if (g) for (let i = 0; i < g.length; i++) g[i] = Math.fround(g[i]! * fix);
+      }
+    }
     let ok = true;
     if (scaler) {
       const grads = params.filter((p) => p.grad).map((p) => p.grad!.data as Float32Array);
@@ -179,6 +198,8 @@ export async function fit(model: Module, opts: FitOptions): Promise<FitResult> {
 
   for (let epoch = startEpoch; epoch < epochs; epoch++) {
     opts.onEpochStart?.(epoch);
+    // A DataLoader's batch sampler learns the epoch (a batch-size schedule then resumes at the right size).
+    (opts.train as { setEpoch?: (e: number) => void }).setEpoch?.(epoch);
     model.train();
     optimizer.zeroGrad();
     const t0 = performance.now();
@@ -188,6 +209,9 @@ export async function fit(model: Module, opts: FitOptions): Promise<FitResult> {
     let micro = 0;
     let pending = 0;
     let skipped = 0;
+    let counted = 0; // targets the accuracy counts
+    let first = 0; // the group's first micro-batch size
+    let grouped = 0; // samples in the group so far
     for await (const [x, y] of batchesOf(opts.train, epoch)) {
       const b = x.shape[0]!;
       const { out, loss } = autocast(precision, () => {
@@ -195,30 +219,39 @@ export async function fit(model: Module, opts: FitOptions): Promise<FitResult> {
         return { out, loss: lossFn(out, y) };
       });
       const lv = loss.item();
-      if (!Number.isFinite(lv) && !scaler) {
+      // A non-finite forward loss stops every precision: fp16's loss scale acts on the backward pass only, so
+      // skipping steps could not cure it.
+      if (!Number.isFinite(lv)) {
         throw new StateError(
           'fit',
           `loss is ${lv} at epoch ${epoch + 1}, batch ${micro + 1}: training stopped (the last checkpoint, if any, is intact)`,
         );
       }
-      const scaled = loss.div(k);
+      // The update must equal one batch of the group's samples: each micro-batch's mean loss weighs b / (k·first),
+      // exactly 1/k for equal micro-batches; a short or ragged group is corrected at the update (see update).
+      if (pending === 0) first = b;
+      const scaled = loss.div((k * first) / b);
       (scaler ? scaled.mul(scaler.scale) : scaled).backward();
       pending++;
+      grouped += b;
       if (pending === k) {
-        if (!update()) skipped++;
+        if (!update((k * first) / grouped)) skipped++;
         pending = 0;
+        grouped = 0;
       }
       lossSum += lv * b;
-      right += noGrad(() => correct(out, y));
+      const [r, c] = noGrad(() => correct(out, y));
+      right += r;
+      counted += c;
       n += b;
       callbacks.onBatchEnd?.({ epoch, batch: micro, loss: lv, samples: b, lr: optimizer.paramGroups[0]!.lr });
       micro++;
     }
-    if (pending > 0 && !update()) skipped++;
+    if (pending > 0 && !update((k * first) / grouped)) skipped++;
     const log: EpochLog = {
       epoch: epoch + 1,
       trainLoss: lossSum / n,
-      trainAccuracy: right / n,
+      trainAccuracy: right / counted,
       lr: optimizer.paramGroups[0]!.lr,
       samples: n,
       seconds: (performance.now() - t0) / 1000,

@@ -97,6 +97,66 @@ forEachBackend(() => {
     assert.match(header, /optimizer.state.0.exp_avg/);
   });
 
+  it('accumulation with a short last group or ragged micro-batches still equals the big batch', async () => {
+    // N = 44 in micro-batches of 4 with k = 3: groups of 12, 12, 12 and a last one of 8 (two micro-batches);
+    // micro-batches of 5 make every group ragged (5, 5, 5 | ... | 4). Big batches: 12 (and 15) samples.
+    for (const [B, k] of [
+      [4, 3],
+      [5, 3],
+    ] as const) {
+      const { x, y } = data(44, 3);
+      const a = model(5);
+      const b = model(5);
+      const optA = new mb.SGD(a.parameters(), { lr: 0.5 });
+      const optB = new mb.SGD(b.parameters(), { lr: 0.5 });
+      await fit(a, { train: batches(x, y, B), optimizer: optA, epochs: 2, accumulateSteps: k });
+      await fit(b, { train: batches(x, y, B * k), optimizer: optB, epochs: 2 });
+      const sa = a.stateDict();
+      const sb = b.stateDict();
+      for (const key of Object.keys(sa))
+        assertClose(sa[key]!, sb[key]!, { rtol: 1e-5, atol: 1e-6, label: `B=${B} ${key}` });
+    }
+  });
+
+  it('accuracy counts every target of (N, C, T) outputs, not N, and skips ignored ones', async () => {
+    // An identity model over logits that pick the target at 11 of the 12 positions (one ignored: -100).
+    const [N, C, T] = [3, 4, 4];
+    const target = Int32Array.from({ length: N * T }, (_, i) => i % C);
+    const logits = new Float32Array(N * C * T);
+    for (let n = 0; n < N; n++)
+      for (let t = 0; t < T; t++) logits[n * C * T + target[n * T + t]! * T + t] = 10;
+    logits[1 * T + 0] = 20; // position (0, t=0): class 1 wins over the target 0
+    target[N * T - 1] = -100;
+    class Id extends mb.Module {
+      forward(x: mb.Tensor): mb.Tensor {
+        return x;
+      }
+    }
+    const r = await mb.evaluate(new Id(), [
+      [mb.tensor(logits, { shape: [N, C, T] }), mb.tensor(target, { shape: [N, T] })],
+    ]);
+    assert.equal(r.accuracy, 10 / 11);
+    assert.equal(r.samples, N);
+  });
+
+  it("a DataLoader is told the epoch: a batch-size schedule resumed at epoch 2 has epoch 2's size", async () => {
+    const { x, y } = data(64);
+    const schedule = mb.batchSizeSchedule({ initial: 4, max: 32, every: 1 });
+    const loader = new mb.DataLoader(new mb.TensorDataset(x, y), {
+      batchSampler: new mb.VariableBatchSampler(new mb.SequentialSampler(64), (e) => schedule(e)),
+    });
+    const m = model();
+    const seen: number[] = [];
+    await fit(m, {
+      train: loader,
+      optimizer: new mb.SGD(m.parameters(), { lr: 0.01 }),
+      epochs: 4,
+      startEpoch: 2,
+      callbacks: { onBatchEnd: (b) => void (b.batch === 0 && seen.push(b.samples)) },
+    });
+    assert.deepEqual(seen, [16, 32]);
+  });
+
   it('a NaN loss stops training with a clear message', async () => {
     const m = model();
     const opt = new mb.SGD(m.parameters(), { lr: 0.1 });
@@ -106,6 +166,13 @@ forEachBackend(() => {
       fit(m, { train: [[bad, y]], optimizer: opt, epochs: 1 }),
       /fit: loss is NaN at epoch 1, batch 1: training stopped/,
     );
+    // Under fp16 too: the loss scale acts on the backward pass, so skipping steps would never cure it.
+    for (const precision of ['fp16', 'bf16'] as const) {
+      await assert.rejects(
+        fit(m, { train: [[bad, y]], optimizer: opt, epochs: 3, precision }),
+        /fit: loss is NaN at epoch 1, batch 1: training stopped/,
+      );
+    }
   });
 
   it('fp16: overflowing steps are skipped and the scale backs off (GradScaler rules); bf16 trains', async () => {
