@@ -263,11 +263,21 @@ function geometry(
   padding: number,
 ): ConvGeometry {
   if (x.rank !== 4) throw new ShapeError(op, `expected 4-D input (N, C, H, W), got ${fmtShape(x.shape)}`);
-  if (!(stride >= 1) || !(padding >= 0))
+  if (
+    !Number.isInteger(kh) ||
+    !Number.isInteger(kw) ||
+    kh < 1 ||
+    kw < 1 ||
+    !Number.isInteger(stride) ||
+    stride < 1 ||
+    !Number.isInteger(padding) ||
+    padding < 0
+  ) {
     throw new ValueError(
       op,
-      `stride must be >= 1 and padding >= 0 (got stride=${stride}, padding=${padding})`,
+      `kernel size and stride must be positive integers and padding a non-negative integer (got kernel ${kh}x${kw}, stride=${stride}, padding=${padding})`,
     );
+  }
   const [N, C, H, W] = x.shape as [number, number, number, number];
   const Ho = Math.floor((H + 2 * padding - kh) / stride) + 1;
   const Wo = Math.floor((W + 2 * padding - kw) / stride) + 1;

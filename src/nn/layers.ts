@@ -27,6 +27,18 @@ function positiveInt(op: string, name: string, v: number): void {
     throw new ValueError(op, `${name} must be a positive integer, got ${v}`);
 }
 
+function nonNegativeInt(op: string, name: string, v: number): void {
+  if (!Number.isInteger(v) || v < 0)
+    throw new ValueError(op, `${name} must be a non-negative integer, got ${v}`);
+}
+
+/** Options a layer takes; anything else (PyTorch's dilation, groups, padding_mode...) is refused, not ignored. */
+function onlyOptions(op: string, opts: object, allowed: readonly string[]): void {
+  const other = Object.keys(opts).filter((k) => !allowed.includes(k));
+  if (other.length)
+    throw new ValueError(op, `unsupported option(s) ${other.join(', ')} (supported: ${allowed.join(', ')})`);
+}
+
 export interface InitOptions {
   bias?: boolean;
   /** Generator for the initial weights (the default generator otherwise; `manualSeed` re-seeds it). */
@@ -286,17 +298,16 @@ export class Conv2d extends Module {
     readonly inChannels: number,
     readonly outChannels: number,
     readonly kernelSize: number,
-    {
-      stride = 1,
-      padding = 0,
-      bias = true,
-      generator = defaultGenerator,
-    }: InitOptions & { stride?: number; padding?: number } = {},
+    opts: InitOptions & { stride?: number; padding?: number } = {},
   ) {
     super();
+    const { stride = 1, padding = 0, bias = true, generator = defaultGenerator } = opts;
+    onlyOptions('Conv2d', opts, ['stride', 'padding', 'bias', 'generator']);
     positiveInt('Conv2d', 'in_channels', inChannels);
     positiveInt('Conv2d', 'out_channels', outChannels);
     positiveInt('Conv2d', 'kernel_size', kernelSize);
+    positiveInt('Conv2d', 'stride', stride);
+    nonNegativeInt('Conv2d', 'padding', padding);
     this.stride = stride;
     this.padding = padding;
     const fanIn = inChannels * kernelSize * kernelSize;
@@ -321,6 +332,9 @@ export class MaxPool2d extends Module {
     readonly padding = 0,
   ) {
     super();
+    positiveInt('MaxPool2d', 'kernel_size', kernelSize);
+    positiveInt('MaxPool2d', 'stride', stride);
+    nonNegativeInt('MaxPool2d', 'padding', padding);
   }
   forward(x: Tensor): Tensor {
     return F.maxPool2d(x, this.kernelSize, this.stride, this.padding);

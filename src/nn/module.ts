@@ -60,8 +60,9 @@ export abstract class Module {
     return out;
   }
 
+  /** Every parameter once: a module used twice (tied weights) gives its parameters once, as in PyTorch. */
   parameters(): Tensor[] {
-    return this.namedParameters().map(([, p]) => p);
+    return [...new Set(this.namedParameters().map(([, p]) => p))];
   }
 
   namedBuffers(prefix = ''): [string, Tensor][] {
@@ -100,7 +101,8 @@ export abstract class Module {
 
   /**
    * Copy values into this module's parameters and buffers. `strict` (default) rejects missing and unexpected
-   * keys, like PyTorch; shapes must match. `num_batches_tracked` may be missing (PyTorch inserts 0 too).
+   * keys, like PyTorch; shapes must match. `num_batches_tracked` may be missing: it is then reset to 0, as
+   * PyTorch's BatchNorm does.
    */
   loadStateDict(sd: Record<string, Tensor>, { strict = true }: { strict?: boolean } = {}): void {
     const own = this.stateDict();
@@ -129,7 +131,10 @@ export abstract class Module {
       }
     }
     noGrad(() => {
-      for (const [k, t] of Object.entries(own)) if (sd[k]) t.copy_(sd[k]!);
+      for (const [k, t] of Object.entries(own)) {
+        if (sd[k]) t.copy_(sd[k]!);
+        else if (optional(k)) t.fill_(0);
+      }
     });
   }
 

@@ -77,6 +77,48 @@ forEachBackend(() => {
     b.loadStateDict(sd, { strict: false });
   });
 
+  it('a module used twice (tied weights) lists its parameters once; an optimizer takes them', () => {
+    const lin = new mb.Linear(3, 3);
+    const s = new mb.Sequential(lin, new mb.ReLU(), lin);
+    assert.equal(s.parameters().length, 2);
+    assert.deepEqual(Object.keys(s.stateDict()), ['0.weight', '0.bias', '2.weight', '2.bias']); // as PyTorch
+    const opt = new mb.SGD(s.parameters(), { lr: 0.1 });
+    s.forward(mb.randn([2, 3]))
+      .sum()
+      .backward();
+    opt.step();
+  });
+
+  it('loadStateDict without num_batches_tracked resets it to 0, as PyTorch', () => {
+    const bn = new mb.BatchNorm1d(3);
+    bn.forward(mb.randn([4, 3]));
+    bn.forward(mb.randn([4, 3]));
+    const { num_batches_tracked, ...sd } = bn.stateDict();
+    assert.equal(num_batches_tracked!.item(), 2);
+    bn.loadStateDict(sd);
+    assert.equal(bn.stateDict().num_batches_tracked!.item(), 0);
+  });
+
+  it('Conv2d and MaxPool2d refuse options they do not have and non-integer geometry, naming the layer', () => {
+    const bad = (fn: () => unknown, re: RegExp) => assert.throws(fn, re);
+    bad(() => new mb.Conv2d(1, 1, 3, { dilation: 2 } as object), /Conv2d: unsupported option\(s\) dilation/);
+    bad(() => new mb.Conv2d(2, 2, 3, { groups: 2 } as object), /Conv2d: unsupported option\(s\) groups/);
+    bad(() => new mb.Conv2d(1, 1, 3, { stride: 1.5 }), /Conv2d: stride must be a positive integer, got 1.5/);
+    bad(() => new mb.Conv2d(1, 1, 3, { stride: 0 }), /Conv2d: stride must be a positive integer, got 0/);
+    bad(
+      () => new mb.Conv2d(1, 1, 3, { padding: 0.5 }),
+      /Conv2d: padding must be a non-negative integer, got 0.5/,
+    );
+    bad(() => new mb.MaxPool2d(2.5), /MaxPool2d: kernel_size must be a positive integer, got 2.5/);
+    bad(() => new mb.MaxPool2d(2, 1.5), /MaxPool2d: stride must be a positive integer, got 1.5/);
+    bad(() => new mb.MaxPool2d(0), /MaxPool2d: kernel_size must be a positive integer, got 0/);
+    // The functional forms check too.
+    bad(
+      () => mb.functional.maxPool2d(mb.randn([1, 1, 7, 7]), 2, 1.5),
+      /maxPool2d: kernel size and stride must be positive integers/,
+    );
+  });
+
   it('Dropout: inverted, seeded, identity in eval, p=1 zeros', () => {
     const x = mb.ones([1000]);
     const d = new mb.Dropout(0.3, new mb.Generator(5));
