@@ -71,7 +71,10 @@ export interface FitOptions {
   loss?: (output: Tensor, target: Tensor) => Tensor;
   /** Micro-batches per optimizer update: the update equals one batch k times larger (BatchNorm aside). */
   accumulateSteps?: number;
-  /** Learning rate per optimizer update (not per micro-batch). */
+  /**
+   * Learning rate per optimizer update (not per micro-batch), for the first parameter group; the other groups
+   * keep their ratio to it (PyTorch's schedulers scale each group's own base lr alike).
+   */
   schedule?: Schedule;
   precision?: Precision;
   /** Stop when the monitored metric has not improved for `patience` epochs. */
@@ -174,8 +177,23 @@ export async function fit(model: Module, opts: FitOptions): Promise<FitResult> {
    * `fix`: the factor that turns the accumulated gradients into the mean over the group's samples (1 when the
    * group had k micro-batches of one size; see the loop).
    */
+  // Each group's lr relative to the first's, kept by the schedule (a resumed run's groups are in that ratio too).
+  const lr0 = optimizer.paramGroups[0]?.lr ?? 0;
+  const ratios = optimizer.paramGroups.map((g) => (lr0 > 0 ? g.lr / lr0 : 1));
+  /** Set the schedule's lr for the coming update `step`, before its micro-batches (so their logs show it). */
+  const scheduleLr = () => {
+    if (!opts.schedule) return;
+    const lr = opts.schedule(step);
+    optimizer.paramGroups.forEach((g, i) => {
+      g.lr = ratios[i] === 1 ? lr : lr * ratios[i]!;
+    });
+  };
+  if (opts.earlyStopping && !opts.val) {
+    const { monitor = 'valLoss' } = opts.earlyStopping;
+    throw new ValueError('fit', `earlyStopping monitors ${monitor}, which needs a validation set (val)`);
+  }
+
   const update = (fix: number): boolean => {
-    if (opts.schedule) for (const g of optimizer.paramGroups) g.lr = opts.schedule(step);
     if (fix !== 1) {
       for (const p of params) {
         const g = p.grad?.data as Float32Array | undefined;
@@ -229,7 +247,10 @@ export async function fit(model: Module, opts: FitOptions): Promise<FitResult> {
       }
       // The update must equal one batch of the group's samples: each micro-batch's mean loss weighs b / (k·first),
       // exactly 1/k for equal micro-batches; a short or ragged group is corrected at the update (see update).
-      if (pending === 0) first = b;
+      if (pending === 0) {
+        first = b;
+        scheduleLr();
+      }
       const scaled = loss.div((k * first) / b);
       (scaler ? scaled.mul(scaler.scale) : scaled).backward();
       pending++;
@@ -270,9 +291,7 @@ export async function fit(model: Module, opts: FitOptions): Promise<FitResult> {
     }
     if (opts.earlyStopping) {
       const { monitor = 'valLoss', patience, minDelta = 0 } = opts.earlyStopping;
-      const v = log[monitor];
-      if (v === undefined)
-        throw new ValueError('fit', `earlyStopping monitors ${monitor}, which needs a validation set (val)`);
+      const v = log[monitor]!; // val is given (checked at the start)
       const better =
         Number.isNaN(best) || (monitor === 'valLoss' ? v < best - minDelta : v > best + minDelta);
       if (better) {

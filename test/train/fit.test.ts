@@ -157,6 +157,39 @@ forEachBackend(() => {
     assert.deepEqual(seen, [16, 32]);
   });
 
+  it("a schedule keeps each parameter group's ratio to the first; batch logs show the lr of their update", async () => {
+    const { x, y } = data(16);
+    const m = model();
+    const [first, second] = [m.parameters().slice(0, 2), m.parameters().slice(2)];
+    const opt = new mb.SGD(
+      [
+        { params: first, lr: 1e-3 },
+        { params: second, lr: 1e-2 },
+      ],
+      { lr: 1e-2 },
+    );
+    const lrs: number[] = [];
+    const sched = (s: number) => 0.1 / (1 + s);
+    await fit(m, {
+      train: batches(x, y, 4),
+      optimizer: opt,
+      epochs: 1,
+      accumulateSteps: 2,
+      schedule: sched,
+      callbacks: { onBatchEnd: (b) => void lrs.push(b.lr) },
+    });
+    // Two updates (steps 0 and 1) of two micro-batches each: group 0 follows the schedule, group 1 is 10× it.
+    assert.deepEqual(lrs, [sched(0), sched(0), sched(1), sched(1)]);
+    assert.ok(Math.abs(opt.paramGroups[1]!.lr - 10 * sched(1)) < 1e-12);
+    // earlyStopping without val is refused before any training.
+    const before = m.parameters()[0]!.clone();
+    await assert.rejects(
+      fit(m, { train: batches(x, y, 4), optimizer: opt, epochs: 1, earlyStopping: { patience: 1 } }),
+      /fit: earlyStopping monitors valLoss, which needs a validation set/,
+    );
+    assert.deepEqual(m.parameters()[0]!.toList(), before.toList());
+  });
+
   it('a NaN loss stops training with a clear message', async () => {
     const m = model();
     const opt = new mb.SGD(m.parameters(), { lr: 0.1 });
