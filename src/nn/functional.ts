@@ -89,8 +89,15 @@ function linearBackward(outF: number, inF: number, hasBias: boolean, reluOut: { 
   };
 }
 
-/** GELU, exact (erf) form as PyTorch's default: x·Φ(x) = x/2·(1 + erf(x/√2)). */
-export function gelu(x: Tensor): Tensor {
+/**
+ * GELU, exact (erf) form as PyTorch's default: x·Φ(x) = x/2·(1 + erf(x/√2)); with `approximate: 'tanh'`
+ * PyTorch's x/2·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+ */
+export function gelu(x: Tensor, { approximate = 'none' }: { approximate?: 'none' | 'tanh' } = {}): Tensor {
+  if (approximate === 'tanh') {
+    const inner = ops.mul(ops.add(x, ops.mul(ops.mul(ops.mul(x, x), x), 0.044715)), Math.sqrt(2 / Math.PI));
+    return ops.mul(ops.mul(x, 0.5), ops.add(ops.tanh(inner), 1));
+  }
   return ops.mul(ops.mul(x, 0.5), ops.add(ops.erf(ops.mul(x, Math.SQRT1_2)), 1));
 }
 

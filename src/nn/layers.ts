@@ -80,13 +80,32 @@ export class Linear extends Module {
 
 /** Modules applied in order; children are named "0", "1", ... as in PyTorch. */
 export class Sequential extends Module {
-  readonly layers: Module[];
+  /** The layers in order (read it; add with `append`, which registers the layer's parameters). */
+  readonly layers: readonly Module[];
   constructor(...layers: Module[]) {
     super();
-    this.layers = layers;
-    layers.forEach((m, i) => {
-      this.registerModule(String(i), m);
-    });
+    this.layers = [];
+    for (const m of layers) this.append(m);
+  }
+  get length(): number {
+    return this.layers.length;
+  }
+  /** The layer at `i` (negative counts from the end, like `seq[-1]`). */
+  at(i: number): Module {
+    const m = this.layers.at(i);
+    if (!m || !Number.isInteger(i))
+      throw new ValueError('Sequential', `index ${i} is out of range for ${this.layers.length} layers`);
+    return m;
+  }
+  append(m: Module): this {
+    if (!(m instanceof Module))
+      throw new ValueError(
+        'Sequential',
+        `expected a Module, got ${typeof m === 'function' ? 'a function' : typeof m}`,
+      );
+    (this.layers as Module[]).push(m);
+    this.registerModule(String(this.layers.length - 1), m);
+    return this;
   }
   forward(x: Tensor): Tensor {
     let y = x;
@@ -123,9 +142,20 @@ export class Tanh extends Module {
     return F.tanh(x);
   }
 }
+/** GELU, exact (erf) by default; `{ approximate: 'tanh' }` for the tanh form, as PyTorch's. */
 export class GELU extends Module {
+  readonly approximate: 'none' | 'tanh';
+  constructor({ approximate = 'none' }: { approximate?: 'none' | 'tanh' } = {}) {
+    super();
+    if (approximate !== 'none' && approximate !== 'tanh')
+      throw new ValueError('GELU', `approximate must be 'none' or 'tanh' (got ${String(approximate)})`);
+    this.approximate = approximate;
+  }
   forward(x: Tensor): Tensor {
-    return F.gelu(x);
+    return F.gelu(x, { approximate: this.approximate });
+  }
+  override extraRepr(): string {
+    return this.approximate === 'tanh' ? "approximate='tanh'" : '';
   }
 }
 export class Softmax extends Module {

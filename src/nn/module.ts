@@ -27,6 +27,13 @@ export abstract class Module {
 
   /** Register a parameter (a leaf that requires grad); null registers an absent one (bias=false). */
   protected registerParameter<T extends Tensor | null>(name: string, t: T): T {
+    if (t && !t.isLeaf) {
+      // Its gradient would flow to the tensor it came from and .grad would stay null (PyTorch refuses too).
+      throw new ValueError(
+        'registerParameter',
+        `cannot make the non-leaf tensor '${name}' a parameter (the output of an op); pass x.detach()`,
+      );
+    }
     if (t) {
       // Parameters live in the backend's long-lived storage, where its kernels read and update them in place.
       moveToLongLived(t);
@@ -50,6 +57,33 @@ export abstract class Module {
   /** Direct children with their names. */
   namedChildren(): [string, Module][] {
     return [...this.children_];
+  }
+
+  children(): Module[] {
+    return [...this.children_.values()];
+  }
+
+  /** This module and every descendant with dotted names, each module once (PyTorch's named_modules). */
+  namedModules(prefix = '', seen = new Set<Module>()): [string, Module][] {
+    if (seen.has(this)) return [];
+    seen.add(this);
+    const out: [string, Module][] = [[prefix, this]];
+    for (const [k, m] of this.children_) out.push(...m.namedModules(prefix ? `${prefix}.${k}` : k, seen));
+    return out;
+  }
+
+  modules(): Module[] {
+    return this.namedModules().map(([, m]) => m);
+  }
+
+  buffers(): Tensor[] {
+    return this.namedBuffers().map(([, b]) => b);
+  }
+
+  /** Turn gradients on or off for every parameter (freezing a part of a model), in place. */
+  requiresGrad_(on = true): this {
+    for (const p of this.parameters()) p.requiresGrad = on;
+    return this;
   }
 
   /** Parameters with dotted names, own first, then children's (PyTorch's order). */

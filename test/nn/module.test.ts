@@ -89,6 +89,71 @@ forEachBackend(() => {
     opt.step();
   });
 
+  it("module traversal as PyTorch's: children, modules, named modules, buffers, requiresGrad_, Sequential at/length/append", () => {
+    const inner = new mb.Sequential(new mb.ReLU(), new mb.Linear(2, 2));
+    const s = new mb.Sequential(new mb.Linear(2, 2), inner);
+    // PyTorch: [n for n, _ in s.named_modules()] == ['', '0', '1', '1.0', '1.1']
+    assert.deepEqual(
+      s.namedModules().map(([n]) => n),
+      ['', '0', '1', '1.0', '1.1'],
+    );
+    assert.equal(s.modules().length, 5);
+    assert.deepEqual(s.children(), [s.at(0), inner]);
+    assert.equal(s.at(-1), inner);
+    assert.equal(s.length, 2);
+    assert.throws(() => s.at(2), /Sequential: index 2 is out of range for 2 layers/);
+    s.append(new mb.BatchNorm1d(2));
+    assert.equal(s.length, 3);
+    assert.deepEqual(Object.keys(s.stateDict()).slice(-5), [
+      '2.weight',
+      '2.bias',
+      '2.running_mean',
+      '2.running_var',
+      '2.num_batches_tracked',
+    ]);
+    assert.equal(s.buffers().length, 3);
+    assert.throws(
+      () => s.append((() => 1) as unknown as mb.Module),
+      /Sequential: expected a Module, got a function/,
+    );
+    s.requiresGrad_(false);
+    assert.ok(s.parameters().every((p) => !p.requiresGrad));
+    inner.requiresGrad_(true);
+    assert.deepEqual(
+      s.parameters().map((p) => p.requiresGrad),
+      [false, false, true, true, false, false],
+    );
+  });
+
+  it("GELU's tanh approximation matches PyTorch's (values and gradients); a non-leaf parameter is refused", () => {
+    const x = mb.tensor([-3, -1, -0.5, 0, 0.5, 1, 3]).requiresGrad_();
+    const y = new mb.GELU({ approximate: 'tanh' }).forward(x);
+    y.sum().backward();
+    // PyTorch 1.13 nn.GELU(approximate='tanh')
+    assertClose(y, [-0.0036374, -0.158808, -0.154286, 0, 0.345714, 0.841192, 2.9963627], { atol: 2e-6 });
+    assertClose(x.grad!, [-0.0115843, -0.0829641, 0.1326301, 0.5, 0.8673699, 1.0829641, 1.0115843], {
+      atol: 2e-6,
+    });
+    assert.equal(String(new mb.GELU({ approximate: 'tanh' })), "GELU(approximate='tanh')");
+    assert.throws(
+      () => new mb.GELU({ approximate: 'fast' as 'tanh' }),
+      /GELU: approximate must be 'none' or 'tanh'/,
+    );
+    class Holder extends mb.Module {
+      constructor(t: mb.Tensor) {
+        super();
+        this.registerParameter('w', t);
+      }
+      forward(v: mb.Tensor): mb.Tensor {
+        return v;
+      }
+    }
+    assert.throws(
+      () => new Holder(mb.ones([2]).requiresGrad_().mul(2)),
+      /registerParameter: cannot make the non-leaf tensor 'w' a parameter/,
+    );
+  });
+
   it('loadStateDict without num_batches_tracked resets it to 0, as PyTorch', () => {
     const bn = new mb.BatchNorm1d(3);
     bn.forward(mb.randn([4, 3]));
