@@ -5,6 +5,7 @@
  * measured as a baseline row. Also: convergence under a fixed training budget, and a batch-size finder.
  */
 import { noGrad } from '../autograd/engine.js';
+import { MinibatchError, ValueError } from '../errors.js';
 import { crossEntropy } from '../nn/losses.js';
 import type { Module } from '../nn/module.js';
 import { SGD } from '../optim/sgd.js';
@@ -55,6 +56,18 @@ export interface ProfileOptions {
   onRow?: (row: ProfileRow) => void;
 }
 
+/**
+ * The process's peak RSS so far, MB (NaN where there is no process: a browser). Batch sizes run in ascending
+ * order, so after a row it is the peak up to and including that batch size (the current RSS can go down).
+ */
+function peakRssMb(): number {
+  const proc = (globalThis as { process?: { resourceUsage?: () => { maxRSS: number } } }).process;
+  return proc?.resourceUsage ? proc.resourceUsage().maxRSS / 1024 : Number.NaN;
+}
+
+/** BatchNorm's refusal of a batch of one in training (PyTorch's too). */
+const batchOfOne = (e: unknown) => e instanceof MinibatchError && e.op === 'batchNorm';
+
 /** Time one batch of `B` samples `reps` times; returns ms per batch for each rep. */
 function timeBatches(
   model: Module,
@@ -87,19 +100,24 @@ function timeBatches(
 
 export function profileBatchSizes(o: ProfileOptions): ProfileRow[] {
   const { repeats = 7, warmup = 2, minSamples = 512, loopBaseline = true } = o;
-  const gen = new Generator(0);
-  const maxB = Math.max(...o.batchSizes);
-  const X = randn([maxB, ...o.sampleShape], { generator: gen });
-  const Y = randint(0, 10, [maxB], { generator: gen });
   const rows: ProfileRow[] = [];
   let base = Number.NaN;
   const run = (B: number, label: string, perSample: boolean) => {
     const model = o.makeModel();
     model.train(o.mode === 'train');
     const opt = o.mode === 'train' ? new SGD(model.parameters(), { lr: 1e-3, momentum: 0.9 }) : null;
-    const idx = Array.from({ length: B }, (_, i) => i);
-    const x = indexSelect(X, 0, idx);
-    const y = indexSelect(Y, 0, idx);
+    // Each batch size gets inputs of its own size (the same values: one seed), so the memory a row reports
+    // is not that of the largest batch's inputs.
+    const gen = new Generator(0);
+    let x: Tensor;
+    let y: Tensor;
+    try {
+      x = randn([B, ...o.sampleShape], { generator: gen });
+      y = randint(0, 10, [B], { generator: gen });
+    } catch (e) {
+      if (!(e instanceof RangeError)) throw e;
+      throw new ValueError('profile', `batch size ${B}: cannot allocate its inputs (${e.message})`);
+    }
     // A per-sample loop feeds one sample at a time with no batch dimension (the seed's slow way); it only
     // applies where the model accepts unbatched input (Linear does, BatchNorm and Conv2d do not).
     const xs = perSample ? x.reshape(o.sampleShape) : x;
@@ -114,7 +132,7 @@ export function profileBatchSizes(o: ProfileOptions): ProfileRow[] {
       ms_per_batch: med,
       ms_p25: quantile(ms, 0.25),
       ms_p75: quantile(ms, 0.75),
-      peak_rss_mb: process.memoryUsage().rss / 2 ** 20,
+      peak_rss_mb: peakRssMb(),
       alloc_mb_per_batch: alloc / 2 ** 20,
       speedup_vs_1: 0,
     };
@@ -130,12 +148,17 @@ export function profileBatchSizes(o: ProfileOptions): ProfileRow[] {
     }
   }
   // Batch 1 is always measured: it is the base of speedup_vs_1 (a ratio to the smallest batch scaled by its
-  // size would assume batch 1 as fast per batch as it).
-  const sizes = [...new Set([...(o.speedupBase === false ? [] : [1]), ...o.batchSizes])].sort(
-    (a, b) => a - b,
-  );
-  for (const B of sizes) run(B, `batch ${B}`, false);
-  if (Number.isNaN(base)) base = rows.find((r) => r.label !== 'per-sample loop')!.samples_per_sec;
+  // size would assume batch 1 as fast per batch as it). Where batch 1 cannot train (BatchNorm needs two
+  // values per channel) and it was not asked for, there is no base: speedup_vs_1 is NaN (null in JSON).
+  const implicit = o.speedupBase !== false && !o.batchSizes.includes(1);
+  const sizes = [...new Set([...(implicit ? [1] : []), ...o.batchSizes])].sort((a, b) => a - b);
+  for (const B of sizes) {
+    try {
+      run(B, `batch ${B}`, false);
+    } catch (e) {
+      if (!(B === 1 && implicit && batchOfOne(e))) throw e;
+    }
+  }
   for (const r of rows) {
     r.speedup_vs_1 = r.samples_per_sec / base;
     o.onRow?.(r);
@@ -147,7 +170,9 @@ export interface ConvergenceRow {
   batch_size: number;
   lr: number;
   updates: number;
+  /** Samples trained on: the budget exactly when it is a sample budget. */
   samples: number;
+  /** Cross-entropy on the first 2,000 training samples after training (eval mode), alike for every batch. */
   final_train_loss: number;
   test_accuracy: number;
   seconds: number;
@@ -174,7 +199,21 @@ export function profileConvergence(o: {
 }): ConvergenceRow[] {
   const rows: ConvergenceRow[] = [];
   const N = o.x.shape[0]!;
-  for (const B of o.batchSizes) {
+  const sizes = [...new Set(o.batchSizes)].sort((a, b) => a - b);
+  for (const B of sizes) {
+    if (B > N)
+      throw new ValueError('profile', `batch size ${B} is larger than the training set (${N} samples)`);
+    if (o.budgetSamples !== undefined && B > o.budgetSamples)
+      throw new ValueError(
+        'profile',
+        `batch size ${B} is larger than the budget of ${o.budgetSamples} samples`,
+      );
+  }
+  // The train loss reported: on a fixed slice of the training set after training, the same for every batch
+  // size (a running mean of the last steps' losses mixes weights of different ages, and for a batch trained
+  // a few times it is mostly the untrained model's loss).
+  const lossIdx = Array.from({ length: Math.min(N, 2000) }, (_, i) => i);
+  for (const B of sizes) {
     const factor =
       o.scaleLr === 'linear' ? B / o.baseBatch : o.scaleLr === 'sqrt' ? Math.sqrt(B / o.baseBatch) : 1;
     const lr = o.baseLr * factor;
@@ -185,7 +224,6 @@ export function profileConvergence(o: {
     let at = 0;
     let samples = 0;
     let updates = 0;
-    const recent: number[] = [];
     const t0 = performance.now();
     const budgetLeft = () =>
       o.budgetSeconds !== undefined
@@ -196,19 +234,22 @@ export function profileConvergence(o: {
         perm = gen.permutation(N);
         at = 0;
       }
-      const idx = perm.subarray(at, at + B);
-      at += B;
+      // The last step takes only what is left of a sample budget: every batch size trains on the same samples.
+      const take = o.budgetSeconds === undefined ? Math.min(B, (o.budgetSamples ?? N) - samples) : B;
+      const idx = perm.subarray(at, at + take);
+      at += take;
       opt.zeroGrad();
       const loss = crossEntropy(model.forward(indexSelect(o.x, 0, idx)), indexSelect(o.y, 0, idx));
       loss.backward();
       opt.step();
-      recent.push(loss.item());
-      if (recent.length > 20) recent.shift();
-      samples += B;
+      samples += take;
       updates++;
     }
     const seconds = (performance.now() - t0) / 1000;
     model.eval();
+    const trainLoss = noGrad(() =>
+      crossEntropy(model.forward(indexSelect(o.x, 0, lossIdx)), indexSelect(o.y, 0, lossIdx)).item(),
+    );
     const acc = noGrad(() => {
       let right = 0;
       const n = o.xTest.shape[0]!;
@@ -228,7 +269,7 @@ export function profileConvergence(o: {
       lr,
       updates,
       samples,
-      final_train_loss: recent.reduce((a, b) => a + b, 0) / recent.length,
+      final_train_loss: trainLoss,
       test_accuracy: acc,
       seconds,
     };
@@ -254,22 +295,29 @@ export function findBatchSize(o: {
 } {
   const rows: ProfileRow[] = [];
   for (let B = 1; B <= (o.maxBatch ?? 8192); B *= 2) {
-    const [row] = profileBatchSizes({
-      makeModel: o.makeModel,
-      sampleShape: o.sampleShape,
-      batchSizes: [B],
-      mode: 'train',
-      repeats: 3,
-      warmup: 1,
-      minSamples: 256,
-      loopBaseline: false,
-      speedupBase: false, // rows[0] is batch 1 here
-    });
+    let row: ProfileRow | undefined;
+    try {
+      [row] = profileBatchSizes({
+        makeModel: o.makeModel,
+        sampleShape: o.sampleShape,
+        batchSizes: [B],
+        mode: 'train',
+        repeats: 3,
+        warmup: 1,
+        minSamples: 256,
+        loopBaseline: false,
+        speedupBase: false, // set below, from the batch-1 row
+      });
+    } catch (e) {
+      // Batch 1 cannot train a model with BatchNorm (two values per channel needed): start at 2 then.
+      if (B === 1 && batchOfOne(e)) continue;
+      throw e;
+    }
     if (row!.alloc_mb_per_batch > o.memoryBudgetMb) break;
     rows.push(row!);
   }
   if (!rows.length) return { rows, largestFitting: 0, bestThroughput: 0 };
-  const base = rows[0]!.samples_per_sec;
+  const base = rows[0]!.batch_size === 1 ? rows[0]!.samples_per_sec : Number.NaN;
   for (const r of rows) r.speedup_vs_1 = r.samples_per_sec / base;
   const best = rows.reduce((a, b) => (b.samples_per_sec > a.samples_per_sec ? b : a));
   return { rows, largestFitting: rows.at(-1)!.batch_size, bestThroughput: best.batch_size };

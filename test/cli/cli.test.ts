@@ -322,6 +322,71 @@ it('profile --json: samples/s rises with batch size; --plot writes an SVG', asyn
     assert.ok(Math.abs(x.speedup_vs_1 - x.samples_per_sec / t.rows[0]!.samples_per_sec) < 1e-9);
 });
 
+it('profile with BatchNorm in train mode, find-batch-size for it, and convergence at an exactly equal budget', async () => {
+  // Batch 1 cannot train BatchNorm: not asked for, it is left out and there is no speedup base (null).
+  const bn = await run('profile', '--model', 'mlp-bn', '--mode', 'train', '--batch-sizes', '4,16', '--json');
+  assert.equal(bn.code, 0, bn.err);
+  const rows = (
+    JSON.parse(bn.out) as { rows: { batch_size: number; speedup_vs_1: number | null; peak_rss_mb: number }[] }
+  ).rows;
+  assert.deepEqual(
+    rows.map((r) => [r.batch_size, r.speedup_vs_1]),
+    [
+      [4, null],
+      [16, null],
+    ],
+  );
+  assert.ok(rows[1]!.peak_rss_mb >= rows[0]!.peak_rss_mb, 'a peak does not go down');
+  const fb = JSON.parse(
+    (await run('find-batch-size', '--model', 'mlp-bn', '--max-batch', '8', '--json')).out,
+  ) as {
+    rows: { batch_size: number }[];
+  };
+  assert.deepEqual(
+    fb.rows.map((r) => r.batch_size),
+    [2, 4, 8],
+  );
+  // Convergence: sorted and deduplicated, every batch size on exactly the budget's samples.
+  const cv = await run(
+    'profile',
+    '--mode',
+    'convergence',
+    '--batch-sizes',
+    '512,8,8,1000',
+    '--budget-samples',
+    '2000',
+    '--json',
+  );
+  assert.equal(cv.code, 0, cv.err);
+  const c = JSON.parse(cv.out) as {
+    model: string;
+    rows: { batch_size: number; samples: number; updates: number }[];
+  };
+  assert.equal(c.model, 'mlp');
+  assert.deepEqual(
+    c.rows.map((r) => [r.batch_size, r.samples, r.updates]),
+    [
+      [8, 2000, 250],
+      [512, 2000, 4],
+      [1000, 2000, 2],
+    ],
+  );
+  for (const [argv, msg] of [
+    [
+      ['--batch-sizes', '16384'],
+      /profile: batch size 16384 is larger than the training set \(10000 samples\)/,
+    ],
+    [
+      ['--batch-sizes', '3000', '--budget-samples', '2000'],
+      /profile: batch size 3000 is larger than the budget of 2000 samples/,
+    ],
+  ] as const) {
+    const r = await run('profile', '--mode', 'convergence', ...argv);
+    assert.equal(r.code, 1);
+    assert.match(r.err, msg);
+  }
+});
+
 it('find-batch-size --json: the largest batch within the budget and the fastest one', async () => {
   const r = await run('find-batch-size', '--memory-budget', '2', '--json');
   assert.equal(r.code, 0, r.err);
