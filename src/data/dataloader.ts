@@ -27,6 +27,7 @@ import {
 } from './dataset.js';
 import {
   BatchSampler,
+  checkRandomOptions,
   type RandomOptions,
   RandomSampler,
   type Sampler,
@@ -135,12 +136,19 @@ export class DataLoader<B = Tensor[]> implements Iterable<B>, AsyncIterable<B> {
   private readonly generator: Generator | undefined;
   private pool: WorkerPool | undefined;
 
+  readonly dataset: Dataset<unknown, B> | IterableDataset;
+
   constructor(
-    readonly dataset: Dataset<unknown, B> | IterableDataset,
+    dataset: Dataset<unknown, B> | IterableDataset | readonly unknown[],
     options: DataLoaderOptions<B> = {},
   ) {
-    const mapStyle = typeof (dataset as Dataset).getItem === 'function';
-    checkOptions(options, mapStyle && (dataset as Dataset).getItems !== undefined, mapStyle);
+    // A plain array is a map-style dataset, as a Python list is for PyTorch's DataLoader.
+    this.dataset = Array.isArray(dataset)
+      ? ({ length: dataset.length, getItem: (i: number) => dataset[i] } as Dataset<unknown, B>)
+      : (dataset as Dataset<unknown, B> | IterableDataset);
+    const mapStyle = typeof (this.dataset as Dataset).getItem === 'function';
+    checkOptions(options, mapStyle && (this.dataset as Dataset).getItems !== undefined, mapStyle);
+    checkRandomOptions('DataLoader', options);
     const { batchSize = 1, shuffle, sampler, batchSampler, dropLast = false, seed, generator } = options;
     this.batchSize = batchSize;
     this.dropLast = dropLast;
@@ -152,13 +160,13 @@ export class DataLoader<B = Tensor[]> implements Iterable<B>, AsyncIterable<B> {
     this.collate = options.collate ?? (defaultCollate as CollateFn<B>);
     this.generator = generator ?? (seed === undefined ? undefined : new Generator(seed));
     if (mapStyle) {
-      const ds = dataset as Dataset;
+      const ds = this.dataset as Dataset;
       const order = sampler ?? (shuffle ? new RandomSampler(ds, { generator: this.generator }) : undefined);
       this.batchSampler =
         batchSampler ?? new BatchSampler(order ?? new SequentialSampler(ds), batchSize, dropLast);
     }
     if (this.numWorkers > 0) {
-      checkSpec('the dataset', dataset.spec);
+      checkSpec('the dataset', this.dataset.spec);
       checkSpec('the collate function', this.collate.spec);
     }
   }
@@ -317,7 +325,8 @@ function checkOptions(options: DataLoaderOptions<unknown>, hasGetItems: boolean,
     }
   }
   if (sampler && shuffle) fail('sampler option is mutually exclusive with shuffle');
-  if (batchSampler && (batchSize !== undefined || shuffle || sampler || dropLast))
+  // batchSize 1 is the default, so giving it explicitly is no conflict (PyTorch checks batch_size != 1).
+  if (batchSampler && ((batchSize !== undefined && batchSize !== 1) || shuffle || sampler || dropLast))
     fail('batch_sampler option is mutually exclusive with batch_size, shuffle, sampler, and drop_last');
   if (batchSize !== undefined && !(Number.isSafeInteger(batchSize) && batchSize > 0))
     fail(`batch_size should be a positive integer value, but got batch_size=${batchSize}`);
@@ -327,8 +336,14 @@ function checkOptions(options: DataLoaderOptions<unknown>, hasGetItems: boolean,
 
 type Collate<B> = (samples: unknown[]) => B;
 
+/** A batch's indices as int32; a fractional one is refused (Int32Array.from would truncate it silently). */
 function indices(idx: ArrayLike<number>): Int32Array {
-  return idx instanceof Int32Array ? idx : Int32Array.from(idx);
+  if (idx instanceof Int32Array) return idx;
+  for (let i = 0; i < idx.length; i++) {
+    if (!Number.isInteger(idx[i]))
+      throw new ValueError('DataLoader', `indices must be integers (got ${idx[i]})`);
+  }
+  return Int32Array.from(idx);
 }
 
 function checkSpec(what: string, spec: ModuleSpec | undefined): void {

@@ -44,13 +44,21 @@ function checkPositive(op: string, name: string, value: number): void {
 }
 
 /** Returns the generator for each new epoch: the same advancing one, or a fresh one seeded from the default. */
-function epochGenerators(op: string, { seed, generator }: RandomOptions): () => Generator {
+/** Refuse a seed that is not an integer or a generator that is not a Generator (shared with DataLoader). */
+export function checkRandomOptions(op: string, { seed, generator }: RandomOptions): void {
   if (seed !== undefined && generator !== undefined) {
     throw new ValueError(op, 'give either seed or generator, not both');
   }
   if (seed !== undefined && !Number.isSafeInteger(seed)) {
-    throw new ValueError(op, `seed should be an integer (got ${seed})`);
+    throw new ValueError(op, `seed should be an integer (got ${String(seed)})`);
   }
+  if (generator !== undefined && !(generator instanceof Generator)) {
+    throw new ValueError(op, `generator should be a Generator (got ${typeof generator})`);
+  }
+}
+
+function epochGenerators(op: string, { seed, generator }: RandomOptions): () => Generator {
+  checkRandomOptions(op, { seed, generator });
   const g = generator ?? (seed === undefined ? undefined : new Generator(seed));
   return g ? () => g : () => new Generator(defaultGenerator.nextUint32());
 }
@@ -97,6 +105,16 @@ export class RandomSampler implements Sampler {
     options: RandomOptions & { replacement?: boolean; numSamples?: number } = {},
   ) {
     this.n = sizeOf('RandomSampler', dataSource);
+    const unknown = Object.keys(options).filter(
+      (k) => !['replacement', 'numSamples', 'seed', 'generator'].includes(k),
+    );
+    if (unknown.length) throw new ValueError('RandomSampler', `unknown option(s) ${unknown.join(', ')}`);
+    if (options.replacement !== undefined && typeof options.replacement !== 'boolean') {
+      throw new ValueError(
+        'RandomSampler',
+        `replacement should be a boolean value, but got replacement=${String(options.replacement)}`,
+      );
+    }
     this.replacement = options.replacement ?? false;
     this.length = options.numSamples ?? this.n;
     checkPositive('RandomSampler', 'num_samples', this.length);

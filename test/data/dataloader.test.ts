@@ -7,6 +7,7 @@ import { padCollate } from '../../src/data/collate.js';
 import { DataLoader, type DataLoaderOptions } from '../../src/data/dataloader.js';
 import type { IterableDataset } from '../../src/data/dataset.js';
 import {
+  BatchSampler,
   BucketBatchSampler,
   batchSizeSchedule,
   RandomSampler,
@@ -259,5 +260,55 @@ describe('DataLoader options', () => {
       message:
         'DataLoader: a for...of loop runs in this thread, so it needs numWorkers 0 (got 1); use for await',
     });
+  });
+});
+
+describe('DataLoader options as PyTorch checks them', () => {
+  it('a seed must be an integer and a generator a Generator; a plain array is a map-style dataset', () => {
+    const ds = { length: 10, getItem: (i: number) => i };
+    assert.throws(
+      () => new DataLoader(ds, { shuffle: true, seed: 1.5 }),
+      /DataLoader: seed should be an integer \(got 1.5\)/,
+    );
+    assert.throws(
+      () => new DataLoader(ds, { shuffle: true, generator: 3 as unknown as mb.Generator }),
+      /DataLoader: generator should be a Generator \(got number\)/,
+    );
+    // PyTorch: DataLoader([10, ..., 14], batch_size=2, sampler=[4, 3, 2, 1, 0]) gives [[14, 13], [12, 11], [10]]
+    const fromArray = new DataLoader([10, 11, 12, 13, 14], { batchSize: 2, sampler: [4, 3, 2, 1, 0] });
+    assert.deepEqual(
+      [...fromArray].map((b) => ints(b as unknown as mb.Tensor)),
+      [[14, 13], [12, 11], [10]],
+    );
+    assert.equal(new DataLoader([1, 2, 3], { batchSize: 2, shuffle: true, seed: 0 }).length, 2);
+  });
+
+  it('batchSampler with the default batchSize 1 given is accepted; samplers check their options; indices are integers', () => {
+    const ds = { length: 5, getItem: (i: number) => i };
+    assert.equal(
+      new DataLoader(ds, { batchSampler: new BatchSampler(new SequentialSampler(5), 2, false), batchSize: 1 })
+        .length,
+      3,
+    );
+    assert.throws(
+      () =>
+        new DataLoader(ds, {
+          batchSampler: new BatchSampler(new SequentialSampler(5), 2, false),
+          batchSize: 2,
+        }),
+      /batch_sampler option is mutually exclusive with batch_size/,
+    );
+    assert.throws(
+      () => new RandomSampler(3, { replacement: 'no' as unknown as boolean }),
+      /RandomSampler: replacement should be a boolean value, but got replacement=no/,
+    );
+    assert.throws(
+      () => new RandomSampler(3, { numsamples: 2 } as object),
+      /RandomSampler: unknown option\(s\) numsamples/,
+    );
+    assert.throws(
+      () => [...new DataLoader(ds, { batchSampler: [[1.7, 2.2]] })],
+      /DataLoader: indices must be integers \(got 1.7\)/,
+    );
   });
 });
