@@ -234,8 +234,10 @@ export function profileConvergence(o: {
         perm = gen.permutation(N);
         at = 0;
       }
-      // The last step takes only what is left of a sample budget: every batch size trains on the same samples.
+      // The last step takes only what is left of a sample budget, so every batch size trains on as many
+      // samples; a lone leftover sample is dropped (BatchNorm cannot train on one, and samples says so).
       const take = o.budgetSeconds === undefined ? Math.min(B, (o.budgetSamples ?? N) - samples) : B;
+      if (take === 1 && B > 1) break;
       const idx = perm.subarray(at, at + take);
       at += take;
       opt.zeroGrad();
