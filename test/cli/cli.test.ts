@@ -371,6 +371,21 @@ it('profile with BatchNorm in train mode, find-batch-size for it, and convergenc
       [1000, 2000, 2],
     ],
   );
+  // A lone leftover sample is not trained on (BatchNorm cannot train on one): 2000 of a 2001 budget.
+  const odd = await run(
+    'profile',
+    '--mode',
+    'convergence',
+    '--model',
+    'mlp-bn',
+    '--batch-sizes',
+    '8',
+    '--budget-samples',
+    '2001',
+    '--json',
+  );
+  assert.equal(odd.code, 0, odd.err);
+  assert.equal((JSON.parse(odd.out) as { rows: { samples: number }[] }).rows[0]!.samples, 2000);
   for (const [argv, msg] of [
     [
       ['--batch-sizes', '16384'],
