@@ -80,21 +80,22 @@ export class Linear extends Module {
 
 /** Modules applied in order; children are named "0", "1", ... as in PyTorch. */
 export class Sequential extends Module {
-  /** The layers in order (read it; add with `append`, which registers the layer's parameters). */
-  readonly layers: readonly Module[];
+  private readonly list: Module[] = [];
   constructor(...layers: Module[]) {
     super();
-    this.layers = [];
     for (const m of layers) this.append(m);
+  }
+  /** The layers in order (read it; add with `append`, which registers the layer's parameters). */
+  get layers(): readonly Module[] {
+    return this.list;
   }
   get length(): number {
     return this.layers.length;
   }
   /** The layer at `i` (negative counts from the end, like `seq[-1]`). */
   at(i: number): Module {
-    const m = this.layers.at(i);
-    if (!m || !Number.isInteger(i))
-      throw new ValueError('Sequential', `index ${i} is out of range for ${this.layers.length} layers`);
+    const m = Number.isInteger(i) ? this.list.at(i) : undefined;
+    if (!m) throw new ValueError('Sequential', `index ${i} is out of range for ${this.layers.length} layers`);
     return m;
   }
   append(m: Module): this {
@@ -103,8 +104,8 @@ export class Sequential extends Module {
         'Sequential',
         `expected a Module, got ${typeof m === 'function' ? 'a function' : typeof m}`,
       );
-    (this.layers as Module[]).push(m);
-    this.registerModule(String(this.layers.length - 1), m);
+    this.registerModule(String(this.list.length), m);
+    this.list.push(m);
     return this;
   }
   forward(x: Tensor): Tensor {

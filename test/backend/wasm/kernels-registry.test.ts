@@ -370,22 +370,15 @@ describe('wasm kernel registry', { skip: rt === undefined }, () => {
       ] as const) {
         for (const fused of [false, true]) {
           // Each operand sits past 7 unrelated floats (and ends before 5): a row slice, or a transposed one.
-          const aData = rand(M * K + 12, M + K);
-          const bData = rand(K * N + 12, K + N + 1);
-          const a: View = {
-            data: aData,
+          const matrix = (rows: number, cols: number, trans: boolean, seed: number): View => ({
+            data: rand(rows * cols + 12, seed),
             dtype: 'float32',
-            shape: [M, K],
-            strides: transA ? [1, M] : [K, 1],
+            shape: [rows, cols],
+            strides: trans ? [1, rows] : [cols, 1],
             offset: 7,
-          };
-          const b: View = {
-            data: bData,
-            dtype: 'float32',
-            shape: [K, N],
-            strides: transB ? [1, K] : [N, 1],
-            offset: 7,
-          };
+          });
+          const a = matrix(M, K, transA, M + K);
+          const b = matrix(K, N, transB, K + N + 1);
           const epilogue = fused ? { bias: rand(N, 3), relu: true } : undefined;
           const got = new Float32Array(M * N);
           const want = new Float32Array(M * N);
