@@ -515,7 +515,7 @@ function matmulWith(a: Tensor, b: Tensor, epilogue?: MatmulEpilogue, into?: Tens
 export function matmulIntoZeroedGrad(a: Tensor, b: Tensor, grad: Tensor): Tensor | null {
   if (
     autocastPrecision() !== 'fp32' ||
-    !zeroedGrads.has(grad) ||
+    !zeroedGrads.has(grad.data) ||
     a.rank !== 2 ||
     b.rank !== 2 ||
     grad.dtype !== 'float32' ||
@@ -526,7 +526,7 @@ export function matmulIntoZeroedGrad(a: Tensor, b: Tensor, grad: Tensor): Tensor
   ) {
     return null;
   }
-  zeroedGrads.delete(grad);
+  zeroedGrads.delete(grad.data);
   matmulWith(a, b, undefined, grad);
   return grad;
 }
@@ -770,21 +770,23 @@ export function cast(x: Tensor, dtype: DType): Tensor {
 }
 
 /**
- * Gradients zeroed by `zeroGradInPlace` and not written since: the next accumulation into one copies the
- * gradient instead of adding it to zeros (one pass over the buffer instead of reading two). Writes through
- * `assign` (copy_, fill_, zero_) take a tensor out of the set.
+ * Storage of gradients zeroed by `zeroGradInPlace` and not written since: the next accumulation into one
+ * copies the gradient instead of adding it to zeros (one pass over the buffer instead of reading two). Keyed
+ * by storage, so a write through `assign` (copy_, fill_, zero_) into any view of a gradient (`g.narrow(...)
+ * .fill_(1)`) counts; a write into the typed array itself (`g.data[i] = v`) is not seen.
  */
-const zeroedGrads = new WeakSet<Tensor>();
+const zeroedGrads = new WeakSet<object>();
 
 /** Zero a `.grad` in place and remember it is zero (optimizers' and modules' `zeroGrad`). */
 export function zeroGradInPlace(grad: Tensor): void {
   assign(grad, 0);
-  zeroedGrads.add(grad);
+  // Only a gradient that is all of its storage: a view (a slice of a flat gradient buffer) leaves the rest.
+  if (grad.data.length === grad.size) zeroedGrads.add(grad.data);
 }
 
 /** Write `src` (broadcast) into `dst`'s storage, outside autograd. Used by in-place methods. */
 export function assign(dst: Tensor, src: TensorOrScalar): void {
-  zeroedGrads.delete(dst);
+  zeroedGrads.delete(dst.data);
   const s = src instanceof Tensor ? src : scalar(src as number, dst.dtype);
   broadcastShapes('copy_', s.shape, dst.shape);
   if (s.rank > dst.rank || s.shape.some((d, i) => d !== 1 && d !== dst.shape[dst.rank - s.rank + i])) {
@@ -803,7 +805,7 @@ export function reluGrad(x: Tensor, g: Tensor): Tensor {
 /** dst += src (broadcast to dst), in place and outside autograd: gradient accumulation. dst is dense. */
 export function addInto(dst: Tensor, src: Tensor): void {
   broadcastShapes('addInto', src.shape, dst.shape);
-  if (zeroedGrads.delete(dst)) kernels().copy(broadcastView(src, dst.shape), dst);
+  if (zeroedGrads.delete(dst.data)) kernels().copy(broadcastView(src, dst.shape), dst);
   else kernels().add(dst, broadcastView(src, dst.shape), dst.data);
 }
 

@@ -317,6 +317,20 @@ forEachBackend(() => {
       assert.deepEqual(m.bias!.grad!.toTypedArray(), Float32Array.from([4, 4]), 'Module.zeroGrad too');
     });
 
+    it('after zeroGrad, a write into a view of a gradient is kept (bias add and the weight GEMM alike)', () => {
+      const m = new mb.Linear(3, 2);
+      const opt = new SGD(m.parameters());
+      const x = mb.ones([4, 3]);
+      m.forward(x).sum().backward();
+      opt.zeroGrad();
+      m.weight.grad!.narrow(0, 1, 1).fill_(10); // row 1 of dW
+      m.bias!.grad!.narrow(0, 0, 1).fill_(10);
+      m.forward(x).sum().backward();
+      // d(sum)/dW = Σ over the batch of x = 4 everywhere; d/db = 4.
+      assert.deepEqual(m.weight.grad!.toTypedArray(), Float32Array.from([4, 4, 4, 14, 14, 14]));
+      assert.deepEqual(m.bias!.grad!.toTypedArray(), Float32Array.from([14, 4]));
+    });
+
     it('rejects what it cannot optimize, with PyTorch-like messages', () => {
       const w = mb.tensor([1, 2], { requiresGrad: true });
       assert.throws(() => new SGD([]), /SGD: optimizer got an empty parameter list/);
