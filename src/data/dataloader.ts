@@ -11,7 +11,7 @@
  */
 import type { Worker } from 'node:worker_threads';
 import { getBackend, listBackends } from '../backend/backend.js';
-import { MinibatchError, StateError, ValueError } from '../errors.js';
+import { checkOptions as checkKeys, MinibatchError, optionKeys, StateError, ValueError } from '../errors.js';
 import { tensor } from '../tensor/creation.js';
 import type { TypedArray } from '../tensor/dtype.js';
 import { defaultGenerator, Generator } from '../tensor/random.js';
@@ -65,7 +65,7 @@ export interface DataLoaderOptions<B = unknown> extends RandomOptions {
   reuseBuffers?: boolean;
 }
 
-const OPTIONS = [
+const OPTIONS = optionKeys<DataLoaderOptions>()([
   'batchSize',
   'shuffle',
   'dropLast',
@@ -79,7 +79,7 @@ const OPTIONS = [
   'reuseBuffers',
   'seed',
   'generator',
-];
+]);
 
 /** A failure in a worker thread: an error it threw, its death, or a timeout waiting for it. */
 export class WorkerError extends MinibatchError {
@@ -296,8 +296,7 @@ function checkOptions(options: DataLoaderOptions<unknown>, hasGetItems: boolean,
   const fail = (detail: string) => {
     throw new ValueError('DataLoader', detail);
   };
-  const unknown = Object.keys(options).find((k) => !OPTIONS.includes(k));
-  if (unknown) fail(`unknown option '${unknown}' (expected one of ${OPTIONS.join(', ')})`);
+  checkKeys('DataLoader', options, OPTIONS);
   const { batchSize, shuffle, sampler, batchSampler, dropLast, numWorkers = 0, timeout = 0 } = options;
   const { prefetchFactor } = options;
   if (!Number.isSafeInteger(numWorkers) || numWorkers < 0)

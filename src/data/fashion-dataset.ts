@@ -3,7 +3,7 @@
  * int32. The bytes stay as loaded (47 MB for the full training set); a batch is scaled when it is read, so
  * each worker's copy costs the bytes, not four times as much.
  */
-import { ValueError } from '../errors.js';
+import { checkOptions, optionKeys, ValueError } from '../errors.js';
 import { tensor } from '../tensor/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Dataset, ModuleSpec } from './dataset.js';
@@ -40,6 +40,11 @@ export class FashionMnistDataset implements Dataset<[Tensor, number], [Tensor, T
   private readonly itemShape: number[];
 
   constructor(options: FashionMnistDatasetOptions = {}) {
+    checkOptions(
+      'FashionMnistDataset',
+      options,
+      optionKeys<FashionMnistDatasetOptions>()(['split', 'flatten', 'dir', 'searchPath']),
+    );
     const { split = 'train', flatten = true, dir, searchPath } = options;
     const data = loadFashionMnist({ split, dir, searchPath });
     ({ images: this.images, labels: this.labels, length: this.length } = data[split]);

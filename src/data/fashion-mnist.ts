@@ -14,7 +14,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FormatError, fmtShape, ValueError } from '../errors.js';
+import { checkOptions, FormatError, fmtShape, ValueError } from '../errors.js';
 import { readIdx } from './idx.js';
 
 /** Class names by label, from the Fashion-MNIST README. */
@@ -81,7 +81,8 @@ export interface FashionMnistOptions<S extends FashionMnistSplitName> {
 export function loadFashionMnist<S extends FashionMnistSplitName = FashionMnistSplitName>(
   options: FashionMnistOptions<S> = {},
 ): FashionMnist<S> {
-  const source = findFashionMnist(options);
+  checkOptions('loadFashionMnist', options, ['dir', 'split', 'searchPath']);
+  const source = findFashionMnist({ dir: options.dir, searchPath: options.searchPath });
   const splits = (options.split === undefined ? ['train', 'test'] : [options.split]) as S[];
   const result = {
     source,
@@ -100,6 +101,7 @@ export function loadFashionMnist<S extends FashionMnistSplitName = FashionMnistS
  * findFashionMnist(); // '/usr/share/datasets/fashion-mnist' when Debian's package is installed
  */
 export function findFashionMnist(options: { dir?: string; searchPath?: readonly string[] } = {}): string {
+  checkOptions('findFashionMnist', options, ['dir', 'searchPath']);
   if (options.dir !== undefined) {
     if (!existsSync(options.dir)) {
       throw new ValueError('fashion-mnist', `directory ${options.dir} does not exist`);

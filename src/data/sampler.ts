@@ -8,7 +8,7 @@
  * each epoch seeds a fresh generator from `defaultGenerator`, so `manualSeed` makes it reproducible. Orders
  * match PyTorch's semantics, not its indices (that would need torch's mt19937 `randperm`).
  */
-import { ValueError } from '../errors.js';
+import { checkOptions, optionKeys, ValueError } from '../errors.js';
 import { defaultGenerator, Generator } from '../tensor/random.js';
 
 /** Anything that yields indices (or batches of them) and knows how many it will yield per epoch. */
@@ -23,6 +23,7 @@ export interface RandomOptions {
   seed?: number;
   generator?: Generator;
 }
+const RANDOM_OPTIONS = optionKeys<RandomOptions>()(['seed', 'generator']);
 
 /** A dataset, or just its size. */
 export type DataSource = number | { readonly length: number };
@@ -105,10 +106,7 @@ export class RandomSampler implements Sampler {
     options: RandomOptions & { replacement?: boolean; numSamples?: number } = {},
   ) {
     this.n = sizeOf('RandomSampler', dataSource);
-    const unknown = Object.keys(options).filter(
-      (k) => !['replacement', 'numSamples', 'seed', 'generator'].includes(k),
-    );
-    if (unknown.length) throw new ValueError('RandomSampler', `unknown option(s) ${unknown.join(', ')}`);
+    checkOptions('RandomSampler', options, ['replacement', 'numSamples', ...RANDOM_OPTIONS]);
     if (options.replacement !== undefined && typeof options.replacement !== 'boolean') {
       throw new ValueError(
         'RandomSampler',
@@ -145,6 +143,7 @@ export class SubsetRandomSampler implements Sampler {
   private readonly nextGenerator: () => Generator;
 
   constructor(indices: ArrayLike<number>, options: RandomOptions = {}) {
+    checkOptions('SubsetRandomSampler', options, RANDOM_OPTIONS);
     this.indices = Array.from(indices);
     const bad = this.indices.find((i) => !Number.isSafeInteger(i) || i < 0);
     if (bad !== undefined) {
@@ -179,6 +178,7 @@ export class WeightedRandomSampler implements Sampler {
     options: RandomOptions & { replacement?: boolean } = {},
   ) {
     const op = 'WeightedRandomSampler';
+    checkOptions(op, options, ['replacement', ...RANDOM_OPTIONS]);
     checkPositive(op, 'num_samples', numSamples);
     this.weights = Float64Array.from(weights);
     this.replacement = options.replacement ?? true;
@@ -298,6 +298,12 @@ export class VariableBatchSampler implements Sampler<Int32Array> {
     readonly sizes: BatchSizes,
     readonly dropLast = false,
   ) {
+    if (typeof dropLast !== 'boolean') {
+      throw new ValueError(
+        'VariableBatchSampler',
+        `drop_last should be a boolean value, but got drop_last=${dropLast}`,
+      );
+    }
     if (typeof sizes !== 'function') {
       if (sizes.length === 0) throw new ValueError('VariableBatchSampler', 'sizes must not be empty');
       for (const s of sizes) checkPositive('VariableBatchSampler', 'batch_size', s);
@@ -356,6 +362,13 @@ export interface BucketOptions extends RandomOptions {
   /** Samples per bucket, a multiple of batchSize (default 100 batches). */
   bucketSize?: number;
 }
+const BUCKET_OPTIONS = optionKeys<BucketOptions>()([
+  'shuffle',
+  'dropLast',
+  'bucketSize',
+  'seed',
+  'generator',
+]);
 
 /**
  * Batches of sequences of similar length, so padding to the longest in a batch wastes little. Each epoch:
@@ -382,6 +395,7 @@ export class BucketBatchSampler implements Sampler<Int32Array> {
     options: BucketOptions = {},
   ) {
     const op = 'BucketBatchSampler';
+    checkOptions(op, options, BUCKET_OPTIONS);
     checkPositive(op, 'batch_size', batchSize);
     this.lengths = Float64Array.from(lengths);
     if (this.lengths.some((l) => Number.isNaN(l))) throw new ValueError(op, 'lengths must not contain NaN');

@@ -12,7 +12,7 @@
  * q (..., L, E), k (..., S, E), v (..., S, Ev) -> (..., L, Ev); the leading dims broadcast.
  */
 import { type AttentionGeometry, type AttentionMaskView, backendInfo, kernels } from '../backend/backend.js';
-import { fmtShape, ShapeError, ValueError } from '../errors.js';
+import { checkOptions, fmtShape, optionKeys, ShapeError, ValueError } from '../errors.js';
 import * as ops from '../tensor/ops.js';
 import type { Generator } from '../tensor/random.js';
 import { broadcastShapes, numel, sameShape } from '../tensor/shape.js';
@@ -42,6 +42,17 @@ export interface AttentionOptions {
   blockQ?: number;
   blockK?: number;
 }
+const ATTENTION_OPTIONS = optionKeys<AttentionOptions>()([
+  'mask',
+  'isCausal',
+  'scale',
+  'dropoutP',
+  'generator',
+  'impl',
+  'chunkSize',
+  'blockQ',
+  'blockK',
+]);
 
 /**
  * From this many scores (B·L·S) 'auto' takes the tiled path on a backend whose matmul is fast but whose
@@ -182,6 +193,7 @@ export function scaledDotProductAttention(
   v: Tensor,
   opts: AttentionOptions = {},
 ): Tensor {
+  checkOptions('scaledDotProductAttention', opts, ATTENTION_OPTIONS);
   const pr = check(q, k, v, opts);
   const dropoutP = opts.dropoutP ?? 0;
   const scores = numel(pr.batch) * pr.L * pr.S;
@@ -232,6 +244,7 @@ export function attentionProbabilities(
   k: Tensor,
   opts: Pick<AttentionOptions, 'mask' | 'isCausal' | 'scale'> = {},
 ): Tensor {
+  checkOptions('attentionProbabilities', opts, ['mask', 'isCausal', 'scale']);
   return attentionWeights(q, k, check(q, k, k, opts));
 }
 

@@ -4,7 +4,7 @@
  */
 import { noGrad } from '../autograd/engine.js';
 import { type ConvGeometry, kernels } from '../backend/backend.js';
-import { fmtShape, ShapeError, ValueError } from '../errors.js';
+import { checkOptions, fmtShape, optionKeys, ShapeError, ValueError } from '../errors.js';
 import { autocastPrecision } from '../tensor/autocast.js';
 import * as ops from '../tensor/ops.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
@@ -93,7 +93,9 @@ function linearBackward(outF: number, inF: number, hasBias: boolean, reluOut: { 
  * GELU, exact (erf) form as PyTorch's default: x·Φ(x) = x/2·(1 + erf(x/√2)); with `approximate: 'tanh'`
  * PyTorch's x/2·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
  */
-export function gelu(x: Tensor, { approximate = 'none' }: { approximate?: 'none' | 'tanh' } = {}): Tensor {
+export function gelu(x: Tensor, opts: { approximate?: 'none' | 'tanh' } = {}): Tensor {
+  checkOptions('gelu', opts, ['approximate']);
+  const { approximate = 'none' } = opts;
   if (approximate === 'tanh') {
     const inner = ops.mul(ops.add(x, ops.mul(ops.mul(ops.mul(x, x), x), 0.044715)), Math.sqrt(2 / Math.PI));
     return ops.mul(ops.mul(x, 0.5), ops.add(ops.tanh(inner), 1));
@@ -135,6 +137,17 @@ export interface BatchNormOptions {
   /** relu(batchNorm(x)) as one op: in training the ReLU rides in the BatchNorm kernels' last pass. */
   relu?: boolean;
 }
+const BATCH_NORM_OPTIONS = optionKeys<BatchNormOptions>()([
+  'runningMean',
+  'runningVar',
+  'weight',
+  'bias',
+  'training',
+  'momentum',
+  'eps',
+  'numBatchesTracked',
+  'relu',
+]);
 
 /**
  * Batch normalisation over (N, C), (N, C, L) or (N, C, H, W), statistics per channel C (seed section 5).
@@ -143,6 +156,7 @@ export interface BatchNormOptions {
  * gives relu(batchNorm(x)) (what `Sequential` uses for a BatchNorm followed by a ReLU).
  */
 export function batchNorm(x: Tensor, opts: BatchNormOptions = {}): Tensor {
+  checkOptions('batchNorm', opts, BATCH_NORM_OPTIONS);
   const {
     runningMean = null,
     runningVar = null,

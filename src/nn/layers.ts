@@ -2,9 +2,9 @@
  * nn modules: tiny classes whose forward is one functional call. Parameter layouts, initialisation and
  * state-dict names are PyTorch's, so weights move between the two unchanged.
  */
-import { fmtShape, ValueError } from '../errors.js';
+import { checkOptions, fmtShape, optionKeys, ValueError } from '../errors.js';
 import { ones, uniform, zeros } from '../tensor/creation.js';
-import { defaultGenerator, type Generator } from '../tensor/random.js';
+import { defaultGenerator, Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import * as F from './functional.js';
 import { Module } from './module.js';
@@ -32,18 +32,12 @@ function nonNegativeInt(op: string, name: string, v: number): void {
     throw new ValueError(op, `${name} must be a non-negative integer, got ${v}`);
 }
 
-/** Options a layer takes; anything else (PyTorch's dilation, groups, padding_mode...) is refused, not ignored. */
-function onlyOptions(op: string, opts: object, allowed: readonly string[]): void {
-  const other = Object.keys(opts).filter((k) => !allowed.includes(k));
-  if (other.length)
-    throw new ValueError(op, `unsupported option(s) ${other.join(', ')} (supported: ${allowed.join(', ')})`);
-}
-
 export interface InitOptions {
   bias?: boolean;
   /** Generator for the initial weights (the default generator otherwise; `manualSeed` re-seeds it). */
   generator?: Generator;
 }
+const INIT_OPTIONS = optionKeys<InitOptions>()(['bias', 'generator']);
 
 /** y = x·Wᵀ + b. weight: (out, in), bias: (out). (N, in) -> (N, out). */
 export class Linear extends Module {
@@ -52,9 +46,11 @@ export class Linear extends Module {
   constructor(
     readonly inFeatures: number,
     readonly outFeatures: number,
-    { bias = true, generator = defaultGenerator }: InitOptions = {},
+    options: InitOptions = {},
   ) {
     super();
+    checkOptions('Linear', options, INIT_OPTIONS);
+    const { bias = true, generator = defaultGenerator } = options;
     positiveInt('Linear', 'in_features', inFeatures);
     positiveInt('Linear', 'out_features', outFeatures);
     this.weight = this.registerParameter(
@@ -146,8 +142,10 @@ export class Tanh extends Module {
 /** GELU, exact (erf) by default; `{ approximate: 'tanh' }` for the tanh form, as PyTorch's. */
 export class GELU extends Module {
   readonly approximate: 'none' | 'tanh';
-  constructor({ approximate = 'none' }: { approximate?: 'none' | 'tanh' } = {}) {
+  constructor(options: { approximate?: 'none' | 'tanh' } = {}) {
     super();
+    checkOptions('GELU', options, ['approximate']);
+    const { approximate = 'none' } = options;
     if (approximate !== 'none' && approximate !== 'tanh')
       throw new ValueError('GELU', `approximate must be 'none' or 'tanh' (got ${String(approximate)})`);
     this.approximate = approximate;
@@ -205,6 +203,11 @@ export class Dropout extends Module {
     readonly generator: Generator = defaultGenerator,
   ) {
     super();
+    if (!(generator instanceof Generator))
+      throw new ValueError(
+        'Dropout',
+        `generator must be a Generator (got ${typeof generator}); Dropout(p, generator)`,
+      );
     if (!(p >= 0 && p <= 1))
       throw new ValueError('Dropout', `dropout probability has to be between 0 and 1, but got ${p}`);
   }
@@ -223,6 +226,7 @@ export interface BatchNormOptions {
   affine?: boolean;
   trackRunningStats?: boolean;
 }
+const BATCH_NORM_OPTIONS = optionKeys<BatchNormOptions>()(['eps', 'momentum', 'affine', 'trackRunningStats']);
 
 /** Shared by BatchNorm1d/2d; `ranks` are the input ranks each accepts. */
 abstract class BatchNormBase extends Module {
@@ -237,9 +241,11 @@ abstract class BatchNormBase extends Module {
 
   constructor(
     readonly numFeatures: number,
-    { eps = 1e-5, momentum = 0.1, affine = true, trackRunningStats = true }: BatchNormOptions = {},
+    options: BatchNormOptions = {},
   ) {
     super();
+    checkOptions(new.target.name, options, BATCH_NORM_OPTIONS);
+    const { eps = 1e-5, momentum = 0.1, affine = true, trackRunningStats = true } = options;
     positiveInt(new.target.name, 'num_features', numFeatures);
     this.eps = eps;
     this.momentum = momentum;
@@ -307,6 +313,11 @@ export class LayerNorm extends Module {
     elementwiseAffine = true,
   ) {
     super();
+    if (typeof eps !== 'number' || typeof elementwiseAffine !== 'boolean')
+      throw new ValueError(
+        'LayerNorm',
+        `expected LayerNorm(normalizedShape, eps: number, elementwiseAffine: boolean) (got eps ${typeof eps}, elementwiseAffine ${typeof elementwiseAffine})`,
+      );
     this.normalizedShape = typeof normalizedShape === 'number' ? [normalizedShape] : normalizedShape;
     this.weight = this.registerParameter('weight', elementwiseAffine ? ones(this.normalizedShape) : null);
     this.bias = this.registerParameter('bias', elementwiseAffine ? zeros(this.normalizedShape) : null);
@@ -319,6 +330,10 @@ export class LayerNorm extends Module {
   }
 }
 
+type Conv2dOptions = InitOptions & { stride?: number; padding?: number };
+// PyTorch's dilation, groups, padding_mode... are refused, not ignored.
+const CONV2D_OPTIONS = optionKeys<Conv2dOptions>()(['bias', 'generator', 'stride', 'padding']);
+
 /** 2-D convolution on NCHW images. weight: (Cout, Cin, k, k), bias: (Cout). */
 export class Conv2d extends Module {
   readonly weight: Tensor;
@@ -329,11 +344,11 @@ export class Conv2d extends Module {
     readonly inChannels: number,
     readonly outChannels: number,
     readonly kernelSize: number,
-    opts: InitOptions & { stride?: number; padding?: number } = {},
+    opts: Conv2dOptions = {},
   ) {
     super();
     const { stride = 1, padding = 0, bias = true, generator = defaultGenerator } = opts;
-    onlyOptions('Conv2d', opts, ['stride', 'padding', 'bias', 'generator']);
+    checkOptions('Conv2d', opts, CONV2D_OPTIONS);
     positiveInt('Conv2d', 'in_channels', inChannels);
     positiveInt('Conv2d', 'out_channels', outChannels);
     positiveInt('Conv2d', 'kernel_size', kernelSize);

@@ -7,7 +7,7 @@
  */
 
 import { kernels } from '../backend/backend.js';
-import { fmtShape, ShapeError, ValueError } from '../errors.js';
+import { checkOptions, fmtShape, optionKeys, ShapeError, ValueError } from '../errors.js';
 import * as ops from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 
@@ -48,6 +48,12 @@ export interface CrossEntropyOptions {
   /** Mix the target with the uniform distribution: (1-ε)·target + ε/C. */
   labelSmoothing?: number;
 }
+const CROSS_ENTROPY_OPTIONS = optionKeys<CrossEntropyOptions>()([
+  'weight',
+  'ignoreIndex',
+  'reduction',
+  'labelSmoothing',
+]);
 
 /** Move the class dim (1) last and flatten: (N, C, d…) -> (N·d…, C). */
 function classLast(x: Tensor): Tensor {
@@ -61,6 +67,7 @@ function classLast(x: Tensor): Tensor {
  * With `weight`, `mean` divides by the summed weights of the non-ignored targets (PyTorch's rule).
  */
 export function nllLoss(logp: Tensor, target: Tensor, opts: CrossEntropyOptions = {}): Tensor {
+  checkOptions('nllLoss', opts, CROSS_ENTROPY_OPTIONS);
   return classIndexLoss('nllLoss', logp, target, { ...opts, labelSmoothing: 0 }, false);
 }
 
@@ -71,6 +78,7 @@ export function nllLoss(logp: Tensor, target: Tensor, opts: CrossEntropyOptions 
  * @example crossEntropy(logits, labels) // (N,10) logits, (N) int32 labels -> scalar
  */
 export function crossEntropy(input: Tensor, target: Tensor, opts: CrossEntropyOptions = {}): Tensor {
+  checkOptions('crossEntropy', opts, CROSS_ENTROPY_OPTIONS);
   const eps = opts.labelSmoothing ?? 0;
   if (!(eps >= 0 && eps <= 1))
     throw new ValueError('crossEntropy', `label_smoothing must be between 0.0 and 1.0. Got: ${eps}`);

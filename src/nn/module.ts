@@ -10,7 +10,7 @@
  * }
  */
 import { noGrad } from '../autograd/engine.js';
-import { fmtShape, ShapeError, ValueError } from '../errors.js';
+import { checkOptions, fmtShape, ShapeError, ValueError } from '../errors.js';
 import { moveToLongLived, zeroGradInPlace } from '../tensor/ops.js';
 import { sameShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -138,7 +138,9 @@ export abstract class Module {
    * keys, like PyTorch; shapes must match. `num_batches_tracked` may be missing: it is then reset to 0, as
    * PyTorch's BatchNorm does.
    */
-  loadStateDict(sd: Record<string, Tensor>, { strict = true }: { strict?: boolean } = {}): void {
+  loadStateDict(sd: Record<string, Tensor>, options: { strict?: boolean } = {}): void {
+    checkOptions('loadStateDict', options, ['strict']);
+    const { strict = true } = options;
     const own = this.stateDict();
     const optional = (k: string) => k.endsWith('num_batches_tracked');
     const missing = Object.keys(own).filter((k) => !(k in sd) && !optional(k));

@@ -9,7 +9,7 @@
  * NOTE: `batchFirst` defaults to true here, (N, L, E), the layout TypeScript callers hold; PyTorch's default
  * is false, (L, N, E). Pass `batchFirst: false` when porting code that relies on it.
  */
-import { fmtShape, ShapeError, ValueError } from '../errors.js';
+import { checkOptions, fmtShape, optionKeys, ShapeError, ValueError } from '../errors.js';
 import { arange, uniform, zeros } from '../tensor/creation.js';
 import * as ops from '../tensor/ops.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
@@ -44,6 +44,12 @@ export interface MultiheadAttentionCall {
   /** forwardWithWeights only: average the weights over heads (default true, PyTorch's). */
   averageAttnWeights?: boolean;
 }
+const MHA_CALL = optionKeys<MultiheadAttentionCall>()([
+  'attnMask',
+  'keyPaddingMask',
+  'isCausal',
+  'averageAttnWeights',
+]);
 
 /** PyTorch's mask conventions (true = blocked) to an additive float mask (-Infinity = blocked). */
 function additive(m: Tensor): Tensor {
@@ -77,14 +83,15 @@ export class MultiheadAttention extends Module {
   constructor(
     readonly embedDim: number,
     readonly numHeads: number,
-    {
-      bias = true,
-      dropout = 0,
-      batchFirst = true,
-      generator = defaultGenerator,
-    }: MultiheadAttentionOptions = {},
+    options: MultiheadAttentionOptions = {},
   ) {
     super();
+    checkOptions(
+      'MultiheadAttention',
+      options,
+      optionKeys<MultiheadAttentionOptions>()(['bias', 'generator', 'dropout', 'batchFirst']),
+    );
+    const { bias = true, dropout = 0, batchFirst = true, generator = defaultGenerator } = options;
     if (!Number.isInteger(embedDim) || embedDim <= 0 || !Number.isInteger(numHeads) || numHeads <= 0)
       throw new ValueError(
         'MultiheadAttention',
@@ -144,6 +151,7 @@ export class MultiheadAttention extends Module {
     opts: MultiheadAttentionCall,
     needWeights: boolean,
   ): { output: Tensor; weights: Tensor | null } {
+    checkOptions('MultiheadAttention', opts, MHA_CALL);
     const E = this.embedDim;
     const H = this.numHeads;
     const unbatched = query.rank === 2;
@@ -299,16 +307,29 @@ export class TransformerEncoderLayer extends Module {
     readonly nHead: number,
     readonly dimFeedforward = 2048,
     dropout = 0.1,
-    {
+    options: TransformerEncoderLayerOptions = {},
+  ) {
+    super();
+    checkOptions(
+      'TransformerEncoderLayer',
+      options,
+      optionKeys<TransformerEncoderLayerOptions>()([
+        'bias',
+        'generator',
+        'activation',
+        'layerNormEps',
+        'batchFirst',
+        'normFirst',
+      ]),
+    );
+    const {
       activation = 'relu',
       layerNormEps = 1e-5,
       batchFirst = true,
       normFirst = false,
       bias = true,
       generator = defaultGenerator,
-    }: TransformerEncoderLayerOptions = {},
-  ) {
-    super();
+    } = options;
     if (activation !== 'relu' && activation !== 'gelu')
       throw new ValueError(
         'TransformerEncoderLayer',
@@ -333,6 +354,11 @@ export class TransformerEncoderLayer extends Module {
   forward(src: Tensor): Tensor;
   forward(src: Tensor, opts: TransformerEncoderCall): Tensor;
   forward(src: Tensor, opts: TransformerEncoderCall = {}): Tensor {
+    checkOptions(
+      'TransformerEncoderLayer',
+      opts,
+      optionKeys<TransformerEncoderCall>()(['srcMask', 'srcKeyPaddingMask', 'isCausal']),
+    );
     const sa = (x: Tensor) =>
       this.dropout1.forward(
         this.selfAttn.forward(x, x, x, {

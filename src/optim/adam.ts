@@ -17,6 +17,7 @@
  */
 
 import { type AdamUpdate, kernels } from '../backend/backend.js';
+import { checkOptions, optionKeys } from '../errors.js';
 import { zerosLongLived } from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { type Hyperparameters, Optimizer, type Options, type ParamGroup, type Params } from './optimizer.js';
@@ -40,6 +41,16 @@ export interface AdamHyperparameters extends Hyperparameters {
 }
 
 export type AdamOptions = Options<AdamHyperparameters>;
+const ADAM_OPTIONS = optionKeys<AdamOptions>()([
+  'lr',
+  'betas',
+  'eps',
+  'weightDecay',
+  'amsgrad',
+  'maximize',
+  'decoupledWeightDecay',
+]);
+const ADAMW_OPTIONS = ADAM_OPTIONS.filter((k) => k !== 'decoupledWeightDecay');
 
 /** Adam's per-parameter state (PyTorch's `step`, `exp_avg`, `exp_avg_sq`, `max_exp_avg_sq`). */
 export interface AdamState {
@@ -62,9 +73,9 @@ export interface AdamState {
  */
 export class Adam extends Optimizer<AdamHyperparameters, AdamState> {
   protected readonly stateNames = { required: ['step', 'expAvg', 'expAvgSq'], optional: ['maxExpAvgSq'] };
-  constructor(
-    params: Params<AdamHyperparameters>,
-    {
+  constructor(params: Params<AdamHyperparameters>, options: AdamOptions = {}) {
+    checkOptions('Adam', options, ADAM_OPTIONS);
+    const {
       lr = 1e-3,
       betas = [0.9, 0.999],
       eps = 1e-8,
@@ -72,8 +83,7 @@ export class Adam extends Optimizer<AdamHyperparameters, AdamState> {
       amsgrad = false,
       maximize = false,
       decoupledWeightDecay = false,
-    }: AdamOptions = {},
-  ) {
+    } = options;
     super(params, { lr, betas, eps, weightDecay, amsgrad, maximize, decoupledWeightDecay });
   }
 
@@ -135,6 +145,7 @@ export function adamScalars(group: AdamHyperparameters, t: number): AdamUpdate {
  */
 export class AdamW extends Adam {
   constructor(params: Params<AdamHyperparameters>, options: Omit<AdamOptions, 'decoupledWeightDecay'> = {}) {
+    checkOptions('AdamW', options, ADAMW_OPTIONS);
     super(params, { ...options, weightDecay: options.weightDecay ?? 1e-2, decoupledWeightDecay: true });
   }
 }

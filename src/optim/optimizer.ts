@@ -7,7 +7,7 @@
  * over its storage (parameters and gradients are contiguous). Parameters without a gradient are skipped and
  * get no state, as in PyTorch. The loops write storage directly and record nothing, so no `noGrad` is needed.
  */
-import { fmtShape, ShapeError, ValueError } from '../errors.js';
+import { checkOptions, fmtShape, ShapeError, ValueError } from '../errors.js';
 import { zeroGradInPlace } from '../tensor/ops.js';
 import { isContiguous, sameShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -108,6 +108,7 @@ export abstract class Optimizer<H extends Hyperparameters, S extends object> {
    */
   addParamGroup(options: GroupOptions<H>): void {
     const op = this.constructor.name;
+    checkOptions(op, options, ['params', ...Object.keys(this.defaults)]);
     const { params, lr, ...rest } = { ...this.defaults, ...options };
     const seen = new Set(this.paramGroups.flatMap((g) => g.params));
     for (const p of params) {

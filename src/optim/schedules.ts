@@ -11,7 +11,7 @@
  * Step t counts from 0: `schedule(t)` is the lr of the t-th optimizer step, which is what a PyTorch optimizer
  * sees after `t` calls of `scheduler.step()` (PyTorch's `last_epoch`).
  */
-import { ValueError } from '../errors.js';
+import { checkOptions, optionKeys, ValueError } from '../errors.js';
 
 /** A learning rate as a pure function of the 0-based step. */
 export type Schedule = (step: number) => number;
@@ -84,8 +84,10 @@ export function warmupCosine(
   lr: number,
   warmupSteps: number,
   totalSteps: number,
-  { startFactor = 0, etaMin = 0 }: WarmupCosineOptions = {},
+  options: WarmupCosineOptions = {},
 ): Schedule {
+  checkOptions('warmupCosine', options, optionKeys<WarmupCosineOptions>()(['startFactor', 'etaMin']));
+  const { startFactor = 0, etaMin = 0 } = options;
   checkCount('warmupCosine', 'warmupSteps', warmupSteps, 0);
   if (!(totalSteps > warmupSteps)) {
     throw new ValueError(
@@ -256,10 +258,13 @@ export interface LinearLROptions {
  * sched.step(); // 0.03125, then 0.0375, 0.04375, 0.05, 0.05, ...
  */
 export class LinearLR extends LRScheduler<Required<LinearLROptions>> {
-  constructor(
-    optimizer: OptimizerLike,
-    { startFactor = 1 / 3, endFactor = 1, totalIters = 5 }: LinearLROptions = {},
-  ) {
+  constructor(optimizer: OptimizerLike, options: LinearLROptions = {}) {
+    checkOptions(
+      'LinearLR',
+      options,
+      optionKeys<LinearLROptions>()(['startFactor', 'endFactor', 'totalIters']),
+    );
+    const { startFactor = 1 / 3, endFactor = 1, totalIters = 5 } = options;
     if (!(startFactor > 0 && startFactor <= 1)) {
       throw new ValueError('LinearLR', `startFactor must be in (0, 1] (got ${startFactor})`);
     }
@@ -303,7 +308,9 @@ export interface CosineAnnealingLROptions {
  * for (let t = 0; t < 10; t++) { train(); sched.step(); } // opt lr: 0.001
  */
 export class CosineAnnealingLR extends LRScheduler<Required<CosineAnnealingLROptions>> {
-  constructor(optimizer: OptimizerLike, { tMax, etaMin = 0 }: CosineAnnealingLROptions) {
+  constructor(optimizer: OptimizerLike, options: CosineAnnealingLROptions) {
+    checkOptions('CosineAnnealingLR', options, optionKeys<CosineAnnealingLROptions>()(['tMax', 'etaMin']));
+    const { tMax, etaMin = 0 } = options ?? {}; // a JavaScript caller may leave it out: tMax is then refused
     checkPositive('CosineAnnealingLR', 'tMax', tMax);
     super(optimizer, { tMax, etaMin });
   }
@@ -343,7 +350,9 @@ export interface StepLROptions {
  * const sched = new StepLR(opt, { stepSize: 30, gamma: 0.1 }); // 0.1 -> 0.01 after 30 step() calls
  */
 export class StepLR extends LRScheduler<Required<StepLROptions>> {
-  constructor(optimizer: OptimizerLike, { stepSize, gamma = 0.1 }: StepLROptions) {
+  constructor(optimizer: OptimizerLike, options: StepLROptions) {
+    checkOptions('StepLR', options, optionKeys<StepLROptions>()(['stepSize', 'gamma']));
+    const { stepSize, gamma = 0.1 } = options ?? {}; // as above: stepSize is then refused
     checkCount('StepLR', 'stepSize', stepSize, 1);
     super(optimizer, { stepSize, gamma });
   }

@@ -13,6 +13,7 @@
  */
 
 import { kernels } from '../backend/backend.js';
+import { checkOptions, optionKeys } from '../errors.js';
 import { zerosLongLived } from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { type Hyperparameters, Optimizer, type Options, type ParamGroup, type Params } from './optimizer.js';
@@ -34,6 +35,14 @@ export interface SGDHyperparameters extends Hyperparameters {
 }
 
 export type SGDOptions = Options<SGDHyperparameters>;
+const SGD_OPTIONS = optionKeys<SGDOptions>()([
+  'lr',
+  'momentum',
+  'dampening',
+  'weightDecay',
+  'nesterov',
+  'maximize',
+]);
 
 /** SGD's per-parameter state: the velocity, from the first step on when momentum is used. */
 export interface SGDState {
@@ -51,17 +60,16 @@ export interface SGDState {
  */
 export class SGD extends Optimizer<SGDHyperparameters, SGDState> {
   protected readonly stateNames = { required: [], optional: ['momentumBuffer'] };
-  constructor(
-    params: Params<SGDHyperparameters>,
-    {
+  constructor(params: Params<SGDHyperparameters>, options: SGDOptions = {}) {
+    checkOptions('SGD', options, SGD_OPTIONS);
+    const {
       lr = 1e-3,
       momentum = 0,
       dampening = 0,
       weightDecay = 0,
       nesterov = false,
       maximize = false,
-    }: SGDOptions = {},
-  ) {
+    } = options;
     super(params, { lr, momentum, dampening, weightDecay, nesterov, maximize });
   }
 

@@ -5,7 +5,7 @@
  * measured as a baseline row. Also: convergence under a fixed training budget, and a batch-size finder.
  */
 import { noGrad } from '../autograd/engine.js';
-import { MinibatchError, ValueError } from '../errors.js';
+import { checkOptions, MinibatchError, optionKeys, ValueError } from '../errors.js';
 import { crossEntropy } from '../nn/losses.js';
 import type { Module } from '../nn/module.js';
 import { SGD } from '../optim/sgd.js';
@@ -55,6 +55,18 @@ export interface ProfileOptions {
   speedupBase?: boolean;
   onRow?: (row: ProfileRow) => void;
 }
+const PROFILE_OPTIONS = optionKeys<ProfileOptions>()([
+  'makeModel',
+  'sampleShape',
+  'batchSizes',
+  'mode',
+  'repeats',
+  'warmup',
+  'minSamples',
+  'loopBaseline',
+  'speedupBase',
+  'onRow',
+]);
 
 /**
  * The process's peak RSS so far, MB (NaN where there is no process: a browser). Batch sizes run in ascending
@@ -99,6 +111,7 @@ function timeBatches(
 }
 
 export function profileBatchSizes(o: ProfileOptions): ProfileRow[] {
+  checkOptions('profileBatchSizes', o, PROFILE_OPTIONS);
   const { repeats = 7, warmup = 2, minSamples = 512, loopBaseline = true } = o;
   const rows: ProfileRow[] = [];
   let base = Number.NaN;
@@ -178,11 +191,7 @@ export interface ConvergenceRow {
   seconds: number;
 }
 
-/**
- * The seed's section 6 trade-offs, measured: the same training budget (samples or seconds) at each batch
- * size, the learning rate scaled from `baseLr` at `baseBatch` by `scaleLr` (linear: lr·B/B0, sqrt: lr·√(B/B0)).
- */
-export function profileConvergence(o: {
+export interface ConvergenceOptions {
   makeModel: () => Module;
   x: Tensor;
   y: Tensor;
@@ -196,7 +205,29 @@ export function profileConvergence(o: {
   budgetSeconds?: number;
   seed?: number;
   onRow?: (r: ConvergenceRow) => void;
-}): ConvergenceRow[] {
+}
+const CONVERGENCE_OPTIONS = optionKeys<ConvergenceOptions>()([
+  'makeModel',
+  'x',
+  'y',
+  'xTest',
+  'yTest',
+  'batchSizes',
+  'baseLr',
+  'baseBatch',
+  'scaleLr',
+  'budgetSamples',
+  'budgetSeconds',
+  'seed',
+  'onRow',
+]);
+
+/**
+ * The seed's section 6 trade-offs, measured: the same training budget (samples or seconds) at each batch
+ * size, the learning rate scaled from `baseLr` at `baseBatch` by `scaleLr` (linear: lr·B/B0, sqrt: lr·√(B/B0)).
+ */
+export function profileConvergence(o: ConvergenceOptions): ConvergenceRow[] {
+  checkOptions('profileConvergence', o, CONVERGENCE_OPTIONS);
   const rows: ConvergenceRow[] = [];
   const N = o.x.shape[0]!;
   const sizes = [...new Set(o.batchSizes)].sort((a, b) => a - b);
@@ -295,6 +326,7 @@ export function findBatchSize(o: {
   largestFitting: number;
   bestThroughput: number;
 } {
+  checkOptions('findBatchSize', o, ['makeModel', 'sampleShape', 'memoryBudgetMb', 'maxBatch']);
   const rows: ProfileRow[] = [];
   for (let B = 1; B <= (o.maxBatch ?? 8192); B *= 2) {
     let row: ProfileRow | undefined;

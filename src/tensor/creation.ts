@@ -3,7 +3,7 @@
  * Every random function takes an optional `Generator`; without one it uses the default generator, which
  * `manualSeed` re-seeds. Same seed, same numbers, on every platform.
  */
-import { fmtShape, ShapeError, ValueError } from '../errors.js';
+import { checkOptions, fmtShape, optionKeys, ShapeError, ValueError } from '../errors.js';
 import { type DType, dtypeOfArray, type TypedArray } from './dtype.js';
 import { empty } from './ops.js';
 import { defaultGenerator, type Generator } from './random.js';
@@ -18,6 +18,8 @@ export interface CreateOptions {
 export interface RandomOptions extends CreateOptions {
   generator?: Generator;
 }
+const CREATE_OPTIONS = optionKeys<CreateOptions>()(['dtype', 'requiresGrad']);
+const RANDOM_OPTIONS = optionKeys<RandomOptions>()(['dtype', 'requiresGrad', 'generator']);
 
 type Nested = number | boolean | readonly Nested[];
 
@@ -41,6 +43,7 @@ export function tensor(
   data: Nested | TypedArray,
   opts: CreateOptions & { shape?: readonly number[] } = {},
 ): Tensor {
+  checkOptions('tensor', opts, [...CREATE_OPTIONS, 'shape']);
   if (ArrayBuffer.isView(data)) {
     const arr = data as TypedArray;
     const shape = resolveShape('tensor', opts.shape ?? [arr.length], arr.length);
@@ -90,6 +93,7 @@ function gradFlag(op: string, dtype: DType, opts: CreateOptions): boolean {
 }
 
 function filled(shape: readonly number[], value: number, opts: CreateOptions): Tensor {
+  checkOptions('full', opts, CREATE_OPTIONS);
   if (typeof value !== 'number' && typeof value !== 'boolean')
     throw new ValueError(
       'full',
@@ -117,12 +121,15 @@ export function arange(start: number, end?: number, step = 1, opts: CreateOption
   if (step === 0) throw new ValueError('arange', 'step must be nonzero');
   const n = Math.max(0, Math.ceil((end - start) / step));
   const ints = [start, end, step].every(Number.isInteger);
+  checkOptions('arange', opts, CREATE_OPTIONS);
   const t = empty([n], opts.dtype ?? (ints ? 'int32' : 'float32'));
   for (let i = 0; i < n; i++) t.data[i] = start + i * step;
+  t.requiresGrad = gradFlag('arange', t.dtype, opts);
   return t;
 }
 
 function random(shape: readonly number[], opts: RandomOptions, draw: (g: Generator) => number): Tensor {
+  checkOptions('random', opts, RANDOM_OPTIONS);
   const t = empty(resolveShape('random', shape), opts.dtype ?? 'float32');
   const g = opts.generator ?? defaultGenerator;
   for (let i = 0; i < t.data.length; i++) t.data[i] = draw(g);
@@ -161,5 +168,6 @@ export function randint(
 }
 /** A random permutation of 0..n-1, int32. */
 export function randperm(n: number, opts: { generator?: Generator } = {}): Tensor {
+  checkOptions('randperm', opts, ['generator']);
   return new Tensor((opts.generator ?? defaultGenerator).permutation(n), 'int32', [n]);
 }

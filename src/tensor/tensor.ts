@@ -14,7 +14,7 @@
 import { type BackwardOptions, type Node, runBackward } from '../autograd/engine.js';
 import { accumulateGrad, gradRules } from '../autograd/grad.js';
 import type { View } from '../backend/backend.js';
-import { fmtShape, ShapeError, ValueError } from '../errors.js';
+import { checkOptions, fmtShape, ShapeError, ValueError } from '../errors.js';
 import type { DType, TypedArray } from './dtype.js';
 import * as ops from './ops.js';
 import { formatTensor } from './print.js';
@@ -74,6 +74,13 @@ export class Tensor implements View {
    * shape). Gradients accumulate into `.grad` of leaves that require them, until zeroed.
    */
   backward(grad?: Tensor, opts: BackwardOptions = {}): void {
+    checkOptions('backward', opts, ['retainGraph']);
+    if (grad !== undefined && !(grad instanceof Tensor)) {
+      throw new ValueError(
+        'backward',
+        `grad must be a Tensor (got ${typeof grad}); options go second: backward(undefined, opts)`,
+      );
+    }
     if (!this.requiresGrad) {
       throw new ShapeError('backward', 'tensor does not require grad and has no recorded graph');
     }

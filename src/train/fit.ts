@@ -10,7 +10,7 @@
  * that do not fill k are stepped too, so no sample is wasted.
  */
 import { noGrad } from '../autograd/engine.js';
-import { StateError, ValueError } from '../errors.js';
+import { checkOptions, optionKeys, StateError, ValueError } from '../errors.js';
 import { crossEntropy } from '../nn/losses.js';
 import type { Module } from '../nn/module.js';
 import type { Schedule } from '../optim/schedules.js';
@@ -90,6 +90,24 @@ export interface FitOptions {
   scaler?: GradScaler;
 }
 
+const CALLBACKS = optionKeys<FitCallbacks>()(['onBatchEnd', 'onEpochEnd']);
+const FIT_OPTIONS = optionKeys<FitOptions>()([
+  'train',
+  'val',
+  'optimizer',
+  'epochs',
+  'loss',
+  'accumulateSteps',
+  'schedule',
+  'precision',
+  'earlyStopping',
+  'callbacks',
+  'startEpoch',
+  'startStep',
+  'onEpochStart',
+  'scaler',
+]);
+
 export interface FitResult {
   history: EpochLog[];
   /** Optimizer updates made, counting from startStep. */
@@ -152,6 +170,14 @@ export async function evaluate(
  * const { history } = await fit(model, { train: loader, val: testLoader, optimizer: new SGD(model.parameters(), { lr: 0.05, momentum: 0.9 }), epochs: 5 });
  */
 export async function fit(model: Module, opts: FitOptions): Promise<FitResult> {
+  checkOptions('fit', opts, FIT_OPTIONS);
+  // Callbacks may carry state of their own (fields, a class instance): only unknown hooks are refused.
+  const hook = Object.keys(opts.callbacks ?? {}).find((k) => /^on[A-Z_]/.test(k) && !CALLBACKS.includes(k));
+  if (hook) {
+    const where = hook === 'onEpochStart' ? "; onEpochStart is an option of fit's own" : '';
+    throw new ValueError('fit', `unknown callback '${hook}' (expected ${CALLBACKS.join(' or ')}${where})`);
+  }
+  checkOptions('fit', opts.earlyStopping, ['monitor', 'patience', 'minDelta']);
   const {
     optimizer,
     epochs,

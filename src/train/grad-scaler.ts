@@ -9,7 +9,7 @@
  *
  * NOTE: PyTorch keeps the scale in a float32 tensor, so every new scale is rounded to float32 here too.
  */
-import { ValueError } from '../errors.js';
+import { checkOptions, optionKeys, ValueError } from '../errors.js';
 
 /** Options of {@link GradScaler}; the defaults are PyTorch's. */
 export interface GradScalerOptions {
@@ -24,6 +24,13 @@ export interface GradScalerOptions {
   /** When false, the scale is 1 and `unscale`/`update` do nothing (default true). */
   enabled?: boolean;
 }
+const GRAD_SCALER_OPTIONS = optionKeys<GradScalerOptions>()([
+  'initScale',
+  'growthFactor',
+  'backoffFactor',
+  'growthInterval',
+  'enabled',
+]);
 
 /** The largest finite float32: above it a gradient is infinite. */
 const FLOAT32_MAX = 3.4028234663852886e38;
@@ -56,14 +63,16 @@ export class GradScaler {
   /** Consecutive steps without overflow since the last change of scale. */
   private growthTracker = 0;
 
-  constructor({
-    initScale = 2 ** 16,
-    growthFactor = 2,
-    backoffFactor = 0.5,
-    growthInterval = 2000,
-    enabled = true,
-  }: GradScalerOptions = {}) {
+  constructor(options: GradScalerOptions = {}) {
     const op = 'GradScaler';
+    checkOptions(op, options, GRAD_SCALER_OPTIONS);
+    const {
+      initScale = 2 ** 16,
+      growthFactor = 2,
+      backoffFactor = 0.5,
+      growthInterval = 2000,
+      enabled = true,
+    } = options;
     if (!(initScale > 0 && Number.isFinite(initScale))) {
       throw new ValueError(op, `initScale must be a positive finite number (got ${initScale})`);
     }

@@ -228,7 +228,7 @@ describe('DataLoader options', () => {
     rejects({ seed: 1, generator: new mb.Generator(1) }, 'give either seed or generator, not both');
     rejects(
       { batch_size: 4 } as DataLoaderOptions,
-      "unknown option 'batch_size' (expected one of batchSize, shuffle, dropLast, sampler, batchSampler, collate, numWorkers, prefetchFactor, persistentWorkers, timeout, reuseBuffers, seed, generator)",
+      "unknown option 'batch_size' (expected one of batchSize, shuffle, dropLast, sampler, batchSampler, collate, numWorkers, prefetchFactor, persistentWorkers, timeout, reuseBuffers, seed, generator; did you mean 'batchSize'?)",
     );
   });
 
@@ -304,7 +304,7 @@ describe('DataLoader options as PyTorch checks them', () => {
     );
     assert.throws(
       () => new RandomSampler(3, { numsamples: 2 } as object),
-      /RandomSampler: unknown option\(s\) numsamples/,
+      /RandomSampler: unknown option 'numsamples' \(expected one of replacement, numSamples, seed, generator\)/,
     );
     assert.throws(
       () => [...new DataLoader(ds, { batchSampler: [[1.7, 2.2]] })],

@@ -1,0 +1,263 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { checkOptions, ValueError } from '../src/errors.js';
+import * as mb from '../src/index.js';
+
+// Every public call that takes an options object refuses a key it does not know: PyTorch's snake_case
+// (`weight_decay`) would otherwise be ignored without a word, and the run would train without it.
+
+const lin = () => new mb.Linear(3, 2);
+const opt = () => new mb.SGD(lin().parameters(), { lr: 0.1 });
+const x = mb.randn([4, 3]);
+const labels = mb.tensor(Int32Array.from([0, 1, 0, 1]));
+const ds = () => new mb.TensorDataset(mb.ones([4, 2]), mb.tensor(Int32Array.from([0, 1, 0, 1])));
+const loader = () => new mb.DataLoader(ds(), { batchSize: 2 });
+
+/**
+ * [op named in the error, a call with a bad key, the camelCase key it should suggest (or null), the same call
+ * with every option spelt right, which must not throw]
+ */
+type Case = [string, (o: object) => unknown, string | null, object];
+const cases: Case[] = [
+  [
+    'SGD',
+    (o) => new mb.SGD(lin().parameters(), o),
+    'weightDecay',
+    { lr: 0.1, momentum: 0.9, dampening: 0, weightDecay: 1e-4, nesterov: false, maximize: false },
+  ],
+  [
+    'Adam',
+    (o) => new mb.Adam(lin().parameters(), o),
+    'weightDecay',
+    {
+      lr: 0.1,
+      betas: [0.9, 0.99],
+      eps: 1e-8,
+      weightDecay: 0,
+      amsgrad: true,
+      maximize: false,
+      decoupledWeightDecay: false,
+    },
+  ],
+  [
+    'AdamW',
+    (o) => new mb.AdamW(lin().parameters(), o),
+    'weightDecay',
+    { lr: 0.1, betas: [0.9, 0.99], eps: 1e-8, weightDecay: 0.1, amsgrad: false, maximize: false },
+  ],
+  [
+    'SGD',
+    (o) => opt().addParamGroup({ params: lin().parameters(), ...o }),
+    'weightDecay',
+    { lr: 0.2, momentum: 0.5 },
+  ],
+  ['StepLR', (o) => new mb.StepLR(opt(), { stepSize: 2, ...o }), null, { gamma: 0.5 }],
+  [
+    'CosineAnnealingLR',
+    (o) => new mb.CosineAnnealingLR(opt(), { tMax: 5, ...o }),
+    'etaMin',
+    { etaMin: 0.01 },
+  ],
+  [
+    'LinearLR',
+    (o) => new mb.LinearLR(opt(), o),
+    'startFactor',
+    { startFactor: 0.5, endFactor: 1, totalIters: 3 },
+  ],
+  ['warmupCosine', (o) => mb.warmupCosine(0.1, 2, 10, o), 'startFactor', { startFactor: 0.1, etaMin: 0 }],
+  ['Linear', (o) => new mb.Linear(3, 2, o), null, { bias: false, generator: new mb.Generator(1) }],
+  [
+    'BatchNorm1d',
+    (o) => new mb.BatchNorm1d(4, o),
+    'trackRunningStats',
+    { eps: 1e-3, momentum: null, affine: false, trackRunningStats: false },
+  ],
+  ['BatchNorm2d', (o) => new mb.BatchNorm2d(4, o), 'trackRunningStats', { eps: 1e-3 }],
+  ['Conv2d', (o) => new mb.Conv2d(1, 2, 3, o), null, { stride: 2, padding: 1, bias: true }],
+  ['GELU', (o) => new mb.GELU(o), null, { approximate: 'tanh' }],
+  [
+    'MultiheadAttention',
+    (o) => new mb.MultiheadAttention(4, 2, o),
+    'batchFirst',
+    { bias: true, dropout: 0, batchFirst: false },
+  ],
+  [
+    'MultiheadAttention',
+    (o) => {
+      const q = mb.randn([1, 3, 4]);
+      return new mb.MultiheadAttention(4, 2).forward(q, q, q, o);
+    },
+    'keyPaddingMask',
+    { isCausal: true },
+  ],
+  [
+    'TransformerEncoderLayer',
+    (o) => new mb.TransformerEncoderLayer(4, 2, 8, 0, o),
+    'normFirst',
+    { activation: 'gelu', layerNormEps: 1e-6, batchFirst: true, normFirst: true },
+  ],
+  [
+    'TransformerEncoderLayer',
+    (o) => new mb.TransformerEncoderLayer(4, 2, 8, 0).forward(mb.randn([1, 3, 4]), o),
+    'srcKeyPaddingMask',
+    { isCausal: true },
+  ],
+  [
+    'crossEntropy',
+    (o) => mb.crossEntropy(x.matmul(mb.randn([3, 2])), labels, o),
+    'labelSmoothing',
+    { labelSmoothing: 0.1, reduction: 'sum', ignoreIndex: -1 },
+  ],
+  [
+    'nllLoss',
+    (o) => mb.nllLoss(mb.logSoftmax(mb.randn([4, 2]), 1), labels, o),
+    'ignoreIndex',
+    { reduction: 'none' },
+  ],
+  [
+    'batchNorm',
+    (o) => mb.functional.batchNorm(mb.randn([4, 3]), { training: true, ...o }),
+    'runningMean',
+    { eps: 1e-3 },
+  ],
+  [
+    'scaledDotProductAttention',
+    (o) => mb.scaledDotProductAttention(mb.randn([1, 3, 4]), mb.randn([1, 3, 4]), mb.randn([1, 3, 4]), o),
+    'isCausal',
+    { isCausal: true, scale: 0.5, impl: 'naive' },
+  ],
+  [
+    'DataLoader',
+    (o) => new mb.DataLoader(ds(), o),
+    'batchSize',
+    { batchSize: 2, shuffle: true, dropLast: true, seed: 3 },
+  ],
+  [
+    'RandomSampler',
+    (o) => new mb.RandomSampler(4, o),
+    'numSamples',
+    { replacement: true, numSamples: 8, seed: 1 },
+  ],
+  ['SubsetRandomSampler', (o) => new mb.SubsetRandomSampler([1, 2], o), null, { seed: 1 }],
+  [
+    'WeightedRandomSampler',
+    (o) => new mb.WeightedRandomSampler([1, 3], 2, o),
+    null,
+    { replacement: false, seed: 1 },
+  ],
+  [
+    'BucketBatchSampler',
+    (o) => new mb.BucketBatchSampler([3, 1, 2, 4], 2, o),
+    'dropLast',
+    { shuffle: false, dropLast: true, bucketSize: 4 },
+  ],
+  [
+    'GradScaler',
+    (o) => new mb.GradScaler(o),
+    'initScale',
+    { initScale: 2, growthFactor: 2, backoffFactor: 0.5, growthInterval: 3, enabled: true },
+  ],
+  [
+    'tensor',
+    (o) => mb.tensor([1, 2], o),
+    'requiresGrad',
+    { requiresGrad: true, dtype: 'float32', shape: [2, 1] },
+  ],
+  ['full', (o) => mb.zeros([2], o), 'requiresGrad', { requiresGrad: true }],
+  ['arange', (o) => mb.arange(0, 3, 1, o), 'requiresGrad', { dtype: 'float32', requiresGrad: true }],
+  ['random', (o) => mb.randn([2], o), 'requiresGrad', { generator: new mb.Generator(2), requiresGrad: true }],
+  ['randperm', (o) => mb.randperm(3, o), null, { generator: new mb.Generator(2) }],
+  [
+    'backward',
+    (o) => mb.randn([2], { requiresGrad: true }).sum().backward(undefined, o),
+    'retainGraph',
+    { retainGraph: true },
+  ],
+  ['loadStateDict', (o) => lin().loadStateDict(lin().stateDict(), o), null, { strict: false }],
+];
+
+/** PyTorch's spelling of a camelCase key (`weightDecay` -> `weight_decay`), or a made-up key when none. */
+const snake = (k: string | null) => (k ? k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`) : 'colour');
+
+describe('options objects', () => {
+  for (const [op, call, suggest, good] of cases) {
+    const key = snake(suggest);
+    it(`${op}: '${key}' is refused${suggest ? ` with '${suggest}' suggested` : ''}; every option it takes passes`, () => {
+      assert.throws(
+        () => call({ [key]: 1 }),
+        (e: Error) =>
+          e instanceof ValueError &&
+          e.message.startsWith(`${op}: unknown option '${key}' (expected one of `) &&
+          (suggest
+            ? e.message.endsWith(`; did you mean '${suggest}'?)`)
+            : !e.message.includes('did you mean')),
+      );
+      call(good);
+    });
+  }
+
+  it('fit refuses unknown options, an unknown callback hook and unknown earlyStopping keys; callbacks may keep state', async () => {
+    const model = new mb.Linear(2, 2);
+    const base = {
+      train: loader(),
+      optimizer: new mb.SGD(model.parameters(), { lr: 0.1 }),
+      epochs: 1,
+      loss: () => model.forward(mb.ones([1, 2])).sum(),
+    };
+    await assert.rejects(
+      () => mb.fit(model, { ...base, accumulate_steps: 2 } as never),
+      /fit: unknown option 'accumulate_steps' .*did you mean 'accumulateSteps'\?\)$/,
+    );
+    await assert.rejects(
+      () => mb.fit(model, { ...base, callbacks: { onEpochStart: () => {} } } as never),
+      /fit: unknown callback 'onEpochStart' \(expected onBatchEnd or onEpochEnd; onEpochStart is an option of fit's own\)/,
+    );
+    await assert.rejects(
+      () => mb.fit(model, { ...base, callbacks: { on_epoch_end: () => {} } } as never),
+      /fit: unknown callback 'on_epoch_end'/,
+    );
+    await assert.rejects(
+      () => mb.fit(model, { ...base, earlyStopping: { patience: 1, min_delta: 0 } } as never),
+      /fit: unknown option 'min_delta'.*did you mean 'minDelta'/,
+    );
+    const seen: number[] = [];
+    await mb.fit(model, {
+      ...base,
+      callbacks: { seen, onEpochEnd: (log: mb.EpochLog) => void seen.push(log.epoch) } as never,
+    });
+    assert.deepEqual(seen, [1]);
+  });
+
+  it('refuses options that are not an object, and misplaced positional arguments', () => {
+    assert.throws(
+      () => checkOptions('op', 5, ['a']),
+      /^ValueError: op: options must be an object \(got number 5\)$/,
+    );
+    assert.throws(() => checkOptions('op', null, ['a']), /op: options must be an object \(got null\)/);
+    assert.throws(() => checkOptions('op', [1], ['a']), /op: options must be an object \(got an array\)/);
+    assert.throws(
+      () => new mb.Linear(3, 2, false as never),
+      /Linear: options must be an object \(got boolean false\)/,
+    );
+    assert.throws(
+      () => new mb.Dropout(0.5, { inplace: true } as never),
+      /Dropout: generator must be a Generator \(got object\)/,
+    );
+    assert.throws(
+      () => new mb.LayerNorm(4, { eps: 1e-3 } as never),
+      /LayerNorm: expected LayerNorm\(normalizedShape, eps: number, elementwiseAffine: boolean\)/,
+    );
+    assert.throws(
+      () =>
+        mb
+          .randn([2], { requiresGrad: true })
+          .sum()
+          .backward({ retainGraph: true } as never),
+      /backward: grad must be a Tensor \(got object\); options go second/,
+    );
+    assert.throws(
+      () => new mb.VariableBatchSampler(new mb.SequentialSampler(4), [2], 1 as never),
+      /VariableBatchSampler: drop_last should be a boolean value, but got drop_last=1/,
+    );
+  });
+});
