@@ -4,7 +4,7 @@
  */
 import { checkOptions, fmtShape, optionKeys, ValueError } from '../errors.js';
 import { ones, uniform, zeros } from '../tensor/creation.js';
-import { defaultGenerator, Generator } from '../tensor/random.js';
+import { defaultGenerator, type Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import * as F from './functional.js';
 import { Module } from './module.js';
@@ -203,7 +203,8 @@ export class Dropout extends Module {
     readonly generator: Generator = defaultGenerator,
   ) {
     super();
-    if (!(generator instanceof Generator))
+    // Duck-typed, not instanceof: a Generator from another copy of the library (two bundles) is still one.
+    if (typeof (generator as Partial<Generator> | null)?.uniform !== 'function')
       throw new ValueError(
         'Dropout',
         `generator must be a Generator (got ${typeof generator}); Dropout(p, generator)`,
