@@ -123,9 +123,11 @@ export class Tensor implements View {
     return d.byteLength === d.buffer.byteLength ? d : d.slice();
   }
 
-  /** Nested arrays of numbers, like PyTorch's `tolist()`. */
+  /** Nested arrays of numbers (booleans for a bool tensor), like PyTorch's `tolist()`. */
   toList(): unknown {
-    const flat = Array.from(this.toTypedArray() as ArrayLike<number>);
+    const values = Array.from(this.toTypedArray() as ArrayLike<number>);
+    // A bool tensor lists booleans, as PyTorch's tolist() gives True/False.
+    const flat = this.dtype === 'bool' ? values.map((v) => v !== 0) : values;
     const build = (d: number, off: number): unknown => {
       if (d === this.shape.length) return flat[off];
       const stride = numel(this.shape.slice(d + 1));

@@ -84,9 +84,9 @@ forEachBackend(() => {
     const x = mb.tensor([1, 2, 3]);
     const m = mb.gt(x, 1.5);
     assert.equal(m.dtype, 'bool');
-    assert.deepEqual(m.toList(), [0, 1, 1]);
-    assert.deepEqual(mb.eq(x, mb.tensor([1, 0, 3])).toList(), [1, 0, 1]);
-    assert.deepEqual(mb.le(x, 2).toList(), [1, 1, 0]);
+    assert.deepEqual(m.toList(), [false, true, true], 'a bool tensor lists booleans, as PyTorch');
+    assert.deepEqual(mb.eq(x, mb.tensor([1, 0, 3])).toList(), [true, false, true]);
+    assert.deepEqual(mb.le(x, 2).toList(), [true, true, false]);
     assert.deepEqual(mb.where(m, x, -1).toList(), [-1, 2, 3]);
     assert.deepEqual(mb.where(mb.tensor([[1], [0]], { dtype: 'bool' }), x, mb.zeros([3])).toList(), [
       [1, 2, 3],

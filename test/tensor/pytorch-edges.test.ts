@@ -128,10 +128,10 @@ forEachBackend(() => {
     const c = mb.tensor([true, true, false, false]);
     assert.equal(b.dtype, 'bool');
     for (const [got, want] of [
-      [mb.add(b, c), [1, 1, 1, 0]],
-      [mb.maximum(b, c), [1, 1, 1, 0]],
-      [mb.mul(b, c), [1, 0, 0, 0]],
-      [mb.minimum(b, c), [1, 0, 0, 0]],
+      [mb.add(b, c), [true, true, true, false]],
+      [mb.maximum(b, c), [true, true, true, false]],
+      [mb.mul(b, c), [true, false, false, false]],
+      [mb.minimum(b, c), [true, false, false, false]],
     ] as const) {
       assert.equal(got.dtype, 'bool');
       assert.deepEqual(got.toList(), want);
