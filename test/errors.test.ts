@@ -261,3 +261,128 @@ describe('options objects', () => {
     );
   });
 });
+
+describe('bad arguments get typed errors naming the op', () => {
+  it('dtypes outside float32, int32 and bool are refused (they were stored in bytes: 300 came back as 44)', () => {
+    assert.throws(
+      () => mb.tensor([1, 300], { dtype: 'int64' as never }),
+      /^ValueError: tensor: unknown dtype 'int64' \(expected float32, int32 or bool: integers are int32 here\)$/,
+    );
+    assert.throws(() => mb.tensor([1.5]).to('float64' as never), /to: unknown dtype 'float64'/);
+    assert.throws(() => mb.full([2], 1, { dtype: 'long' as never }), /full: unknown dtype 'long'/);
+    assert.throws(() => mb.arange(0, 3, 1, { dtype: 'double' as never }), /arange: unknown dtype 'double'/);
+    assert.throws(() => mb.randn([2], { dtype: 'float16' as never }), /random: unknown dtype 'float16'/);
+    assert.throws(
+      () => mb.tensor(new Float64Array([1.5]) as never),
+      /tensor: a Float64Array is not tensor storage/,
+    );
+  });
+
+  it('numbers become bools as in PyTorch (non-zero, NaN included, is true); nested data must be numbers', () => {
+    assert.deepEqual(mb.tensor([0, 0.5, 256, -1, Number.NaN], { dtype: 'bool' }).toList(), [
+      false,
+      true,
+      true,
+      true,
+      true,
+    ]);
+    assert.deepEqual(mb.full([2], 256, { dtype: 'bool' }).toList(), [true, true]);
+    assert.throws(
+      () => mb.tensor([['1.5', 'abc']] as never),
+      /tensor: expected numbers or booleans \(got string "1\.5" at index 0\)/,
+    );
+    assert.throws(
+      () => mb.tensor(null as never),
+      /tensor: expected numbers or booleans \(got null at index 0\)/,
+    );
+  });
+
+  it('operands are tensors, numbers or booleans (undefined, arrays and strings were coerced to NaN or numbers)', () => {
+    const x = mb.tensor([-2, 0.5, 3]);
+    assert.throws(
+      () => x.add(undefined as never),
+      /^ValueError: add: operands must be tensors, numbers or booleans \(got undefined\)$/,
+    );
+    assert.throws(
+      () => x.add([1, 2, 3] as never),
+      /add: operands must be tensors, numbers or booleans \(got an array\) \(make it a tensor/,
+    );
+    assert.throws(() => x.mul('2' as never), /mul: operands must be .* \(got string\)/);
+    assert.throws(() => mb.gt(x, null as never), /gt: operands must be .* \(got null\)/);
+    assert.throws(() => mb.where(mb.gt(x, 0), x, {} as never), /where: operands must be .* \(got object\)/);
+  });
+
+  it('reductions: keepDim is a boolean, dims a number or a list; max(a, b) is elementwise; var takes unbiased', () => {
+    const x = mb.tensor([
+      [1, 2, 3, 4],
+      [2, 4, 6, 8],
+    ]);
+    assert.throws(
+      () => x.mean(1, { keepDim: false } as never),
+      /mean: keepDim must be a boolean \(got object\), e\.g\. mean\(1, true\)/,
+    );
+    assert.throws(() => x.sum(1, 1 as never), /sum: keepDim must be a boolean \(got number\)/);
+    assert.throws(() => x.argmax(1, 'yes' as never), /argmax: keepDim must be a boolean/);
+    assert.throws(
+      () => x.sum({ dim: 1 } as never),
+      /sum: dims must be a number or an array of numbers \(got object\)/,
+    );
+    assert.deepEqual(x.max(mb.full([2, 4], 3)).toList(), [
+      [3, 3, 3, 4],
+      [3, 4, 6, 8],
+    ]);
+    assert.deepEqual(mb.min(x, mb.full([4], 3)).toList(), [
+      [1, 2, 3, 3],
+      [2, 3, 3, 3],
+    ]);
+    // torch.tensor([[1,2,3,4],[2,4,6,8.]]).var(1, unbiased=False) = [1.25, 5.0]; std(1, keepdim=True) is (2, 1).
+    assert.deepEqual(x.var(1, { unbiased: false }).toList(), [1.25, 5]);
+    assert.deepEqual(x.var(1, { correction: 0 }).toList(), [1.25, 5]);
+    assert.deepEqual(x.std(1, { keepDim: true }).shape, [2, 1]);
+    assert.throws(
+      () => x.var(1, { unbiased: false, correction: 0 }),
+      /var: give correction or unbiased, not both/,
+    );
+    assert.throws(() => x.var(1, false as never), /var: options must be an object \(got boolean false\)/);
+    assert.throws(() => x.std(1, { keepdim: true } as never), /std: unknown option 'keepdim'/);
+  });
+
+  it('losses, linear, save and evaluate check their options and arguments', async () => {
+    const a = mb.randn([4, 3]);
+    const t = mb.rand([4, 3]);
+    assert.throws(
+      () => mb.binaryCrossEntropyWithLogits(a, t, { pos_weight: mb.ones([3]) } as never),
+      /binaryCrossEntropyWithLogits: unknown option 'pos_weight' .*did you mean 'posWeight'\?\)$/,
+    );
+    assert.throws(
+      () => mb.mseLoss(a, t, { reduce: 'sum' } as never),
+      /mseLoss: unknown option 'reduce' \(expected one of reduction\)/,
+    );
+    const lp = mb.logSoftmax(mb.randn([4, 2]), 1);
+    assert.throws(
+      () => mb.nllLoss(lp, labels, { labelSmoothing: 0.5 }),
+      /nllLoss: unknown option 'labelSmoothing' \(expected one of weight, ignoreIndex, reduction\)/,
+    );
+    assert.throws(
+      () => mb.functional.linear(x, mb.ones([2, 3]), null, { activation: 'relu' } as never),
+      /linear: unknown option 'activation'/,
+    );
+    const opt = new mb.SGD(lin().parameters(), { lr: 0.1, momentum: 0.9 });
+    await assert.rejects(
+      () => mb.save(opt.stateDict() as never, '/tmp/never-written.safetensors'),
+      /save: 'state' is a nested object, not a Tensor: .*saveCheckpoint/,
+    );
+    await assert.rejects(
+      () => mb.save(lin().stateDict(), '/tmp/never-written.safetensors', { meta: {} } as never),
+      /save: unknown option 'meta'/,
+    );
+    await assert.rejects(
+      () => mb.evaluate(lin(), { data: [] } as never),
+      /evaluate: batches come from a DataLoader, an iterable of \[x, y\] or a function of the epoch returning one \(got object\)/,
+    );
+    await assert.rejects(
+      () => mb.evaluate(lin(), loader(), { lossFn: () => x } as never),
+      /evaluate: unknown option 'lossFn'/,
+    );
+  });
+});

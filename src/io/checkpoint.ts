@@ -4,10 +4,10 @@
  * BF16 on request), int32 counters such as `num_batches_tracked` as I64 as PyTorch keeps them. Loading
  * converts F16/BF16/F64 to float32 and integer types to int32 (rejecting values that do not fit).
  */
-import { FormatError } from '../errors.js';
+import { checkOptions, FormatError, ValueError } from '../errors.js';
 import { tensor } from '../tensor/creation.js';
 import { contiguous } from '../tensor/ops.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
 import {
   type FloatDtype,
   fromFloat32Array,
@@ -24,6 +24,13 @@ export function toEntries(
 ): Record<string, TensorEntry> {
   const out: Record<string, TensorEntry> = {};
   for (const [k, t] of Object.entries(stateDict)) {
+    if (!(t instanceof Tensor)) {
+      const what = t === null ? 'null' : typeof t === 'object' ? 'a nested object' : typeof t;
+      throw new ValueError(
+        'save',
+        `'${k}' is ${what}, not a Tensor: save writes one flat { name: Tensor } state dict (an optimizer's state goes in a checkpoint: saveCheckpoint)`,
+      );
+    }
     const c = contiguous(t);
     const data = c.data.length === c.size ? c.data : c.data.subarray(0, c.size);
     const shape = [...t.shape];
@@ -82,6 +89,7 @@ export async function save(
   path: string,
   opts: { dtype?: FloatDtype; metadata?: Record<string, string> } = {},
 ): Promise<void> {
+  checkOptions('save', opts, ['dtype', 'metadata']);
   await saveSafetensors(path, toEntries(stateDict, opts.dtype), { format: 'pt', ...opts.metadata });
 }
 

@@ -25,6 +25,7 @@ export function linear(
   bias?: Tensor | null,
   opts: { relu?: boolean } = {},
 ): Tensor {
+  checkOptions('linear', opts, ['relu']);
   if (weight.rank !== 2)
     throw new ShapeError('linear', `weight must be 2-D (out, in), got ${fmtShape(weight.shape)}`);
   if (x.rank === 0 || x.shape[x.rank - 1] !== weight.shape[1]) {

@@ -24,11 +24,9 @@ function reduce(op: string, loss: Tensor, reduction: Reduction): Tensor {
 }
 
 /** Mean squared error (the seed's mse_loss_batch). */
-export function mseLoss(
-  input: Tensor,
-  target: Tensor,
-  { reduction = 'mean' }: { reduction?: Reduction } = {},
-): Tensor {
+export function mseLoss(input: Tensor, target: Tensor, opts: { reduction?: Reduction } = {}): Tensor {
+  checkOptions('mseLoss', opts, ['reduction']);
+  const { reduction = 'mean' } = opts;
   if (input.shape.join() !== target.shape.join()) {
     throw new ShapeError(
       'mseLoss',
@@ -67,7 +65,8 @@ function classLast(x: Tensor): Tensor {
  * With `weight`, `mean` divides by the summed weights of the non-ignored targets (PyTorch's rule).
  */
 export function nllLoss(logp: Tensor, target: Tensor, opts: CrossEntropyOptions = {}): Tensor {
-  checkOptions('nllLoss', opts, CROSS_ENTROPY_OPTIONS);
+  // PyTorch's nll_loss has no label smoothing.
+  checkOptions('nllLoss', opts, ['weight', 'ignoreIndex', 'reduction']);
   return classIndexLoss('nllLoss', logp, target, { ...opts, labelSmoothing: 0 }, false);
 }
 
@@ -203,12 +202,10 @@ function probabilityLoss(input: Tensor, target: Tensor, opts: CrossEntropyOption
 export function binaryCrossEntropyWithLogits(
   input: Tensor,
   target: Tensor,
-  {
-    weight = null,
-    posWeight = null,
-    reduction = 'mean',
-  }: { weight?: Tensor | null; posWeight?: Tensor | null; reduction?: Reduction } = {},
+  opts: { weight?: Tensor | null; posWeight?: Tensor | null; reduction?: Reduction } = {},
 ): Tensor {
+  checkOptions('binaryCrossEntropyWithLogits', opts, ['weight', 'posWeight', 'reduction']);
+  const { weight = null, posWeight = null, reduction = 'mean' } = opts;
   if (input.shape.join() !== target.shape.join()) {
     throw new ShapeError(
       'binaryCrossEntropyWithLogits',

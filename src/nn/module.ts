@@ -2,18 +2,24 @@
  * The Module base: parameters, buffers and child modules registered by name, PyTorch's state-dict keys
  * (`0.weight`, `1.running_mean`, ...), train/eval mode, and a repr like PyTorch's.
  *
+ * Attributes are registered as PyTorch's __setattr__ does: a Module assigned to a property is a child, a leaf
+ * tensor that requires grad a parameter (nn.Parameter's role), under the property's name, in assignment
+ * order (see `adopt`). `registerModule` / `registerParameter` name them explicitly (PyTorch's snake_case
+ * keys on camelCase properties) and register buffers and absent parameters.
+ *
  * @example
  * class TwoLayer extends Module {
- *   fc1 = this.registerModule('fc1', new Linear(784, 128));
- *   fc2 = this.registerModule('fc2', new Linear(128, 10));
+ *   fc1 = new Linear(784, 128);
+ *   fc2 = new Linear(128, 10);
  *   forward(x: Tensor) { return this.fc2.forward(this.fc1.forward(x).relu()); }
  * }
+ * new TwoLayer().stateDict(); // fc1.weight, fc1.bias, fc2.weight, fc2.bias
  */
 import { noGrad } from '../autograd/engine.js';
 import { checkOptions, fmtShape, ShapeError, ValueError } from '../errors.js';
 import { moveToLongLived, zeroGradInPlace } from '../tensor/ops.js';
 import { sameShape } from '../tensor/shape.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
 
 export abstract class Module {
   /** Training mode (Dropout drops, BatchNorm uses batch statistics). `eval()` turns it off. */
@@ -54,8 +60,27 @@ export abstract class Module {
     return m;
   }
 
+  /**
+   * Registers the module's attributes not registered yet (properties holding a Module, or a leaf tensor that
+   * requires grad, not already registered under another name), so `this.fc1 = new Linear(...)` works as in
+   * PyTorch. Runs whenever the module's contents are read: an attribute set after construction counts too.
+   */
+  private adopt(): void {
+    for (const key of Object.keys(this)) {
+      const v = (this as Record<string, unknown>)[key];
+      if (v instanceof Module) {
+        if (v !== this && !this.children_.has(key) && ![...this.children_.values()].includes(v))
+          this.children_.set(key, v);
+      } else if (v instanceof Tensor && v.isLeaf && v.requiresGrad) {
+        const known = this.params.has(key) || [...this.params.values()].includes(v);
+        if (!known && ![...this.buffers_.values()].includes(v)) this.registerParameter(key, v);
+      }
+    }
+  }
+
   /** Direct children with their names. */
   namedChildren(): [string, Module][] {
+    this.adopt();
     return [...this.children_];
   }
 
@@ -67,6 +92,7 @@ export abstract class Module {
   namedModules(prefix = '', seen = new Set<Module>()): [string, Module][] {
     if (seen.has(this)) return [];
     seen.add(this);
+    this.adopt();
     const out: [string, Module][] = [[prefix, this]];
     for (const [k, m] of this.children_) out.push(...m.namedModules(prefix ? `${prefix}.${k}` : k, seen));
     return out;
@@ -88,6 +114,7 @@ export abstract class Module {
 
   /** Parameters with dotted names, own first, then children's (PyTorch's order). */
   namedParameters(prefix = ''): [string, Tensor][] {
+    this.adopt();
     const out: [string, Tensor][] = [];
     for (const [k, p] of this.params) if (p) out.push([prefix + k, p]);
     for (const [k, m] of this.children_) out.push(...m.namedParameters(`${prefix}${k}.`));
@@ -100,6 +127,7 @@ export abstract class Module {
   }
 
   namedBuffers(prefix = ''): [string, Tensor][] {
+    this.adopt();
     const out: [string, Tensor][] = [...this.buffers_].map(([k, b]) => [prefix + k, b] as [string, Tensor]);
     for (const [k, m] of this.children_) out.push(...m.namedBuffers(`${prefix}${k}.`));
     return out;
@@ -107,6 +135,7 @@ export abstract class Module {
 
   /** Set training mode on this module and all children. */
   train(on = true): this {
+    this.adopt();
     this.training = on;
     for (const m of this.children_.values()) m.train(on);
     return this;
@@ -126,6 +155,7 @@ export abstract class Module {
    * The tensors are the module's own (not copies): save them, or clone to snapshot.
    */
   stateDict(prefix = ''): Record<string, Tensor> {
+    this.adopt();
     const out: Record<string, Tensor> = {};
     for (const [k, p] of this.params) if (p) out[prefix + k] = p;
     for (const [k, b] of this.buffers_) out[prefix + k] = b;
@@ -181,10 +211,16 @@ export abstract class Module {
 
   /** PyTorch's repr: `Sequential(\n  (0): Linear(in_features=784, out_features=256, bias=True)\n ...)`. */
   toString(): string {
+    this.adopt();
     const name = this.constructor.name;
     if (this.children_.size === 0) return `${name}(${this.extraRepr()})`;
     const lines = [...this.children_].map(([k, m]) => `  (${k}): ${m.toString().split('\n').join('\n  ')}`);
     const extra = this.extraRepr();
     return `${name}(${extra ? `\n  ${extra}` : ''}\n${lines.join('\n')}\n)`;
+  }
+
+  /** console.log(model) prints the repr, as print(model) does in PyTorch. */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return this.toString();
   }
 }

@@ -4,7 +4,7 @@
  * `manualSeed` re-seeds. Same seed, same numbers, on every platform.
  */
 import { checkOptions, fmtShape, optionKeys, ShapeError, ValueError } from '../errors.js';
-import { type DType, dtypeOfArray, type TypedArray } from './dtype.js';
+import { checkDtype, type DType, dtypeOfArray, type TypedArray } from './dtype.js';
 import { empty } from './ops.js';
 import { defaultGenerator, type Generator } from './random.js';
 import { numel, resolveShape } from './shape.js';
@@ -44,6 +44,7 @@ export function tensor(
   opts: CreateOptions & { shape?: readonly number[] } = {},
 ): Tensor {
   checkOptions('tensor', opts, [...CREATE_OPTIONS, 'shape']);
+  if (opts.dtype !== undefined) checkDtype('tensor', opts.dtype);
   if (ArrayBuffer.isView(data)) {
     const arr = data as TypedArray;
     const shape = resolveShape('tensor', opts.shape ?? [arr.length], arr.length);
@@ -51,6 +52,13 @@ export function tensor(
       throw new ShapeError(
         'tensor',
         `shape ${fmtShape(shape)} needs ${numel(shape)} elements, the array has ${arr.length}`,
+      );
+    }
+    if (!(arr instanceof Float32Array || arr instanceof Int32Array || arr instanceof Uint8Array)) {
+      const name = (arr as object).constructor.name;
+      throw new ValueError(
+        'tensor',
+        `a ${name} is not tensor storage (Float32Array, Int32Array or Uint8Array): convert it, e.g. Float32Array.from(data)`,
       );
     }
     const dt = dtypeOfArray(arr);
@@ -69,7 +77,10 @@ export function tensor(
     if (depth === shape.length) {
       if (Array.isArray(d))
         throw new ShapeError('tensor', `ragged nested array: expected a number at depth ${depth}`);
-      t.data[i++] = Number(d);
+      if (typeof d !== 'number' && typeof d !== 'boolean')
+        throw new ValueError('tensor', `expected numbers or booleans (got ${describe(d)} at index ${i})`);
+      // To bool as PyTorch: any non-zero (NaN too) is true; a byte store would keep 256 as 0, 0.5 as 0.
+      t.data[i++] = dtype === 'bool' ? +(d !== 0 && d !== false) : Number(d);
       return;
     }
     if (!Array.isArray(d) || d.length !== shape[depth]) {
@@ -85,6 +96,11 @@ export function tensor(
   return t;
 }
 
+/** A value's type for a message: `string '1.5'`, `null`, `undefined`. */
+function describe(v: unknown): string {
+  return v === null || v === undefined ? String(v) : `${typeof v} ${JSON.stringify(v) ?? String(v)}`;
+}
+
 /** `opts.requiresGrad`, refused for an int or bool tensor (PyTorch: only floating point tensors can). */
 function gradFlag(op: string, dtype: DType, opts: CreateOptions): boolean {
   if (opts.requiresGrad && dtype !== 'float32')
@@ -94,13 +110,14 @@ function gradFlag(op: string, dtype: DType, opts: CreateOptions): boolean {
 
 function filled(shape: readonly number[], value: number, opts: CreateOptions): Tensor {
   checkOptions('full', opts, CREATE_OPTIONS);
+  if (opts.dtype !== undefined) checkDtype('full', opts.dtype);
   if (typeof value !== 'number' && typeof value !== 'boolean')
     throw new ValueError(
       'full',
       `the fill value must be a number or a boolean (got ${typeof value} ${String(value)})`,
     );
   const t = empty(resolveShape('full', shape), opts.dtype ?? 'float32');
-  if (value !== 0) t.data.fill(value);
+  if (value !== 0) t.data.fill(t.dtype === 'bool' ? +((value as unknown) !== false) : Number(value));
   t.requiresGrad = gradFlag('full', t.dtype, opts);
   return t;
 }
@@ -122,6 +139,7 @@ export function arange(start: number, end?: number, step = 1, opts: CreateOption
   const n = Math.max(0, Math.ceil((end - start) / step));
   const ints = [start, end, step].every(Number.isInteger);
   checkOptions('arange', opts, CREATE_OPTIONS);
+  if (opts.dtype !== undefined) checkDtype('arange', opts.dtype);
   const t = empty([n], opts.dtype ?? (ints ? 'int32' : 'float32'));
   for (let i = 0; i < n; i++) t.data[i] = start + i * step;
   t.requiresGrad = gradFlag('arange', t.dtype, opts);
@@ -130,6 +148,7 @@ export function arange(start: number, end?: number, step = 1, opts: CreateOption
 
 function random(shape: readonly number[], opts: RandomOptions, draw: (g: Generator) => number): Tensor {
   checkOptions('random', opts, RANDOM_OPTIONS);
+  if (opts.dtype !== undefined) checkDtype('random', opts.dtype);
   const t = empty(resolveShape('random', shape), opts.dtype ?? 'float32');
   const g = opts.generator ?? defaultGenerator;
   for (let i = 0; i < t.data.length; i++) t.data[i] = draw(g);

@@ -1,8 +1,27 @@
+import { ValueError } from '../errors.js';
+
 /**
  * Element types. float32 is the compute type; int32 holds labels and indices; bool holds masks (one byte per
  * element). float16/bfloat16 are storage formats (safetensors, mixed precision) converted at the edges.
  */
 export type DType = 'float32' | 'int32' | 'bool';
+
+export const DTYPES: readonly DType[] = ['float32', 'int32', 'bool'];
+
+/**
+ * Refuses a dtype name outside DTYPES (a JavaScript caller's 'int64' or 'float64' was stored in bytes and came
+ * back as garbage: 300 as 44).
+ */
+export function checkDtype(op: string, dtype: unknown): asserts dtype is DType {
+  if (DTYPES.includes(dtype as DType)) return;
+  const hint =
+    dtype === 'int64' || dtype === 'long'
+      ? ': integers are int32 here'
+      : dtype === 'float64' || dtype === 'double' || dtype === 'float16' || dtype === 'bfloat16'
+        ? ': tensors compute in float32 (16-bit formats are for storage and autocast)'
+        : '';
+  throw new ValueError(op, `unknown dtype '${String(dtype)}' (expected float32, int32 or bool${hint})`);
+}
 
 export type TypedArray = Float32Array | Int32Array | Uint8Array;
 
@@ -85,8 +104,11 @@ function view<D extends DType>(dtype: D, buffer: ArrayBuffer, at: number, n: num
       return new Float32Array(buffer, at, n) as StorageOf[D];
     case 'int32':
       return new Int32Array(buffer, at, n) as StorageOf[D];
-    default:
+    case 'bool':
       return new Uint8Array(buffer, at, n) as StorageOf[D];
+    default:
+      checkDtype('allocate', dtype);
+      throw new Error('unreachable');
   }
 }
 

@@ -14,9 +14,9 @@ import {
   type UnaryOp,
   type View,
 } from '../backend/backend.js';
-import { fmtShape, ShapeError, StateError, ValueError } from '../errors.js';
+import { checkOptions, fmtShape, optionKeys, ShapeError, StateError, ValueError } from '../errors.js';
 import { autocastPrecision, type Precision, packBits, roundInPlace, unpackBits } from './autocast.js';
-import { type DType, promote, type TypedArray } from './dtype.js';
+import { checkDtype, type DType, promote, type TypedArray } from './dtype.js';
 import {
   broadcastShapes,
   contiguousStrides,
@@ -94,8 +94,14 @@ function scalar(v: number | boolean, dtype: DType): Tensor {
 }
 
 /** Turn a number operand into a 0-d tensor of a compatible dtype (int stays int, like PyTorch's weak scalars). */
-function lift(x: TensorOrScalar, other: Tensor): Tensor {
+function lift(op: string, x: TensorOrScalar, other: Tensor): Tensor {
   if (x instanceof Tensor) return x;
+  // A typo (model.bais: undefined), an array or a string would otherwise become NaN or be coerced.
+  if (typeof x !== 'number' && typeof x !== 'boolean') {
+    const got = x === null || x === undefined ? String(x) : Array.isArray(x) ? 'an array' : typeof x;
+    const hint = Array.isArray(x) ? ' (make it a tensor: tensor([...]))' : '';
+    throw new ValueError(op, `operands must be tensors, numbers or booleans (got ${got})${hint}`);
+  }
   const dt: DType =
     typeof x === 'boolean' ? 'bool' : Number.isInteger(x) && other.dtype !== 'float32' ? 'int32' : 'float32';
   return scalar(x, other.dtype === 'float32' ? 'float32' : dt);
@@ -216,8 +222,8 @@ export const sign = (x: Tensor) => unaryOp('sign', x);
 function binaryOp(op: BinaryOp, a: TensorOrScalar, b: TensorOrScalar): Tensor {
   if (!(a instanceof Tensor) && !(b instanceof Tensor))
     throw new ValueError(op, 'expected at least one tensor operand');
-  const ta = a instanceof Tensor ? a : lift(a, b as Tensor);
-  const tb = b instanceof Tensor ? b : lift(b, ta);
+  const ta = a instanceof Tensor ? a : lift(op, a, b as Tensor);
+  const tb = b instanceof Tensor ? b : lift(op, b, ta);
   const shape = broadcastShapes(op, ta.shape, tb.shape);
   if (ta.dtype === 'bool' && tb.dtype === 'bool' && op !== 'div' && op !== 'pow') {
     // PyTorch: + and maximum of bools are or, × and minimum are and, − is refused.
@@ -283,8 +289,8 @@ export const minimum = (a: TensorOrScalar, b: TensorOrScalar) => binaryOp('minim
 function compareOp(op: CompareOp, a: TensorOrScalar, b: TensorOrScalar): Tensor {
   if (!(a instanceof Tensor) && !(b instanceof Tensor))
     throw new ValueError(op, 'expected at least one tensor operand');
-  const ta = a instanceof Tensor ? a : lift(a, b as Tensor);
-  const tb = b instanceof Tensor ? b : lift(b, ta);
+  const ta = a instanceof Tensor ? a : lift(op, a, b as Tensor);
+  const tb = b instanceof Tensor ? b : lift(op, b, ta);
   const shape = broadcastShapes(op, ta.shape, tb.shape);
   const out = uninitialized(shape, 'bool');
   kernels()[op](broadcastView(ta, shape), broadcastView(tb, shape), out.data as Uint8Array);
@@ -303,8 +309,8 @@ export const ge = (a: TensorOrScalar, b: TensorOrScalar) => compareOp('ge', a, b
 export function where(cond: Tensor, a: TensorOrScalar, b: TensorOrScalar): Tensor {
   if (cond.dtype !== 'bool')
     throw new ValueError('where', `condition must be a bool tensor, got ${cond.dtype}`);
-  const ta = a instanceof Tensor ? a : lift(a, b instanceof Tensor ? b : cond);
-  const tb = b instanceof Tensor ? b : lift(b, ta);
+  const ta = a instanceof Tensor ? a : lift('where', a, b instanceof Tensor ? b : cond);
+  const tb = b instanceof Tensor ? b : lift('where', b, ta);
   const shape = broadcastShapes('where', broadcastShapes('where', cond.shape, ta.shape), tb.shape);
   const dtype = promote(ta.dtype, tb.dtype);
   const out = uninitialized(shape, dtype);
@@ -331,6 +337,12 @@ export function clamp(x: Tensor, min?: number, max?: number): Tensor {
 
 // ---- reductions -------------------------------------------------------------------------------------------
 
+/** keepDim as given (a truthy options object or 1 would keep dims silently). */
+function checkKeepDim(op: string, keepDim: unknown): void {
+  if (typeof keepDim !== 'boolean')
+    throw new ValueError(op, `keepDim must be a boolean (got ${typeof keepDim}), e.g. ${op}(1, true)`);
+}
+
 function keptShape(shape: readonly number[], axes: readonly number[], keepDim: boolean): number[] {
   return keepDim
     ? shape.map((d, i) => (axes.includes(i) ? 1 : d))
@@ -343,6 +355,7 @@ function reduceOp(
   dims: number | readonly number[] | undefined,
   keepDim: boolean,
 ): Tensor {
+  checkKeepDim(op, keepDim);
   const axes = normDims(op, dims, x.rank);
   if (op !== 'sum') {
     for (const a of axes) {
@@ -359,47 +372,66 @@ function reduceOp(
 /** Sum over `dims` (all when omitted). @example x.sum(0) // (N,D) -> (D) */
 export const sum = (x: Tensor, dims?: number | readonly number[], keepDim = false) =>
   reduceOp('sum', x, dims, keepDim);
-/** Max over `dims` (values only; see argmax for indices). Ties share the gradient equally. */
-export const max = (x: Tensor, dims?: number | readonly number[], keepDim = false) =>
-  reduceOp('max', x, dims, keepDim);
-export const min = (x: Tensor, dims?: number | readonly number[], keepDim = false) =>
-  reduceOp('min', x, dims, keepDim);
+/**
+ * Max over `dims` (values only; see argmax for indices). Ties share the gradient equally. With a tensor in
+ * place of dims, the elementwise maximum (PyTorch's torch.max(a, b)).
+ */
+export const max = (x: Tensor, dims?: number | readonly number[] | Tensor, keepDim = false) =>
+  dims instanceof Tensor ? maximum(x, dims) : reduceOp('max', x, dims, keepDim);
+export const min = (x: Tensor, dims?: number | readonly number[] | Tensor, keepDim = false) =>
+  dims instanceof Tensor ? minimum(x, dims) : reduceOp('min', x, dims, keepDim);
 
 /** Mean over `dims`. The mean of nothing is NaN, as in PyTorch. */
 export function mean(x: Tensor, dims?: number | readonly number[], keepDim = false): Tensor {
   requireFloat('mean', x);
+  checkKeepDim('mean', keepDim);
   const axes = normDims('mean', dims, x.rank);
   const n = axes.reduce((acc, a) => acc * x.shape[a]!, 1);
   return div(sum(x, axes, keepDim), n);
 }
 
+/** Options of variance and std: Bessel's `correction`, or PyTorch 1.13's `unbiased` (false: correction 0). */
+export interface VarianceOptions {
+  correction?: number;
+  unbiased?: boolean;
+  keepDim?: boolean;
+}
+const VARIANCE_OPTIONS = optionKeys<VarianceOptions>()(['correction', 'unbiased', 'keepDim']);
+
 /**
  * Variance over `dims` with Bessel's `correction` (default 1, unbiased, as torch.var; BatchNorm uses 0).
  */
-export function variance(
+export function variance(x: Tensor, dims?: number | readonly number[], opts: VarianceOptions = {}): Tensor {
+  return varianceOf('var', x, dims, opts);
+}
+
+export function std(x: Tensor, dims?: number | readonly number[], opts: VarianceOptions = {}): Tensor {
+  return sqrt(varianceOf('std', x, dims, opts));
+}
+
+function varianceOf(
+  op: string,
   x: Tensor,
-  dims?: number | readonly number[],
-  opts: { correction?: number; keepDim?: boolean } = {},
-): Tensor {
-  requireFloat('var', x);
-  const axes = normDims('var', dims, x.rank);
+  dims: number | readonly number[] | undefined,
+  opts: VarianceOptions,
+) {
+  requireFloat(op, x);
+  checkOptions(op, opts, VARIANCE_OPTIONS);
+  const { correction, unbiased, keepDim = false } = opts;
+  if (correction !== undefined && unbiased !== undefined)
+    throw new ValueError(op, 'give correction or unbiased, not both');
+  checkKeepDim(op, keepDim);
+  const axes = normDims(op, dims, x.rank);
   const n = axes.reduce((acc, a) => acc * x.shape[a]!, 1);
   const centered = sub(x, mean(x, axes, true));
   return div(
-    sum(mul(centered, centered), axes, opts.keepDim ?? false),
-    Math.max(0, n - (opts.correction ?? 1)),
+    sum(mul(centered, centered), axes, keepDim),
+    Math.max(0, n - (correction ?? (unbiased === false ? 0 : 1))),
   );
 }
 
-export function std(
-  x: Tensor,
-  dims?: number | readonly number[],
-  opts: { correction?: number; keepDim?: boolean } = {},
-): Tensor {
-  return sqrt(variance(x, dims, opts));
-}
-
 function argOp(op: 'argmax' | 'argmin', x: Tensor, dim: number | undefined, keepDim: boolean): Tensor {
+  checkKeepDim(op, keepDim);
   if (dim === undefined) {
     if (x.size === 0) throw new ShapeError(op, 'cannot take the arg of an empty tensor');
     const flat = argOp(op, reshape(x, [x.size]), 0, false);
@@ -424,6 +456,7 @@ export const argmin = (x: Tensor, dim?: number, keepDim = false) => argOp('argmi
 
 /** log(sum(exp(x))) over dims, computed stably (max subtracted first). */
 export function logsumexp(x: Tensor, dims: number | readonly number[], keepDim = false): Tensor {
+  checkKeepDim('logsumexp', keepDim);
   const axes = normDims('logsumexp', dims, x.rank);
   const m = max(x, axes, true).detach();
   // A row whose max is infinite would give inf - inf = NaN: all -inf gives -inf and any +inf gives +inf, as in
@@ -764,6 +797,7 @@ export function contiguous(x: Tensor, force = false): Tensor {
 /** Convert to another dtype (float to int truncates toward zero). Only float-to-float carries a gradient. */
 export function cast(x: Tensor, dtype: DType): Tensor {
   if (x.dtype === dtype) return x;
+  checkDtype('to', dtype);
   const out = uninitialized(x.shape, dtype);
   kernels().copy(x, out);
   return out;

@@ -62,6 +62,11 @@ export function normDim(op: string, dim: number, rank: number): number {
 
 /** Resolve a list of dims (undefined = all), sorted and unique. */
 export function normDims(op: string, dims: number | readonly number[] | undefined, rank: number): number[] {
+  if (dims !== undefined && typeof dims !== 'number' && !Array.isArray(dims))
+    throw new ValueError(
+      op,
+      `dims must be a number or an array of numbers (got ${dims === null ? 'null' : typeof dims})`,
+    );
   const list = typeof dims === 'number' ? [dims] : dims;
   // No dims, or an empty list (PyTorch's x.sum([])), reduce over every dim.
   if (list === undefined || list.length === 0) return Array.from({ length: rank }, (_, i) => i);

@@ -238,16 +238,16 @@ export class Tensor implements View {
   mean(dims?: number | number[], keepDim = false): Tensor {
     return ops.mean(this, dims, keepDim);
   }
-  max(dims?: number | number[], keepDim = false): Tensor {
+  max(dims?: number | number[] | Tensor, keepDim = false): Tensor {
     return ops.max(this, dims, keepDim);
   }
-  min(dims?: number | number[], keepDim = false): Tensor {
+  min(dims?: number | number[] | Tensor, keepDim = false): Tensor {
     return ops.min(this, dims, keepDim);
   }
-  var(dims?: number | number[], opts?: { correction?: number; keepDim?: boolean }): Tensor {
+  var(dims?: number | number[], opts?: ops.VarianceOptions): Tensor {
     return ops.variance(this, dims, opts);
   }
-  std(dims?: number | number[], opts?: { correction?: number; keepDim?: boolean }): Tensor {
+  std(dims?: number | number[], opts?: ops.VarianceOptions): Tensor {
     return ops.std(this, dims, opts);
   }
   argmax(dim?: number, keepDim = false): Tensor {

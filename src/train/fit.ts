@@ -115,8 +115,18 @@ export interface FitResult {
   stoppedEarly: boolean;
 }
 
-async function* batchesOf(src: BatchSource, epoch: number): AsyncGenerator<[Tensor, Tensor]> {
+async function* batchesOf(op: string, src: BatchSource, epoch: number): AsyncGenerator<[Tensor, Tensor]> {
   const it = typeof src === 'function' ? src(epoch) : src;
+  const iterable = it as Partial<AsyncIterable<unknown> & Iterable<unknown>> | null;
+  if (
+    typeof iterable?.[Symbol.asyncIterator] !== 'function' &&
+    typeof iterable?.[Symbol.iterator] !== 'function'
+  ) {
+    throw new ValueError(
+      op,
+      `batches come from a DataLoader, an iterable of [x, y] or a function of the epoch returning one (got ${it === null ? 'null' : typeof it})`,
+    );
+  }
   for await (const b of it as AsyncIterable<[Tensor, Tensor]>) yield b;
 }
 
@@ -135,11 +145,10 @@ function correct(out: Tensor, target: Tensor): [number, number] {
 export async function evaluate(
   model: Module,
   data: BatchSource,
-  {
-    loss = (o: Tensor, t: Tensor) => crossEntropy(o, t),
-    epoch = 0,
-  }: { loss?: (o: Tensor, t: Tensor) => Tensor; epoch?: number } = {},
+  opts: { loss?: (o: Tensor, t: Tensor) => Tensor; epoch?: number } = {},
 ): Promise<{ loss: number; accuracy: number; samples: number }> {
+  checkOptions('evaluate', opts, ['loss', 'epoch']);
+  const { loss = (o: Tensor, t: Tensor) => crossEntropy(o, t), epoch = 0 } = opts;
   const was = model.training;
   model.eval();
   let total = 0;
@@ -147,7 +156,7 @@ export async function evaluate(
   let counted = 0;
   let n = 0;
   try {
-    for await (const [x, y] of batchesOf(data, epoch)) {
+    for await (const [x, y] of batchesOf('evaluate', data, epoch)) {
       noGrad(() => {
         const out = model.forward(x);
         const b = x.shape[0]!;
@@ -256,7 +265,7 @@ export async function fit(model: Module, opts: FitOptions): Promise<FitResult> {
     let counted = 0; // targets the accuracy counts
     let first = 0; // the group's first micro-batch size
     let grouped = 0; // samples in the group so far
-    for await (const [x, y] of batchesOf(opts.train, epoch)) {
+    for await (const [x, y] of batchesOf('fit', opts.train, epoch)) {
       const b = x.shape[0]!;
       const { out, loss } = autocast(precision, () => {
         const out = model.forward(x);

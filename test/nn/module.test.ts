@@ -238,4 +238,51 @@ forEachBackend(() => {
       assert.deepEqual(new M().forward(mb.zeros([2])).shape, [2]);
     assertClose(new mb.Softmax(0).forward(mb.zeros([4])), [0.25, 0.25, 0.25, 0.25]);
   });
+
+  it('attributes register as in PyTorch: a Module child, a leaf tensor that requires grad a parameter, in order', () => {
+    class Net extends mb.Module {
+      fc1 = new mb.Linear(4, 8);
+      drop = new mb.Dropout(0.5);
+      scale = mb.ones([1], { requiresGrad: true });
+      notAParameter = mb.ones([2]); // no gradient: not registered (PyTorch: a plain tensor attribute)
+      fc2: mb.Linear;
+      constructor() {
+        super();
+        this.fc2 = new mb.Linear(8, 2);
+      }
+      forward(x: mb.Tensor) {
+        return this.fc2.forward(this.drop.forward(this.fc1.forward(x).relu())).mul(this.scale);
+      }
+    }
+    const net = new Net();
+    assert.deepEqual(Object.keys(net.stateDict()), [
+      'scale',
+      'fc1.weight',
+      'fc1.bias',
+      'fc2.weight',
+      'fc2.bias',
+    ]);
+    assert.equal(net.parameters().length, 5);
+    net.eval();
+    assert.equal(net.drop.training, false, 'eval reaches an attribute child');
+    assert.match(
+      String(net),
+      /^Net\(\n {2}\(fc1\): Linear\(in_features=4, out_features=8, bias=True\)\n {2}\(drop\): Dropout/,
+    );
+    // Registered children under PyTorch's names are not registered again under their property names.
+    const layer = new mb.TransformerEncoderLayer(4, 2, 8, 0);
+    assert.equal(Object.keys(layer.stateDict()).filter((k) => k.startsWith('selfAttn')).length, 0);
+    assert.equal(new Set(layer.parameters()).size, layer.parameters().length);
+    // An attribute set after construction counts; a model trains end to end.
+    const late = new Net();
+    (late as unknown as { extra: mb.Linear }).extra = new mb.Linear(1, 1);
+    assert.ok(Object.keys(late.stateDict()).includes('extra.weight'));
+    const opt = new mb.SGD(net.parameters(), { lr: 0.1 });
+    net.train();
+    const out = net.forward(mb.randn([3, 4]));
+    const loss = out.mul(out).mean();
+    loss.backward();
+    opt.step();
+    assert.ok(net.scale.grad && net.fc1.weight.grad);
+  });
 });
