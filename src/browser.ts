@@ -40,7 +40,7 @@ export {
 } from './data/collate.js';
 export { DataLoader, type DataLoaderOptions, WorkerError } from './data/dataloader.js';
 export {
-  type Dataset,
+  Dataset,
   type IterableDataset,
   type ModuleSpec,
   randomSplit,
@@ -115,6 +115,7 @@ export {
   min,
   minimum,
   mul,
+  narrow,
   ne,
   neg,
   permute,

@@ -386,3 +386,109 @@ describe('bad arguments get typed errors naming the op', () => {
     );
   });
 });
+
+describe('PyTorch forms a PyTorch user reaches for', () => {
+  it('ones(5), clamp({ min, max }), max(a, b), x.T, dim(), numel(), narrow; mistakes are named', () => {
+    assert.deepEqual(mb.ones(5 as never).shape, [5]);
+    assert.throws(
+      () => mb.zeros(2 as never, 3 as never),
+      /full: a shape is one array: zeros\(\[2, 3, \.\.\.\]\), not zeros\(2, 3, \.\.\.\)/,
+    );
+    const x = mb.tensor([-2, 0.5, 3]);
+    assert.deepEqual(x.clamp({ min: 0 }).toList(), [0, 0.5, 3]);
+    assert.deepEqual(mb.clamp(x, { min: -1, max: 1 }).toList(), [-1, 0.5, 1]);
+    assert.throws(() => x.clamp({ low: 0 } as never), /clamp: unknown option 'low'/);
+    assert.throws(() => x.clamp('0' as never), /clamp: min must be a number \(got string\)/);
+    const m = mb.arange(0, 6, 1, { dtype: 'float32' }).reshape([2, 3]);
+    assert.deepEqual(m.T.toList(), [
+      [0, 3],
+      [1, 4],
+      [2, 5],
+    ]);
+    assert.deepEqual(mb.ones([2, 3, 4]).T.shape, [4, 3, 2]);
+    assert.equal(m.dim(), 2);
+    assert.equal(m.numel(), 6);
+    assert.deepEqual(mb.narrow(m, 1, 1, 2).toList(), [
+      [1, 2],
+      [4, 5],
+    ]);
+    assert.throws(
+      () => mb.cat(x as never, x as never),
+      /cat: expected an array of tensors \(got a Tensor\): cat\(\[a, b\], dim\)/,
+    );
+    assert.throws(
+      () => mb.stack([x, [1]] as never),
+      /stack: expected an array of tensors \(got an array with a non-Tensor\)/,
+    );
+    assert.throws(() => mb.neg(mb.tensor([true])), /neg: negation of a bool tensor is not supported/);
+    assert.throws(
+      () => lin().forward([[1, 2, 3]] as never),
+      /linear: input must be a Tensor \(got an array\)/,
+    );
+    assert.throws(() => mb.matmul([[1]] as never, x), /matmul: expected a Tensor \(got an array\)/);
+  });
+
+  it('optimizers take any iterable of tensors and refuse a module; clipping takes one tensor; zeroGrad(true)', () => {
+    const m = lin();
+    const opt = new mb.SGD(new Set(m.parameters()), { lr: 0.5 });
+    assert.equal(opt.paramGroups[0]!.params.length, 2);
+    assert.throws(
+      () => new mb.SGD(m as never),
+      /SGD: params must be an iterable of Tensors or of parameter groups \(got object\): pass model\.parameters\(\)/,
+    );
+    const w = mb.tensor([3, 4], { requiresGrad: true });
+    w.mul(w).sum().backward(); // grad [6, 8], norm 10
+    assert.equal(mb.clipGradNorm(w, 5), 10);
+    // PyTorch: the gradient times maxNorm / (norm + 1e-6).
+    const g = w.grad!.toList() as number[];
+    assert.ok(Math.abs(g[0]! - 3) < 1e-6 && Math.abs(g[1]! - 4) < 1e-6, String(g));
+    assert.throws(
+      () => mb.clipGradNorm(5 as never, 1),
+      /clipGradNorm: expected tensors or an iterable of them \(got number\)/,
+    );
+    new mb.SGD([w], { lr: 0.1 }).zeroGrad(true);
+    assert.equal(w.grad, null, 'setToNone drops the gradient');
+    w.mul(2).sum().backward();
+    assert.deepEqual(w.grad!.toList(), [2, 2]);
+    m.forward(x).sum().backward();
+    m.zeroGrad(true);
+    assert.equal(m.weight.grad, null);
+  });
+
+  it('datasets: extends Dataset works, a Tensor or a non-Tensor field is named', () => {
+    class Squares extends mb.Dataset<[mb.Tensor, mb.Tensor]> {
+      readonly length = 4;
+      getItem(i: number): [mb.Tensor, mb.Tensor] {
+        return [mb.tensor([i]), mb.tensor(Int32Array.from([i * i]))];
+      }
+    }
+    const batches = [...new mb.DataLoader(new Squares(), { batchSize: 2 })] as mb.Tensor[][];
+    assert.deepEqual(batches[1]![1]!.toList(), [[4], [9]]);
+    assert.throws(
+      () => new mb.DataLoader(x as never),
+      /DataLoader: the dataset needs getItem\(i\) and length, or to be iterable \(got a Tensor \(wrap it: new TensorDataset\(x, y\)\)\)/,
+    );
+    assert.throws(
+      () => new mb.TensorDataset(mb.ones([4, 2]), [1, 2, 3, 4] as never),
+      /TensorDataset: argument 1 is an array, not a Tensor/,
+    );
+  });
+
+  it('noGrad: an async callback records nothing until it settles; a non-function is refused', async () => {
+    const m = lin();
+    async function* batches() {
+      yield mb.ones([1, 3]);
+      await new Promise((r) => setTimeout(r, 1));
+      yield mb.ones([1, 3]);
+    }
+    const flags: boolean[] = [];
+    await mb.noGrad(async () => {
+      for await (const b of batches()) flags.push(m.forward(b).requiresGrad);
+    });
+    assert.deepEqual(flags, [false, false], 'after the first await too');
+    assert.equal(m.forward(mb.ones([1, 3])).requiresGrad, true, 'recording is back once it settled');
+    await assert.rejects(() => mb.noGrad(async () => Promise.reject(new Error('boom'))), /boom/);
+    assert.equal(m.forward(mb.ones([1, 3])).requiresGrad, true, 'and after a rejection');
+    assert.throws(() => mb.noGrad(5 as never), /noGrad: expected a function \(got number\)/);
+  });
+});

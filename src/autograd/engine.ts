@@ -5,7 +5,7 @@
  * the leaves' `.grad`, and then releases the graph so its temporaries can be collected: the user never
  * disposes anything.
  */
-import { StateError } from '../errors.js';
+import { StateError, ValueError } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { GradTable, Primitive, PrimitiveCtx } from './grad.js';
 
@@ -18,10 +18,12 @@ export interface Node<P extends Primitive = Primitive> {
 }
 
 let gradEnabled = true;
+/** Async noGrad callbacks not settled yet: recording stays off while any is pending. */
+let pendingAsync = 0;
 
 /** Whether ops record a graph right now (false inside `noGrad`). */
 export function isGradEnabled(): boolean {
-  return gradEnabled;
+  return gradEnabled && pendingAsync === 0;
 }
 
 /**
@@ -31,13 +33,25 @@ export function isGradEnabled(): boolean {
  * const logits = noGrad(() => model.forward(x));
  */
 export function noGrad<T>(fn: () => T): T {
+  if (typeof fn !== 'function')
+    throw new ValueError('noGrad', `expected a function (got ${typeof fn}): noGrad(() => model.forward(x))`);
   const prev = gradEnabled;
   gradEnabled = false;
+  let result: T;
   try {
-    return fn();
+    result = fn();
   } finally {
     gradEnabled = prev;
   }
+  // An async callback (an evaluation loop over `for await`): nothing records until it settles, as PyTorch's
+  // no_grad block covers its whole body. Other code running on this thread meanwhile records nothing either.
+  if (typeof (result as { then?: unknown } | null)?.then === 'function') {
+    pendingAsync++;
+    return Promise.resolve(result).finally(() => {
+      pendingAsync--;
+    }) as T;
+  }
+  return result;
 }
 
 /** Used by the gradient rules' caller; public ops check it to decide whether to record. */

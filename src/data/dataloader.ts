@@ -15,7 +15,7 @@ import { checkOptions as checkKeys, MinibatchError, optionKeys, StateError, Valu
 import { tensor } from '../tensor/creation.js';
 import type { TypedArray } from '../tensor/dtype.js';
 import { defaultGenerator, Generator } from '../tensor/random.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
 import { type CollateFn, defaultCollate } from './collate.js';
 import {
   asyncStreamBatches,
@@ -147,6 +147,23 @@ export class DataLoader<B = Tensor[]> implements Iterable<B>, AsyncIterable<B> {
       ? ({ length: dataset.length, getItem: (i: number) => dataset[i] } as Dataset<unknown, B>)
       : (dataset as Dataset<unknown, B> | IterableDataset);
     const mapStyle = typeof (this.dataset as Dataset).getItem === 'function';
+    const stream = this.dataset as Partial<Iterable<unknown> & AsyncIterable<unknown>> | null;
+    if (
+      !mapStyle &&
+      typeof stream?.[Symbol.iterator] !== 'function' &&
+      typeof stream?.[Symbol.asyncIterator] !== 'function'
+    ) {
+      const got =
+        dataset instanceof Tensor
+          ? 'a Tensor (wrap it: new TensorDataset(x, y))'
+          : dataset === null
+            ? 'null'
+            : typeof dataset;
+      throw new ValueError(
+        'DataLoader',
+        `the dataset needs getItem(i) and length, or to be iterable (got ${got})`,
+      );
+    }
     checkOptions(options, mapStyle && (this.dataset as Dataset).getItems !== undefined, mapStyle);
     checkRandomOptions('DataLoader', options);
     const { batchSize = 1, shuffle, sampler, batchSampler, dropLast = false, seed, generator } = options;

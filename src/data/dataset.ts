@@ -24,7 +24,7 @@
 import { fmtShape, ValueError } from '../errors.js';
 import { indexSelect, select } from '../tensor/ops.js';
 import { defaultGenerator, Generator } from '../tensor/random.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
 import type { RandomOptions } from './sampler.js';
 
 /** How a worker thread builds an object: `new (await import(module))[export](...args)`. */
@@ -42,9 +42,9 @@ export interface ModuleSpec {
  * @example
  * const squares: Dataset<number> = { length: 10, getItem: (i) => i * i };
  */
-export interface Dataset<T = unknown, B = unknown> {
-  readonly length: number;
-  getItem(index: number): T;
+export abstract class Dataset<T = unknown, B = unknown> {
+  abstract readonly length: number;
+  abstract getItem(index: number): T;
   /** A whole batch at once, already collated (one gather per tensor instead of N small tensors). */
   getItems?(indices: Int32Array): B;
   /** How worker threads build this dataset (see the module comment). */
@@ -82,6 +82,14 @@ export class TensorDataset<T extends Tensor[] = Tensor[]> implements Dataset<T, 
 
   constructor(...tensors: T) {
     if (tensors.length === 0) throw new ValueError('TensorDataset', 'expected at least one tensor');
+    const notTensor = tensors.findIndex((t) => !(t instanceof Tensor));
+    if (notTensor >= 0) {
+      const got = tensors[notTensor] as unknown;
+      throw new ValueError(
+        'TensorDataset',
+        `argument ${notTensor} is ${Array.isArray(got) ? 'an array' : typeof got}, not a Tensor (make it one: tensor(...))`,
+      );
+    }
     const n = tensors[0]!.shape[0];
     const bad = tensors.find((t) => t.rank === 0 || t.shape[0] !== n);
     if (n === undefined || bad) {

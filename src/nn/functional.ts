@@ -8,7 +8,7 @@ import { checkOptions, fmtShape, optionKeys, ShapeError, ValueError } from '../e
 import { autocastPrecision } from '../tensor/autocast.js';
 import * as ops from '../tensor/ops.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
 
 export { logSoftmax, relu, sigmoid, softmax, tanh } from '../tensor/ops.js';
 export { attentionProbabilities, scaledDotProductAttention } from './attention.js';
@@ -25,6 +25,15 @@ export function linear(
   bias?: Tensor | null,
   opts: { relu?: boolean } = {},
 ): Tensor {
+  for (const [name, t] of [
+    ['input', x],
+    ['weight', weight],
+  ] as const) {
+    if (!(t instanceof Tensor)) {
+      const got = t === null || t === undefined ? String(t) : Array.isArray(t) ? 'an array' : typeof t;
+      throw new ValueError('linear', `${name} must be a Tensor (got ${got}): tensor(...) makes one`);
+    }
+  }
   checkOptions('linear', opts, ['relu']);
   if (weight.rank !== 2)
     throw new ShapeError('linear', `weight must be 2-D (out, in), got ${fmtShape(weight.shape)}`);

@@ -17,7 +17,7 @@
  */
 import { noGrad } from '../autograd/engine.js';
 import { checkOptions, fmtShape, ShapeError, ValueError } from '../errors.js';
-import { moveToLongLived, zeroGradInPlace } from '../tensor/ops.js';
+import { clearGrad, moveToLongLived } from '../tensor/ops.js';
 import { sameShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 
@@ -145,9 +145,9 @@ export abstract class Module {
     return this.train(false);
   }
 
-  /** Zero every parameter's gradient in place (see Optimizer.zeroGrad). */
-  zeroGrad(): void {
-    for (const p of this.parameters()) if (p.grad) zeroGradInPlace(p.grad);
+  /** Zero every parameter's gradient in place, or drop it with `setToNone` (see Optimizer.zeroGrad). */
+  zeroGrad(setToNone = false): void {
+    for (const p of this.parameters()) clearGrad(p, setToNone);
   }
 
   /**

@@ -3,11 +3,18 @@
  * Parameters without a gradient are skipped. Gradients are contiguous float32 (autograd makes them so).
  */
 import { ValueError } from '../errors.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
 
-function grads(params: Iterable<Tensor>): Float32Array[] {
+function grads(op: string, params: Iterable<Tensor> | Tensor): Float32Array[] {
   const out: Float32Array[] = [];
-  for (const p of params) {
+  // One tensor is a list of one, as in PyTorch.
+  const list = params instanceof Tensor ? [params] : params;
+  if (typeof (list as Partial<Iterable<Tensor>> | null)?.[Symbol.iterator] !== 'function')
+    throw new ValueError(
+      op,
+      `expected tensors or an iterable of them (got ${typeof params}); pass model.parameters()`,
+    );
+  for (const p of list) {
     const g = p.grad;
     if (g) out.push((g.data as Float32Array).subarray(g.offset, g.offset + g.size));
   }
@@ -36,12 +43,12 @@ function norm(values: ArrayLike<number>, normType: number): number {
  * const total = clipGradNorm(model.parameters(), 1.0);
  * opt.step();
  */
-export function clipGradNorm(params: Iterable<Tensor>, maxNorm: number, normType = 2): number {
+export function clipGradNorm(params: Iterable<Tensor> | Tensor, maxNorm: number, normType = 2): number {
   if (!(maxNorm >= 0)) throw new ValueError('clipGradNorm', `maxNorm must be >= 0 (got ${maxNorm})`);
   if (!(normType > 0)) {
     throw new ValueError('clipGradNorm', `normType must be > 0 or Infinity (got ${normType})`);
   }
-  const gs = grads(params);
+  const gs = grads('clipGradNorm', params);
   if (gs.length === 0) return 0;
   const f = Math.fround;
   const total = f(
@@ -62,10 +69,10 @@ export function clipGradNorm(params: Iterable<Tensor>, maxNorm: number, normType
  * @example
  * clipGradValue(model.parameters(), 0.5);
  */
-export function clipGradValue(params: Iterable<Tensor>, clipValue: number): void {
+export function clipGradValue(params: Iterable<Tensor> | Tensor, clipValue: number): void {
   if (!(clipValue >= 0)) throw new ValueError('clipGradValue', `clipValue must be >= 0 (got ${clipValue})`);
   const c = Math.fround(clipValue);
-  for (const g of grads(params)) {
+  for (const g of grads('clipGradValue', params)) {
     for (let i = 0; i < g.length; i++) {
       if (g[i]! > c) g[i] = c;
       else if (g[i]! < -c) g[i] = -c;

@@ -8,7 +8,7 @@
  * get no state, as in PyTorch. The loops write storage directly and record nothing, so no `noGrad` is needed.
  */
 import { checkOptions, fmtShape, ShapeError, ValueError } from '../errors.js';
-import { zeroGradInPlace } from '../tensor/ops.js';
+import { clearGrad } from '../tensor/ops.js';
 import { isContiguous, sameShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { Schedule } from './schedules.js';
@@ -42,7 +42,7 @@ export type Options<H extends Hyperparameters> = Partial<Omit<H, 'lr'>> & { lr?:
 export type GroupOptions<H extends Hyperparameters> = Options<H> & { params: readonly Tensor[] };
 
 /** What an optimizer optimizes: tensors (one group), or groups of them with their own options. */
-export type Params<H extends Hyperparameters> = readonly Tensor[] | readonly GroupOptions<H>[];
+export type Params<H extends Hyperparameters> = Iterable<Tensor> | readonly GroupOptions<H>[];
 
 /**
  * `optimizer.state_dict()` in PyTorch's layout: per-parameter state keyed by the parameter's index over all
@@ -93,9 +93,21 @@ export abstract class Optimizer<H extends Hyperparameters, S extends object> {
     params: Params<H>,
     readonly defaults: Options<H>,
   ) {
-    if (params.length === 0)
-      throw new ValueError(this.constructor.name, 'optimizer got an empty parameter list');
-    const groups = params[0] instanceof Tensor ? [{ params: params as readonly Tensor[] }] : params;
+    const op = this.constructor.name;
+    if (typeof (params as Partial<Iterable<unknown>> | null)?.[Symbol.iterator] !== 'function') {
+      const hint =
+        typeof (params as { parameters?: unknown })?.parameters === 'function'
+          ? ': pass model.parameters()'
+          : '';
+      throw new ValueError(
+        op,
+        `params must be an iterable of Tensors or of parameter groups (got ${typeof params})${hint}`,
+      );
+    }
+    // Any iterable (a Set, a generator), as PyTorch takes.
+    const list = [...(params as Iterable<Tensor | GroupOptions<H>>)];
+    if (list.length === 0) throw new ValueError(op, 'optimizer got an empty parameter list');
+    const groups = list[0] instanceof Tensor ? [{ params: list as Tensor[] }] : list;
     for (const g of groups as readonly GroupOptions<H>[]) this.addParamGroup(g);
   }
 
@@ -138,10 +150,11 @@ export abstract class Optimizer<H extends Hyperparameters, S extends object> {
   /**
    * Set every gradient to zero in place; the `.grad` tensors keep their identity (and their memory), and the
    * next backward copies into them instead of adding to zeros. Write a zeroed `.grad` through its methods
-   * (`copy_`, `fill_`), not its `.data`, before that backward.
+   * (`copy_`, `fill_`), not its `.data`, before that backward. `setToNone` drops the gradients instead
+   * (PyTorch's set_to_none; the next backward allocates them again).
    */
-  zeroGrad(): void {
-    for (const g of this.paramGroups) for (const p of g.params) if (p.grad) zeroGradInPlace(p.grad);
+  zeroGrad(setToNone = false): void {
+    for (const g of this.paramGroups) for (const p of g.params) clearGrad(p, setToNone);
   }
 
   /** One update of every parameter that has a gradient. */

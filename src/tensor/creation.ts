@@ -109,6 +109,11 @@ function gradFlag(op: string, dtype: DType, opts: CreateOptions): boolean {
 }
 
 function filled(shape: readonly number[], value: number, opts: CreateOptions): Tensor {
+  if (typeof shape === 'number' && typeof opts === 'number')
+    throw new ValueError(
+      'full',
+      `a shape is one array: zeros([${shape}, ${opts}, ...]), not zeros(${shape}, ${opts}, ...)`,
+    );
   checkOptions('full', opts, CREATE_OPTIONS);
   if (opts.dtype !== undefined) checkDtype('full', opts.dtype);
   if (typeof value !== 'number' && typeof value !== 'boolean')

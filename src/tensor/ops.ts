@@ -172,6 +172,10 @@ function broadcastView(x: View, shape: readonly number[]): View {
 }
 
 function requireFloat(op: string, x: Tensor): void {
+  if (!(x instanceof Tensor)) {
+    const got = x === null || x === undefined ? String(x) : Array.isArray(x) ? 'an array' : typeof x;
+    throw new ValueError(op, `expected a Tensor (got ${got})`);
+  }
   if (x.dtype !== 'float32') throw new ValueError(op, `expected a float32 tensor, got ${x.dtype}`);
 }
 
@@ -195,6 +199,11 @@ function intMap(x: Tensor, f: (v: number) => number): Tensor {
 }
 
 function unaryOp(op: UnaryOp, x: Tensor): Tensor {
+  if (op === 'neg' && x.dtype === 'bool')
+    throw new ValueError(
+      'neg',
+      'negation of a bool tensor is not supported: invert a mask with eq(mask, false)',
+    );
   const intOp = x.dtype === 'int32' ? INT_UNARY[op] : undefined;
   if (intOp) return intMap(x, intOp);
   const xf = x.dtype === 'float32' ? x : cast(x, 'float32');
@@ -319,7 +328,24 @@ export function where(cond: Tensor, a: TensorOrScalar, b: TensorOrScalar): Tenso
 }
 
 /** Clamp into [min, max]; either bound may be omitted. The gradient passes where min <= x <= max. */
-export function clamp(x: Tensor, min?: number, max?: number): Tensor {
+export function clamp(x: Tensor, min?: number | { min?: number; max?: number }, max?: number): Tensor {
+  // clamp(x, { min, max }): PyTorch's keywords as an options object.
+  if (typeof min === 'object' && min !== null) {
+    checkOptions('clamp', min, ['min', 'max']);
+    if (max !== undefined)
+      throw new ValueError(
+        'clamp',
+        'give the bounds as clamp(x, min, max) or clamp(x, { min, max }), not both',
+      );
+    return clamp(x, min.min, min.max);
+  }
+  for (const [name, v] of [
+    ['min', min],
+    ['max', max],
+  ] as const) {
+    if (v !== undefined && typeof v !== 'number')
+      throw new ValueError('clamp', `${name} must be a number (got ${v === null ? 'null' : typeof v})`);
+  }
   if (min === undefined && max === undefined)
     throw new ValueError('clamp', 'at least one of min and max must be given');
   const lo = min ?? -Infinity;
@@ -818,6 +844,15 @@ export function zeroGradInPlace(grad: Tensor): void {
   if (grad.data.length === grad.size) zeroedGrads.add(grad.data);
 }
 
+/** zeroGrad for one parameter: its gradient zeroed in place, or dropped (`setToNone`). */
+export function clearGrad(p: Tensor, setToNone: boolean): void {
+  if (typeof setToNone !== 'boolean')
+    throw new ValueError('zeroGrad', `setToNone must be a boolean (got ${typeof setToNone})`);
+  if (!p.grad) return;
+  if (setToNone) p.grad = null;
+  else zeroGradInPlace(p.grad);
+}
+
 /** Write `src` (broadcast) into `dst`'s storage, outside autograd. Used by in-place methods. */
 export function assign(dst: Tensor, src: TensorOrScalar): void {
   zeroedGrads.delete(dst.data);
@@ -844,8 +879,23 @@ export function addInto(dst: Tensor, src: Tensor): void {
 }
 
 /** Concatenate along `dim`; all other dims must match. @example cat([b1, b2], 0) // (32,784)+(32,784) -> (64,784) */
+/** A list of tensors for cat/stack: cat(a, b) (PyTorch takes a tuple) is refused by name. */
+function tensorList(op: string, tensors: unknown): readonly Tensor[] {
+  if (!Array.isArray(tensors) || tensors.some((t) => !(t instanceof Tensor))) {
+    const got =
+      tensors instanceof Tensor
+        ? 'a Tensor'
+        : Array.isArray(tensors)
+          ? 'an array with a non-Tensor'
+          : typeof tensors;
+    throw new ValueError(op, `expected an array of tensors (got ${got}): ${op}([a, b], dim)`);
+  }
+  if (tensors.length === 0) throw new ValueError(op, 'expected a non-empty list of tensors');
+  return tensors;
+}
+
 export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
-  if (tensors.length === 0) throw new ValueError('cat', 'expected a non-empty list of tensors');
+  tensorList('cat', tensors);
   const first = tensors[0]!;
   const d = normDim('cat', dim, first.rank);
   tensors.forEach((t, i) => {
@@ -871,7 +921,7 @@ export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
 
 /** Stack equal-shaped tensors along a new dim. @example stack(samples) // N × (784) -> (N, 784) */
 export function stack(tensors: readonly Tensor[], dim = 0): Tensor {
-  if (tensors.length === 0) throw new ValueError('stack', 'expected a non-empty list of tensors');
+  tensorList('stack', tensors);
   const s0 = tensors[0]!.shape;
   tensors.forEach((t, i) => {
     if (!sameShape(t.shape, s0)) {

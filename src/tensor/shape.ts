@@ -84,6 +84,13 @@ export function sameShape(a: readonly number[], b: readonly number[]): boolean {
 
 /** Validate a shape given by a user: non-negative integers; at most one -1 is inferred from `size`. */
 export function resolveShape(op: string, shape: readonly number[], size?: number): number[] {
+  // One number is a 1-D shape (torch.ones(5)); anything else but a list is refused by name.
+  if (typeof shape === 'number') shape = [shape];
+  if (!Array.isArray(shape))
+    throw new ValueError(
+      op,
+      `shape must be an array of sizes (got ${shape === null ? 'null' : typeof shape})`,
+    );
   let infer = -1;
   let known = 1;
   shape.forEach((d, i) => {

@@ -54,9 +54,14 @@ export class Tensor implements View {
     return this._node === null;
   }
 
-  /** Size of one dimension (negative counts from the end). */
-  dim(d: number): number {
-    return this.shape[d < 0 ? this.shape.length + d : d]!;
+  /** Number of dimensions, as PyTorch's `x.dim()` (the same as `rank`). */
+  dim(): number {
+    return this.shape.length;
+  }
+
+  /** Number of elements, as PyTorch's `x.numel()` (the same as `size`). */
+  numel(): number {
+    return this.size;
   }
 
   // ---- autograd -------------------------------------------------------------------------------------------
@@ -229,7 +234,7 @@ export class Tensor implements View {
   ge(b: TensorOrScalar): Tensor {
     return ops.ge(this, b);
   }
-  clamp(min?: number, max?: number): Tensor {
+  clamp(min?: number | { min?: number; max?: number }, max?: number): Tensor {
     return ops.clamp(this, min, max);
   }
   sum(dims?: number | number[], keepDim = false): Tensor {
@@ -289,6 +294,13 @@ export class Tensor implements View {
   /** Transpose of the last two dims (PyTorch's `.mT`). */
   get mT(): Tensor {
     return ops.transpose(this, -2, -1);
+  }
+  /** All dims reversed, as PyTorch's `x.T` (the transpose of a matrix). */
+  get T(): Tensor {
+    return ops.permute(
+      this,
+      this.shape.map((_, i) => this.shape.length - 1 - i),
+    );
   }
   permute(...perm: number[] | [readonly number[]]): Tensor {
     return ops.permute(this, flat(perm));
