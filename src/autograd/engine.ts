@@ -15,6 +15,22 @@ export interface Node<P extends Primitive = Primitive> {
   ctx: PrimitiveCtx[P];
   /** Set once the graph has been through backward without retainGraph. */
   released: boolean;
+  /**
+   * Storage versions (see versionOf) of the inputs and then the output when recorded, for a primitive whose
+   * gradient rule reads their values; null for one that reads none (add, views...).
+   */
+  versions: number[] | null;
+}
+
+/**
+ * Writes into storage (copy_, fill_, an optimizer's update) count per storage, as PyTorch's version counter:
+ * backward refuses a rule whose saved values were overwritten after the forward pass, instead of computing
+ * the gradient from the new values. Per storage, so a write through any view (detach() included) counts.
+ */
+const versions = new WeakMap<object, number>();
+export const versionOf = (t: Tensor): number => versions.get(t.data) ?? 0;
+export function bumpVersion(t: Tensor): void {
+  versions.set(t.data, (versions.get(t.data) ?? 0) + 1);
 }
 
 let gradEnabled = true;
@@ -59,6 +75,21 @@ export function setGradEnabled(on: boolean): boolean {
   const prev = gradEnabled;
   gradEnabled = on;
   return prev;
+}
+
+/** Refuses a node whose inputs or output were written in place after it was recorded (see versionOf). */
+function checkVersions(node: Node, out: Tensor): void {
+  const saved = node.versions!;
+  [...node.inputs, out].forEach((x, i) => {
+    const now = versionOf(x);
+    if (now === saved[i]) return;
+    const what = i < node.inputs.length ? `input ${i}` : 'output';
+    const name = node.prim === 'custom' ? (node.ctx as { name: string }).name : node.prim;
+    throw new StateError(
+      'backward',
+      `one of the tensors needed for gradient computation has been modified by an inplace operation: the ${what} of ${name}, [${x.shape.join(',')}], is at version ${now}; expected version ${saved[i]}. Write into a clone, or after backward`,
+    );
+  });
 }
 
 /** Tensors reachable from `root` through recorded nodes, inputs before outputs. Iterative: graphs can be deep. */
@@ -142,6 +173,7 @@ export function runBackward(
           'trying to backward through the graph a second time; pass {retainGraph: true} to the first backward',
         );
       }
+      if (node.versions) checkVersions(node, t);
       const needs = node.inputs.map((x) => x.requiresGrad);
       const rule = rules[node.prim] as (
         g: Tensor,

@@ -7,6 +7,7 @@
  * over its storage (parameters and gradients are contiguous). Parameters without a gradient are skipped and
  * get no state, as in PyTorch. The loops write storage directly and record nothing, so no `noGrad` is needed.
  */
+import { bumpVersion } from '../autograd/engine.js';
 import { checkOptions, fmtShape, ShapeError, ValueError } from '../errors.js';
 import { clearGrad } from '../tensor/ops.js';
 import { isContiguous, sameShape } from '../tensor/shape.js';
@@ -166,6 +167,7 @@ export abstract class Optimizer<H extends Hyperparameters, S extends object> {
         let s = this.state.get(p);
         if (!s) this.state.set(p, (s = this.initState(p)));
         this.update(p, p.grad, group, s);
+        bumpVersion(p); // written in place: a graph recorded before this step can no longer backward through p
       }
     }
     this.stepCount++;

@@ -3,7 +3,7 @@
  * through the active backend, calls the backend's kernel, and records a graph node when gradients are needed.
  * Shape legend in docs: N batch, D features, T time, C channels/classes, M×K @ K×N for matmul.
  */
-import { isGradEnabled, type Node } from '../autograd/engine.js';
+import { bumpVersion, isGradEnabled, type Node, versionOf } from '../autograd/engine.js';
 import type { CustomBackward, Primitive, PrimitiveCtx } from '../autograd/grad.js';
 import {
   activeBackend,
@@ -114,10 +114,27 @@ function record<P extends Primitive>(prim: P, inputs: Tensor[], out: Tensor, ctx
     const precision = autocastPrecision();
     // Under 16-bit autocast the activations this node keeps for backward are stored in 16 bits (packed).
     const kept = precision === 'fp32' ? inputs : inputs.map((x) => packActivation(x, precision));
-    out._node = { prim, inputs: kept, ctx, released: false } as Node;
+    const versions = READS_NO_VALUES.has(prim) ? null : [...kept.map(versionOf), versionOf(out)];
+    out._node = { prim, inputs: kept, ctx, released: false, versions } as Node;
   }
   return out;
 }
+
+/** Primitives whose gradient rule reads no input or output values: in-place writes cannot stale them. */
+const READS_NO_VALUES = new Set<Primitive>([
+  'neg',
+  'sign',
+  'add',
+  'sub',
+  'sum',
+  'reshape',
+  'permute',
+  'expand',
+  'slice',
+  'contiguous',
+  'cat',
+  'indexSelect',
+]);
 
 /** Activations smaller than this stay float32: packing costs a pass and saves little. */
 const MIN_PACKED = 1024;
@@ -856,6 +873,7 @@ export function clearGrad(p: Tensor, setToNone: boolean): void {
 /** Write `src` (broadcast) into `dst`'s storage, outside autograd. Used by in-place methods. */
 export function assign(dst: Tensor, src: TensorOrScalar): void {
   zeroedGrads.delete(dst.data);
+  bumpVersion(dst);
   const s = src instanceof Tensor ? src : scalar(src as number, dst.dtype);
   broadcastShapes('copy_', s.shape, dst.shape);
   if (s.rank > dst.rank || s.shape.some((d, i) => d !== 1 && d !== dst.shape[dst.rank - s.rank + i])) {
@@ -874,6 +892,7 @@ export function reluGrad(x: Tensor, g: Tensor): Tensor {
 /** dst += src (broadcast to dst), in place and outside autograd: gradient accumulation. dst is dense. */
 export function addInto(dst: Tensor, src: Tensor): void {
   broadcastShapes('addInto', src.shape, dst.shape);
+  bumpVersion(dst);
   if (zeroedGrads.delete(dst.data)) kernels().copy(broadcastView(src, dst.shape), dst);
   else kernels().add(dst, broadcastView(src, dst.shape), dst.data);
 }
