@@ -3,7 +3,7 @@
  * errors become a single line on stderr and a non-zero exit code (the stack only with --verbose).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -49,10 +49,10 @@ train options:
   --precision fp32|bf16|fp16 (fp32)       --workers N (0)           --seed S (0)
   --save FILE  --resume FILE  --report FILE.html  --json  --quiet
 profile options:
-  --model M (mlp)  --batch-sizes 1,8,32,128,512  --mode inference|train|convergence (inference)
+  --model M (mlp)  --batch-sizes 8,32,128,512  --mode inference|train|convergence (inference)
   --plot FILE.svg  --json       (batch 1 is always measured: the base of the speedup)
   convergence mode: --budget-seconds S | --budget-samples N (one pass over the training set)
-                    --scale-lr linear|sqrt|none (sqrt)  --lr X (0.05, at the smallest batch)  --data DIR|full
+                    --scale-lr linear|sqrt|none (sqrt)  --lr X (0.05 at batch 64, scaled)  --data DIR|full
 find-batch-size options:
   --model M (mlp)  --memory-budget MB (512: tensor storage a training step allocates)
   --max-batch N (8192: batch sizes tried are 1, 2, 4, ... up to it)  --json
@@ -75,7 +75,10 @@ function num(flag: string, v: string | undefined, dflt?: number): number | undef
   // Decimal only: Number() would also take '0x10', '0b1' and '' (as 16, 1 and 0).
   if (!/^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(v.trim()))
     throw new UsageError('minibatch', `--${flag} expects a number (got '${v}')`);
-  return Number(v);
+  const n = Number(v);
+  // 1e400 passes the pattern and is Infinity: a budget that never ends, an lr that gives NaN.
+  if (!Number.isFinite(n)) throw new UsageError('minibatch', `--${flag} must be finite (got '${v}')`);
+  return n;
 }
 
 /**
@@ -97,8 +100,8 @@ function joinNegativeValues(argv: string[]): string[] {
 }
 
 /**
- * An output file's directory must exist and the path must not be a directory: checked before the work, so a
- * typo costs nothing (the write itself, atomic, would fail only at the end, naming its temp file).
+ * An output file's directory must exist and be writable, and the path must not be a directory: checked before
+ * the work, so a typo or a read-only place costs nothing (the atomic write would fail only at the end).
  */
 function checkOutput(flag: string, path: string | undefined): void {
   if (path === undefined) return;
@@ -110,13 +113,84 @@ function checkOutput(flag: string, path: string | undefined): void {
       return 'none';
     }
   };
-  if (kind(dir) !== 'dir')
+  const dirKind = kind(dir);
+  if (dirKind === 'none')
     throw new ValueError('minibatch', `--${flag} ${path}: directory ${dir} does not exist`);
+  if (dirKind === 'file')
+    throw new ValueError('minibatch', `--${flag} ${path}: ${dir} is a file, not a directory`);
   if (kind(path) === 'dir') throw new ValueError('minibatch', `--${flag} ${path} is a directory`);
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch {
+    throw new ValueError('minibatch', `--${flag} ${path}: directory ${dir} is not writable`);
+  }
 }
 
+/** Two outputs (or an output and the checkpoint resumed from) naming one file: the later write would destroy the other. */
+function distinctFiles(paths: [string, string | undefined][]): void {
+  const seen = new Map<string, string>();
+  for (const [flag, p] of paths) {
+    if (p === undefined) continue;
+    const key = resolve(p);
+    const other = seen.get(key);
+    if (other) throw new UsageError('minibatch', `--${flag} and --${other} name the same file (${p})`);
+    seen.set(key, flag);
+  }
+}
+
+/** The options each command reads (the common ones aside): any other is refused rather than ignored. */
+const COMMAND_FLAGS: Record<string, readonly string[]> = {
+  train: [
+    'data',
+    'model',
+    'epochs',
+    'batch-size',
+    'optimizer',
+    'lr',
+    'warmup-steps',
+    'schedule',
+    'accumulate',
+    'precision',
+    'workers',
+    'seed',
+    'save',
+    'resume',
+    'report',
+    'json',
+    'quiet',
+  ],
+  profile: [
+    'model',
+    'batch-sizes',
+    'mode',
+    'plot',
+    'json',
+    'quiet',
+    'data',
+    'budget-seconds',
+    'budget-samples',
+    'scale-lr',
+    'lr',
+  ],
+  'find-batch-size': ['model', 'memory-budget', 'max-batch', 'json', 'quiet'],
+};
+const COMMON_FLAGS = ['backend', 'verbose', 'help'];
+
+function checkFlags(command: string, v: Record<string, unknown>): void {
+  const allowed = COMMAND_FLAGS[command];
+  if (!allowed) return; // bench passes its arguments on
+  for (const [flag, value] of Object.entries(v)) {
+    if (value === undefined) continue;
+    if (!allowed.includes(flag) && !COMMON_FLAGS.includes(flag))
+      throw new UsageError('minibatch', `--${flag} is not an option of ${command}`);
+    // An empty value (--resume '') would silently mean "none" (a fresh run over the checkpoint).
+    if (value === '') throw new UsageError('minibatch', `--${flag} needs a value`);
+  }
+}
+
+// Batch 1 is measured anyway as the speedup's base (skipped where BatchNorm cannot train on one sample).
 function batchSizes(v: string | undefined): number[] {
-  const list = (v ?? '1,8,32,128,512').split(',').map((s) => num('batch-sizes', s.trim(), Number.NaN));
+  const list = (v ?? '8,32,128,512').split(',').map((s) => num('batch-sizes', s.trim(), Number.NaN));
   if (list.some((b) => !Number.isInteger(b) || b <= 0))
     throw new UsageError('minibatch', `--batch-sizes must be positive integers (got '${v}')`);
   return list;
@@ -177,6 +251,8 @@ async function profileCommand(v: Values, out: (s: string) => void, log: (s: stri
       throw new UsageError('minibatch', `--budget-seconds must be positive (got ${budgetSeconds})`);
     if (budgetSamples !== undefined && !(Number.isInteger(budgetSamples) && budgetSamples > 0))
       throw new UsageError('minibatch', `--budget-samples must be a positive integer (got ${budgetSamples})`);
+    const baseLr = num('lr', v.lr, 0.05);
+    if (!(baseLr > 0)) throw new UsageError('minibatch', `--lr must be a positive number (got ${baseLr})`);
     const ds = loadFashionMnist(datasetOptions(v.data));
     const [x, y] = toTensors(ds.train.images, ds.train.labels, model);
     const [xTest, yTest] = toTensors(ds.test.images, ds.test.labels, model);
@@ -187,8 +263,10 @@ async function profileCommand(v: Values, out: (s: string) => void, log: (s: stri
       xTest,
       yTest,
       batchSizes: sizes,
-      baseLr: num('lr', v.lr, 0.05),
-      baseBatch: Math.min(...sizes),
+      baseLr,
+      // The lr is given for batch 64 (train's default) and scaled to each size: given for the smallest
+      // batch (1 by default), 0.05 with momentum diverged there and at every size scaled from it.
+      baseBatch: 64,
       scaleLr: oneOf('scale-lr', v['scale-lr'], ['linear', 'sqrt', 'none'] as const, 'sqrt'),
       ...(budgetSeconds !== undefined ? { budgetSeconds } : { budgetSamples: budgetSamples ?? x.shape[0]! }),
       onRow: (r) =>
@@ -281,6 +359,9 @@ export async function main(
       return 2;
     }
     if (extra.length) throw new UsageError('minibatch', `unexpected argument '${extra[0]}'`);
+    checkFlags(command, v);
+    // --quiet: results on stdout and errors only (no progress bar, no progress lines).
+    const say = v.quiet ? () => {} : log;
     if (v.backend) {
       const { setBackend } = await import('../backend/backend.js');
       setBackend(v.backend);
@@ -288,7 +369,8 @@ export async function main(
     switch (command) {
       case 'train': {
         const args = {
-          ...(v.data !== undefined && { data: v.data }),
+          // Resolved: a checkpoint names the data wherever the run is resumed from.
+          ...(v.data !== undefined && { data: v.data === 'full' ? 'full' : resolve(v.data) }),
           model: oneOf('model', v.model, MODEL_NAMES, 'mlp') as ModelName,
           epochs: num('epochs', v.epochs, 5),
           batchSize: num('batch-size', v['batch-size'], 64),
@@ -307,14 +389,30 @@ export async function main(
           quiet: !!v.quiet || !process.stderr.isTTY,
         };
         checkTrainArgs(args);
+        if (args.resume !== undefined) {
+          const st = existsSync(args.resume) ? statSync(args.resume) : undefined;
+          if (!st?.isFile())
+            throw new ValueError(
+              'minibatch',
+              `--resume ${args.resume}: ${st ? 'a directory, not a checkpoint file' : 'no such file'}`,
+            );
+        }
         checkOutput('save', args.save);
         checkOutput('report', args.report);
+        distinctFiles([
+          ['save', args.save],
+          ['report', args.report],
+        ]);
+        distinctFiles([
+          ['resume', args.resume],
+          ['report', args.report],
+        ]);
         const given = new Set(
           Object.entries(RUN_SETTINGS)
             .filter(([, flag]) => v[flag] !== undefined)
             .map(([key]) => key),
         );
-        const r = await train(args.resume ? await resumeSettings(args as TrainArgs, given) : args, log);
+        const r = await train(args.resume ? await resumeSettings(args as TrainArgs, given) : args, say);
         if (v.json) out(JSON.stringify(r));
         else
           out(
@@ -323,7 +421,7 @@ export async function main(
         return 0;
       }
       case 'profile':
-        await profileCommand(v, out, log);
+        await profileCommand(v, out, say);
         return 0;
       case 'find-batch-size': {
         const model = oneOf('model', v.model, MODEL_NAMES, 'mlp');

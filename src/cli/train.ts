@@ -2,12 +2,13 @@
  * `minibatch train`: train a model on Fashion-MNIST (the subset shipped in the package by default) with
  * mini-batches, report test accuracy, and optionally save/resume checkpoints and write an HTML report.
  */
+import { resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import { backendInfo } from '../backend/backend.js';
 import { DataLoader } from '../data/dataloader.js';
 import { TensorDataset } from '../data/dataset.js';
 import { FashionMnistDataset } from '../data/fashion-dataset.js';
-import { loadFashionMnist, shippedFashionMnistDir } from '../data/fashion-mnist.js';
+import { fashionMnistSearchPath, loadFashionMnist, shippedFashionMnistDir } from '../data/fashion-mnist.js';
 import { ValueError } from '../errors.js';
 import { AdamW } from '../optim/adam.js';
 import { constant, cosineAnnealing, type Schedule, stepDecay } from '../optim/schedules.js';
@@ -61,8 +62,10 @@ export interface TrainResult {
  * `full` searches the installed dataset (MINIBATCH_DATA, Debian's /usr/share/datasets/fashion-mnist); anything
  * else is a directory.
  */
-export function datasetOptions(data: string | undefined): { dir?: string } {
-  if (data === 'full') return {};
+export function datasetOptions(data: string | undefined): { dir?: string; searchPath?: string[] } {
+  // The installed full dataset only: falling back to the shipped subset would train on a tenth of it unasked.
+  if (data === 'full')
+    return { searchPath: fashionMnistSearchPath().filter((d) => d !== shippedFashionMnistDir()) };
   const dir = data ?? shippedFashionMnistDir();
   if (!dir)
     throw new ValueError(
@@ -114,7 +117,9 @@ export async function resumeSettings(args: TrainArgs, given: ReadonlySet<string>
       key === 'lr'
         ? (mine ?? defaultLr(args.optimizer)) ===
           (was.lr ?? defaultLr(was.optimizer as TrainArgs['optimizer']))
-        : mine === was[key];
+        : key === 'data' && typeof mine === 'string' && typeof was.data === 'string' && was.data !== 'full'
+          ? mine === resolve(was.data)
+          : mine === was[key];
     if (given.has(key)) {
       if (!same) {
         throw new ValueError(
@@ -172,8 +177,17 @@ export async function train(
           ...datasetOptions(args.data),
         })
       : new TensorDataset(xTrain, yTrain);
+  // BatchNorm cannot train on one sample (PyTorch refuses too): an epoch whose last batch would be a single
+  // sample drops it (1 of N samples) instead of failing there; batch size 1 is refused up front.
+  const batchNorm = args.model === 'mlp-bn';
+  if (batchNorm && args.batchSize === 1)
+    throw new ValueError(
+      'train',
+      '--model mlp-bn cannot train with --batch-size 1: BatchNorm needs two samples per batch',
+    );
   const trainLoader = new DataLoader(trainSet, {
     batchSize: args.batchSize,
+    dropLast: batchNorm && ds.train.length % args.batchSize === 1,
     shuffle: true,
     generator: shuffle,
     numWorkers: args.workers,
@@ -221,51 +235,55 @@ export async function train(
       );
   let epochT0 = 0;
   let epochSamples = 0;
-  const result = await fit(model, {
-    train: trainLoader,
-    val: testLoader,
-    optimizer,
-    epochs: args.epochs,
-    accumulateSteps: args.accumulate,
-    schedule,
-    precision: args.precision,
-    ...(scaler && { scaler }),
-    startEpoch,
-    startStep,
-    // Each epoch's shuffle and dropout come from (seed, epoch) alone, so a resumed run repeats them exactly.
-    onEpochStart: (epoch) => {
-      defaultGenerator.manualSeed(args.seed * 1000 + epoch);
-      shuffle.manualSeed(args.seed * 1000 + epoch);
-      epochT0 = performance.now();
-      epochSamples = 0;
-      bar?.start(trainLoader.length, 0, { epoch: epoch + 1, rate: '-', loss: '-' });
-    },
-    callbacks: {
-      onBatchEnd: (b) => {
-        epochSamples += b.samples;
-        const rate = Math.round(epochSamples / ((performance.now() - epochT0) / 1000));
-        bar?.update(b.batch + 1, { loss: b.loss.toFixed(4), rate });
+  // A live bar's timer keeps the process alive: stopped on every way out of fit, errors included.
+  const result = await fitWithBar(bar, () =>
+    fit(model, {
+      train: trainLoader,
+      val: testLoader,
+      optimizer,
+      epochs: args.epochs,
+      accumulateSteps: args.accumulate,
+      schedule,
+      precision: args.precision,
+      ...(scaler && { scaler }),
+      startEpoch,
+      startStep,
+      // Each epoch's shuffle and dropout come from (seed, epoch) alone, so a resumed run repeats them exactly.
+      onEpochStart: (epoch) => {
+        defaultGenerator.manualSeed(args.seed * 1000 + epoch);
+        shuffle.manualSeed(args.seed * 1000 + epoch);
+        epochT0 = performance.now();
+        epochSamples = 0;
+        bar?.start(trainLoader.length, 0, { epoch: epoch + 1, rate: '-', loss: '-' });
       },
-      onEpochEnd: async (e) => {
-        bar?.stop();
-        history.push(e);
-        log(
-          `epoch ${e.epoch}/${args.epochs}: train loss ${e.trainLoss.toFixed(4)}, test loss ${e.valLoss!.toFixed(4)}, test accuracy ${(100 * e.valAccuracy!).toFixed(2)}%, ${Math.round(e.samples / e.seconds)} samples/s${e.skippedSteps ? `, ${e.skippedSteps} fp16 steps skipped` : ''}`,
-        );
-        if (args.save)
-          await saveCheckpoint(args.save, {
-            model,
-            optimizer,
-            epoch: e.epoch,
-            step: startStep + e.epoch * updatesPerEpoch - startEpoch * updatesPerEpoch,
-            history,
-            args,
-            ...(scaler && { scaler: scaler.stateDict() }),
-          });
-        return undefined;
+      callbacks: {
+        onBatchEnd: (b) => {
+          epochSamples += b.samples;
+          const rate = Math.round(epochSamples / ((performance.now() - epochT0) / 1000));
+          bar?.update(b.batch + 1, { loss: b.loss.toFixed(4), rate });
+        },
+        onEpochEnd: async (e) => {
+          bar?.stop();
+          history.push(e);
+          if (args.save)
+            await saveCheckpoint(args.save, {
+              model,
+              optimizer,
+              epoch: e.epoch,
+              step: startStep + e.epoch * updatesPerEpoch - startEpoch * updatesPerEpoch,
+              history,
+              args,
+              ...(scaler && { scaler: scaler.stateDict() }),
+            });
+          // After the checkpoint: an epoch reported done is saved.
+          log(
+            `epoch ${e.epoch}/${args.epochs}: train loss ${e.trainLoss.toFixed(4)}, test loss ${e.valLoss!.toFixed(4)}, test accuracy ${(100 * e.valAccuracy!).toFixed(2)}%, ${Math.round(e.samples / e.seconds)} samples/s${e.skippedSteps ? `, ${e.skippedSteps} fp16 steps skipped` : ''}`,
+          );
+          return undefined;
+        },
       },
-    },
-  });
+    }),
+  );
   trainLoader.close(); // persistent workers end here, so the process exits by itself
   const test = await evaluate(model, testLoader);
   const trainSeconds = result.history.reduce((s, e) => s + e.seconds, 0);
@@ -296,6 +314,22 @@ export async function train(
   return out;
 }
 
+/** fit() with the progress bar stopped however it ends (and the cursor it hid shown again). */
+async function fitWithBar<T>(bar: cliProgress.SingleBar | null, run: () => Promise<T>): Promise<T> {
+  const restore = () => bar?.stop();
+  process.once('SIGINT', onInterrupt);
+  try {
+    return await run();
+  } finally {
+    restore();
+    process.off('SIGINT', onInterrupt);
+  }
+  function onInterrupt(): void {
+    restore(); // cli-progress hides the cursor and turns off line wrapping
+    process.exit(130);
+  }
+}
+
 export function checkTrainArgs(a: TrainArgs): void {
   const positive = (name: string, v: number) => {
     if (!Number.isInteger(v) || v <= 0)
@@ -310,6 +344,7 @@ export function checkTrainArgs(a: TrainArgs): void {
     throw new ValueError('train', `--lr must be a positive number (got ${a.lr})`);
   if (!Number.isInteger(a.warmupSteps) || a.warmupSteps < 0)
     throw new ValueError('train', `--warmup-steps must be a non-negative integer (got ${a.warmupSteps})`);
-  if (!Number.isSafeInteger(a.seed) || a.seed < 0)
-    throw new ValueError('train', `--seed must be a non-negative integer (got ${a.seed})`);
+  // Epoch seeds are seed·1000 + epoch: beyond 2^32 that sum would lose the epoch in float64.
+  if (!Number.isSafeInteger(a.seed) || a.seed < 0 || a.seed >= 2 ** 32)
+    throw new ValueError('train', `--seed must be an integer in [0, 2^32) (got ${a.seed})`);
 }

@@ -18,6 +18,20 @@ import {
 import { basename, dirname, join } from 'node:path';
 
 /**
+ * Temp files of writes in flight: a process that exits in the middle of one (Ctrl-C during a checkpoint
+ * write) removes its temp file on the way out instead of leaving a hidden `.name.pid.tmp` beside the target.
+ */
+const pending = new Set<string>();
+let cleanupRegistered = false;
+function registerCleanup(): void {
+  if (cleanupRegistered) return;
+  cleanupRegistered = true;
+  process.on('exit', () => {
+    for (const tmp of pending) removeQuietly(tmp);
+  });
+}
+
+/**
  * Replace `path` with `data` atomically. On any error the temp file is removed, the old file (if any) is left
  * untouched, and the error is re-thrown. A replaced file keeps its permission bits.
  *
@@ -50,6 +64,8 @@ export function atomicWriteFileSync(path: string, data: Uint8Array | string): vo
  */
 export async function atomicWriteFile(path: string, data: Uint8Array | string): Promise<void> {
   const tmp = tempPathFor(path);
+  registerCleanup();
+  pending.add(tmp);
   try {
     const handle = await fsp.open(tmp, 'wx', existingMode(path));
     try {
@@ -62,6 +78,8 @@ export async function atomicWriteFile(path: string, data: Uint8Array | string): 
   } catch (err) {
     removeQuietly(tmp);
     throw naming(path, err);
+  } finally {
+    pending.delete(tmp);
   }
   let dir: fsp.FileHandle;
   try {

@@ -92,7 +92,6 @@ it('train --json prints one parseable object with the documented fields; --save 
     '--batch-size',
     '32',
     '--json',
-    '--quiet',
     '--save',
     join(out, 'ck.safetensors'),
     '--report',
@@ -125,7 +124,6 @@ it('train --json prints one parseable object with the documented fields; --save 
     '--batch-size',
     '32',
     '--json',
-    '--quiet',
     '--resume',
     join(out, 'ck.safetensors'),
   );
@@ -168,7 +166,7 @@ it('fp16: a resumed run carries on with the saved loss scale and ends where the 
   const out = mkdtempSync(join(tmpdir(), 'mb-cli-fp16-'));
   // Batch 4 overflows fp16 at the initial scale 2^16 in the first epoch: the scaler backs off several times,
   // and a resumed run that started again from 2^16 would skip those steps a second time.
-  const common = ['train', '--data', dir, '--batch-size', '4', '--precision', 'fp16', '--json', '--quiet'];
+  const common = ['train', '--data', dir, '--batch-size', '4', '--precision', 'fp16', '--json'];
   const more = ['--schedule', 'constant'];
   const straight = await run(...common, ...more, '--epochs', '2');
   assert.equal(straight.code, 0, straight.err);
@@ -260,7 +258,7 @@ it('outputs are checked before the work; negative and non-decimal numbers are on
       /^error: minibatch: --plot .*: directory .* does not exist$/,
     ],
     [['train', '--lr', '-1'], 1, /^error: train: --lr must be a positive number \(got -1\)$/],
-    [['train', '--seed', '-3'], 1, /^error: train: --seed must be a non-negative integer \(got -3\)$/],
+    [['train', '--seed', '-3'], 1, /^error: train: --seed must be an integer in \[0, 2\^32\) \(got -3\)$/],
     [['train', '--batch-size', '0x10'], 2, /^error: minibatch: --batch-size expects a number \(got '0x10'\)/],
     [
       ['profile', '--mode', 'convergence', '--budget-samples', '0'],
@@ -435,4 +433,66 @@ it('the installed bin runs and exits by itself', () => {
   });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^usage: minibatch <command>/);
+});
+
+it('flags of other commands, empty values, infinite numbers, one file for two outputs and a directory to resume are refused', async () => {
+  const dir = tinyData();
+  const out = mkdtempSync(join(tmpdir(), 'mb-cli-flags-'));
+  for (const [argv, code, msg] of [
+    [['profile', '--batch-size', '3'], 2, /^error: minibatch: --batch-size is not an option of profile$/m],
+    [['train', '--plot', join(out, 'p.svg')], 2, /--plot is not an option of train/],
+    [['find-batch-size', '--save', join(out, 'x')], 2, /--save is not an option of find-batch-size/],
+    [['train', '--data', dir, '--resume', ''], 2, /--resume needs a value/],
+    [['train', '--data', dir, '--save', ''], 2, /--save needs a value/],
+    [['train', '--data', dir, '--lr', '1e400'], 2, /--lr must be finite \(got '1e400'\)/],
+    [
+      ['train', '--data', dir, '--save', join(out, 'same'), '--report', join(out, 'same')],
+      2,
+      /--report and --save name the same file/,
+    ],
+    [['train', '--data', dir, '--resume', out], 1, /--resume .*: a directory, not a checkpoint file/],
+    [['train', '--data', dir, '--seed', String(2 ** 40)], 1, /--seed must be an integer in \[0, 2\^32\)/],
+    [
+      ['profile', '--mode', 'convergence', '--data', dir, '--lr', '0'],
+      2,
+      /--lr must be a positive number \(got 0\)/,
+    ],
+  ] as const) {
+    const r = await run(...argv);
+    assert.equal(r.code, code, `${argv.join(' ')}: ${r.err}`);
+    assert.match(r.err, msg, argv.join(' '));
+  }
+});
+
+it('mlp-bn: a last batch of one sample is dropped instead of failing; batch 1 is refused up front; --quiet is quiet', async () => {
+  const dir = tinyData(); // 600 training images: batch 599 leaves one
+  const r = await run(
+    'train',
+    '--data',
+    dir,
+    '--model',
+    'mlp-bn',
+    '--epochs',
+    '1',
+    '--batch-size',
+    '599',
+    '--json',
+    '--quiet',
+  );
+  assert.equal(r.code, 0, r.err);
+  assert.equal(r.err, '', '--quiet prints nothing but errors');
+  assert.ok(Number.isFinite(JSON.parse(r.out).train_loss));
+  const one = await run('train', '--data', dir, '--model', 'mlp-bn', '--batch-size', '1');
+  assert.equal(one.code, 1);
+  assert.match(
+    one.err,
+    /--model mlp-bn cannot train with --batch-size 1: BatchNorm needs two samples per batch/,
+  );
+  // profile --mode train of a BatchNorm model: batch 1, measured only as the speedup's base, is skipped.
+  const p = await run('profile', '--mode', 'train', '--model', 'mlp-bn', '--batch-sizes', '2,4', '--json');
+  assert.equal(p.code, 0, p.err);
+  assert.deepEqual(
+    JSON.parse(p.out).rows.map((row: { batch_size: number }) => row.batch_size),
+    [2, 4],
+  );
 });
