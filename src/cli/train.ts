@@ -156,6 +156,12 @@ export async function train(
 ): Promise<TrainResult> {
   const t0 = performance.now();
   const ds = loadFashionMnist(datasetOptions(args.data));
+  for (const [split, n] of [
+    ['train', ds.train.length],
+    ['test', ds.test.length],
+  ] as const) {
+    if (n === 0) throw new ValueError('train', `the ${split} split in ${ds.source} has no images`);
+  }
   const [xTrain, yTrain] = toTensors(ds.train.images, ds.train.labels, args.model);
   const [xTest, yTest] = toTensors(ds.test.images, ds.test.labels, args.model);
   const backend = backendInfo().name;

@@ -11,7 +11,7 @@
  * A searched directory with none of the files is skipped; one with only some of them is an error, because
  * that is a broken download the user would want to hear about rather than silently train on the subset.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkOptions, FormatError, fmtShape, ValueError } from '../errors.js';
@@ -106,6 +106,8 @@ export function findFashionMnist(options: { dir?: string; searchPath?: readonly 
     if (!existsSync(options.dir)) {
       throw new ValueError('fashion-mnist', `directory ${options.dir} does not exist`);
     }
+    if (!statSync(options.dir).isDirectory())
+      throw new ValueError('fashion-mnist', `${options.dir} is a file, not a directory of IDX files`);
     const missing = missingFiles(options.dir);
     if (missing.length > 0) throw lacks(options.dir, missing);
     return options.dir;

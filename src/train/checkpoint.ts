@@ -84,11 +84,29 @@ function parseMeta(path: string, raw: string | undefined): StoredMeta {
       path,
       'not a minibatch checkpoint (no "minibatch" metadata); use load() for plain state dicts',
     );
+  let meta: StoredMeta;
   try {
-    return JSON.parse(raw);
+    meta = JSON.parse(raw);
   } catch (e) {
     throw new FormatError('loadCheckpoint', path, `corrupt metadata: ${(e as Error).message}`);
   }
+  // The fields a resumed run relies on, checked here (a hand-edited "epoch": "two" resumed at epoch "two").
+  const count = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+  const o = meta?.optimizer as Partial<StoredMeta['optimizer']> | undefined;
+  const bad =
+    meta === null || typeof meta !== 'object'
+      ? 'not an object'
+      : !count(meta.epoch)
+        ? `epoch ${JSON.stringify(meta.epoch)}`
+        : !count(meta.step)
+          ? `step ${JSON.stringify(meta.step)}`
+          : !Array.isArray(meta.history)
+            ? 'no history'
+            : !o || !Array.isArray(o.param_groups) || !count(o.step_count) || typeof o.scalars !== 'object'
+              ? 'no optimizer state'
+              : undefined;
+  if (bad) throw new FormatError('loadCheckpoint', path, `corrupt metadata: ${bad}`);
+  return meta;
 }
 
 /** The run a checkpoint belongs to (epoch, step, history, arguments, scaler), without building a model. */

@@ -457,11 +457,25 @@ it('flags of other commands, empty values, infinite numbers, one file for two ou
       2,
       /--lr must be a positive number \(got 0\)/,
     ],
+    [
+      ['train', '--data', join(dir, 'train-labels-idx1-ubyte.gz')],
+      1,
+      /train-labels-idx1-ubyte\.gz is a file, not a directory of IDX files/,
+    ],
   ] as const) {
     const r = await run(...argv);
     assert.equal(r.code, code, `${argv.join(' ')}: ${r.err}`);
     assert.match(r.err, msg, argv.join(' '));
   }
+});
+
+it('an empty split is named, not reported as NaN% accuracy', async () => {
+  const dir = tinyData();
+  writeFileSync(join(dir, 't10k-images-idx3-ubyte.gz'), gzipSync(encodeIdx([0, 28, 28], new Uint8Array(0))));
+  writeFileSync(join(dir, 't10k-labels-idx1-ubyte.gz'), gzipSync(encodeIdx([0], new Uint8Array(0))));
+  const r = await run('train', '--data', dir, '--epochs', '1');
+  assert.equal(r.code, 1);
+  assert.match(r.err, /^error: train: the test split in .* has no images$/m);
 });
 
 it('mlp-bn: a last batch of one sample is dropped instead of failing; batch 1 is refused up front; --quiet is quiet', async () => {

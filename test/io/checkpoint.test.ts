@@ -81,3 +81,30 @@ forEachBackend(() => {
     assert.deepEqual(readFileSync(path), before);
   });
 });
+
+it('a checkpoint whose run metadata is damaged is refused by name (a hand-edited epoch resumed at epoch "two")', async () => {
+  const { decodeSafetensors, encodeSafetensors } = await import('../../src/io/safetensors.js');
+  const dir = mkdtempSync(join(tmpdir(), 'mb-ckmeta-'));
+  const path = join(dir, 'ck.safetensors');
+  const model = mlp();
+  const optimizer = new mb.SGD(model.parameters(), { lr: 0.1, momentum: 0.9 });
+  await mb.saveCheckpoint(path, { model, optimizer, epoch: 1, step: 4, history: [] });
+  const file = decodeSafetensors(new Uint8Array(readFileSync(path)));
+  const meta = JSON.parse(file.metadata!.minibatch!);
+  for (const [edit, msg] of [
+    [(m: Record<string, unknown>) => void (m.epoch = 'two'), /corrupt metadata: epoch "two"/],
+    [(m: Record<string, unknown>) => void (m.step = -1), /corrupt metadata: step -1/],
+    [(m: Record<string, unknown>) => void delete m.optimizer, /corrupt metadata: no optimizer state/],
+  ] as const) {
+    const m = structuredClone(meta);
+    edit(m);
+    const bad = join(dir, 'bad.safetensors');
+    writeFileSync(bad, encodeSafetensors(file.tensors, { ...file.metadata, minibatch: JSON.stringify(m) }));
+    await assert.rejects(
+      () => mb.loadCheckpoint(bad, mlp(), new mb.SGD(mlp().parameters(), { lr: 0.1 })),
+      (e: Error) => e instanceof mb.FormatError && msg.test(e.message) && e.message.includes(bad),
+    );
+  }
+  const ok = await mb.loadCheckpoint(path, mlp(), new mb.SGD(mlp().parameters(), { lr: 0.1, momentum: 0.9 }));
+  assert.equal(ok.epoch, 1);
+});
