@@ -407,3 +407,38 @@ export function maxPool2d(x: Tensor, kernelSize: number, stride = kernelSize, pa
     return [dx];
   });
 }
+
+/**
+ * Rows of `weight` (num_embeddings, D) at integer `indices` of any shape: (...) -> (..., D), PyTorch's
+ * F.embedding. Negative indices are refused (PyTorch's too); the gradient adds into the rows used, a row used
+ * twice twice. With `paddingIdx` that row gets no gradient (it stays what it is, zeros by default in Embedding).
+ * @example embedding(tensor(Int32Array.from([[1, 2], [2, 0]].flat()), { shape: [2, 2] }), w) // (2,2,D)
+ */
+export function embedding(indices: Tensor, weight: Tensor, paddingIdx: number | null = null): Tensor {
+  if (!(indices instanceof Tensor) || indices.dtype !== 'int32')
+    throw new ValueError(
+      'embedding',
+      `indices must be an int32 tensor (got ${indices instanceof Tensor ? indices.dtype : typeof indices})`,
+    );
+  if (!(weight instanceof Tensor) || weight.rank !== 2)
+    throw new ShapeError(
+      'embedding',
+      `weight must be 2-D (num_embeddings, D) (got ${weight instanceof Tensor ? fmtShape(weight.shape) : typeof weight})`,
+    );
+  const [V, D] = weight.shape as [number, number];
+  const flat = ops.contiguous(indices).data as Int32Array;
+  for (const i of flat) {
+    if (i < 0 || i >= V) throw new ValueError('embedding', `index ${i} is out of range for ${V} embeddings`);
+  }
+  const out = ops.reshape(ops.indexSelect(weight.detach(), 0, flat), [...indices.shape, D]);
+  if (!weight.requiresGrad) return out;
+  return ops.customOp('embedding', [weight], out, (g) => {
+    let g2 = ops.reshape(g, [flat.length, D]);
+    if (paddingIdx !== null) {
+      const keep = new Float32Array(flat.length);
+      for (let k = 0; k < flat.length; k++) keep[k] = flat[k] === paddingIdx ? 0 : 1;
+      g2 = ops.mul(g2, new Tensor(keep, 'float32', [flat.length, 1]));
+    }
+    return [ops.indexAdd([V, D], 0, flat, g2)];
+  });
+}

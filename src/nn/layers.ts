@@ -3,7 +3,7 @@
  * state-dict names are PyTorch's, so weights move between the two unchanged.
  */
 import { checkOptions, fmtShape, optionKeys, ValueError } from '../errors.js';
-import { ones, uniform, zeros } from '../tensor/creation.js';
+import { ones, randn, uniform, zeros } from '../tensor/creation.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import * as F from './functional.js';
@@ -388,5 +388,47 @@ export class MaxPool2d extends Module {
   }
   override extraRepr(): string {
     return `kernel_size=${this.kernelSize}, stride=${this.stride}, padding=${this.padding}, dilation=1, ceil_mode=False`;
+  }
+}
+
+export interface EmbeddingOptions {
+  /** A row that gets no gradient and starts at zero (padding tokens); negative counts from the end. */
+  paddingIdx?: number | null;
+  /** Generator for the initial weights (N(0, 1), PyTorch's). */
+  generator?: Generator;
+}
+
+/** A lookup table: int32 indices (...) -> their rows (..., embeddingDim). weight: (numEmbeddings, embeddingDim). */
+export class Embedding extends Module {
+  readonly weight: Tensor;
+  readonly paddingIdx: number | null;
+  constructor(
+    readonly numEmbeddings: number,
+    readonly embeddingDim: number,
+    options: EmbeddingOptions = {},
+  ) {
+    super();
+    checkOptions('Embedding', options, optionKeys<EmbeddingOptions>()(['paddingIdx', 'generator']));
+    positiveInt('Embedding', 'num_embeddings', numEmbeddings);
+    positiveInt('Embedding', 'embedding_dim', embeddingDim);
+    const { paddingIdx = null, generator = defaultGenerator } = options;
+    if (
+      paddingIdx !== null &&
+      !(Number.isInteger(paddingIdx) && paddingIdx >= -numEmbeddings && paddingIdx < numEmbeddings)
+    )
+      throw new ValueError(
+        'Embedding',
+        `padding_idx must be within num_embeddings (got ${paddingIdx} for ${numEmbeddings})`,
+      );
+    this.paddingIdx = paddingIdx === null ? null : paddingIdx < 0 ? paddingIdx + numEmbeddings : paddingIdx;
+    const w = randn([numEmbeddings, embeddingDim], { generator });
+    if (this.paddingIdx !== null) w.narrow(0, this.paddingIdx, 1).fill_(0);
+    this.weight = this.registerParameter('weight', w);
+  }
+  forward(x: Tensor): Tensor {
+    return F.embedding(x, this.weight, this.paddingIdx);
+  }
+  override extraRepr(): string {
+    return `${this.numEmbeddings}, ${this.embeddingDim}${this.paddingIdx === null ? '' : `, padding_idx=${this.paddingIdx}`}`;
   }
 }

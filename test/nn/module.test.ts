@@ -285,4 +285,74 @@ forEachBackend(() => {
     opt.step();
     assert.ok(net.scale.grad && net.fc1.weight.grad);
   });
+
+  it("Embedding: rows at int32 indices of any shape, gradients added per use, padding_idx (PyTorch 1.13's values)", () => {
+    const w = mb.tensor(
+      [
+        [0.1, 0.2],
+        [0.3, -0.4],
+        [0.5, 0.6],
+        [-0.7, 0.8],
+      ],
+      { requiresGrad: true },
+    );
+    const idx = mb.tensor(Int32Array.from([1, 2, 1, 0, 3, 1]), { shape: [2, 3] });
+    const g = mb.arange(0, 12, 1, { dtype: 'float32' }).reshape([2, 3, 2]).div(10);
+    const out = mb.functional.embedding(idx, w, 3);
+    assertClose(
+      out,
+      [
+        [
+          [0.3, -0.4],
+          [0.5, 0.6],
+          [0.3, -0.4],
+        ],
+        [
+          [0.1, 0.2],
+          [-0.7, 0.8],
+          [0.3, -0.4],
+        ],
+      ].flat(2),
+    );
+    out.backward(g);
+    // torch.nn.functional.embedding(idx, w, padding_idx=3).backward(g): row 1 gets three uses, row 3 nothing.
+    assertClose(
+      w.grad!,
+      [
+        [0.6, 0.7],
+        [1.4, 1.7],
+        [0.2, 0.3],
+        [0, 0],
+      ].flat(),
+    );
+    w.grad = null;
+    mb.functional.embedding(idx, w).backward(g);
+    assertClose(
+      w.grad!,
+      [
+        [0.6, 0.7],
+        [1.4, 1.7],
+        [0.2, 0.3],
+        [0.8, 0.9],
+      ].flat(),
+    );
+    const e = new mb.Embedding(5, 3, { paddingIdx: -1, generator: new mb.Generator(0) });
+    assert.equal(String(e), 'Embedding(5, 3, padding_idx=4)');
+    assert.deepEqual(e.weight.narrow(0, 4, 1).toList(), [[0, 0, 0]]);
+    assert.deepEqual(Object.keys(e.stateDict()), ['weight']);
+    assert.deepEqual(e.forward(mb.tensor(Int32Array.from([4, 0]))).shape, [2, 3]);
+    assert.throws(
+      () => e.forward(mb.tensor([1, 2])),
+      /embedding: indices must be an int32 tensor \(got float32\)/,
+    );
+    assert.throws(
+      () => e.forward(mb.tensor(Int32Array.from([5]))),
+      /embedding: index 5 is out of range for 5 embeddings/,
+    );
+    assert.throws(
+      () => new mb.Embedding(5, 3, { paddingIdx: 5 }),
+      /Embedding: padding_idx must be within num_embeddings/,
+    );
+    assert.throws(() => new mb.Embedding(5, 3, { padding_idx: 0 } as never), /did you mean 'paddingIdx'/);
+  });
 });
