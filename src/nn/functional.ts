@@ -442,3 +442,8 @@ export function embedding(indices: Tensor, weight: Tensor, paddingIdx: number | 
     return [ops.indexAdd([V, D], 0, flat, g2)];
   });
 }
+
+/** max(x, 0) + slope·min(x, 0), PyTorch's F.leaky_relu (default slope 0.01; the gradient at 0 is the slope). */
+export function leakyRelu(x: Tensor, negativeSlope = 0.01): Tensor {
+  return ops.where(ops.gt(x, 0), x, ops.mul(x, negativeSlope));
+}

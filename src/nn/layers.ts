@@ -2,7 +2,7 @@
  * nn modules: tiny classes whose forward is one functional call. Parameter layouts, initialisation and
  * state-dict names are PyTorch's, so weights move between the two unchanged.
  */
-import { checkOptions, fmtShape, optionKeys, ValueError } from '../errors.js';
+import { checkOptions, fmtShape, optionKeys, StateError, ValueError } from '../errors.js';
 import { ones, randn, uniform, zeros } from '../tensor/creation.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -430,5 +430,64 @@ export class Embedding extends Module {
   }
   override extraRepr(): string {
     return `${this.numEmbeddings}, ${this.embeddingDim}${this.paddingIdx === null ? '' : `, padding_idx=${this.paddingIdx}`}`;
+  }
+}
+
+/**
+ * Modules held in a list and registered under their indices ("0", "1", ...), PyTorch's nn.ModuleList: for
+ * a model that loops over its layers itself. Iterable; no forward of its own.
+ * @example class Deep extends Module { blocks = new ModuleList([new Linear(8, 8), new Linear(8, 8)]); ... }
+ */
+export class ModuleList extends Module implements Iterable<Module> {
+  private readonly list: Module[] = [];
+  constructor(modules: Iterable<Module> = []) {
+    super();
+    for (const m of modules) this.append(m);
+  }
+  get length(): number {
+    return this.list.length;
+  }
+  /** The module at `i` (negative counts from the end). */
+  at(i: number): Module {
+    const m = Number.isInteger(i) ? this.list.at(i) : undefined;
+    if (!m) throw new ValueError('ModuleList', `index ${i} is out of range for ${this.list.length} modules`);
+    return m;
+  }
+  append(m: Module): this {
+    if (!(m instanceof Module)) throw new ValueError('ModuleList', `expected a Module, got ${typeof m}`);
+    this.registerModule(String(this.list.length), m);
+    this.list.push(m);
+    return this;
+  }
+  [Symbol.iterator](): Iterator<Module> {
+    return this.list[Symbol.iterator]();
+  }
+  forward(): Tensor {
+    throw new StateError('ModuleList', 'a ModuleList has no forward: iterate over it in your own forward');
+  }
+}
+
+/** Passes its input through: a placeholder layer (PyTorch's nn.Identity). */
+export class Identity extends Module {
+  forward(x: Tensor): Tensor {
+    return x;
+  }
+}
+
+/** max(x, 0) + slope·min(x, 0) (PyTorch's default slope 0.01). */
+export class LeakyReLU extends Module {
+  constructor(readonly negativeSlope = 0.01) {
+    super();
+    if (typeof negativeSlope !== 'number' || !Number.isFinite(negativeSlope))
+      throw new ValueError(
+        'LeakyReLU',
+        `negative_slope must be a finite number (got ${String(negativeSlope)})`,
+      );
+  }
+  forward(x: Tensor): Tensor {
+    return F.leakyRelu(x, this.negativeSlope);
+  }
+  override extraRepr(): string {
+    return `negative_slope=${this.negativeSlope}`;
   }
 }

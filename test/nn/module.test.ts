@@ -355,4 +355,34 @@ forEachBackend(() => {
     );
     assert.throws(() => new mb.Embedding(5, 3, { padding_idx: 0 } as never), /did you mean 'paddingIdx'/);
   });
+
+  it('ModuleList registers by index and iterates; Identity; LeakyReLU values and gradients as PyTorch 1.13', () => {
+    class Deep extends mb.Module {
+      blocks = new mb.ModuleList([new mb.Linear(2, 2), new mb.Identity()]);
+      forward(x: mb.Tensor) {
+        let y = x;
+        for (const b of this.blocks) y = b.forward(y);
+        return y;
+      }
+    }
+    const d = new Deep();
+    assert.deepEqual(Object.keys(d.stateDict()), ['blocks.0.weight', 'blocks.0.bias']);
+    assert.equal(
+      String(d.blocks),
+      'ModuleList(\n  (0): Linear(in_features=2, out_features=2, bias=True)\n  (1): Identity()\n)',
+    );
+    assert.equal(d.blocks.length, 2);
+    assert.ok(d.blocks.at(-1) instanceof mb.Identity);
+    assert.deepEqual(d.forward(mb.ones([3, 2])).shape, [3, 2]);
+    assert.throws(() => d.blocks.forward(), /ModuleList: a ModuleList has no forward/);
+    assert.throws(() => d.blocks.append({} as never), /ModuleList: expected a Module, got object/);
+    // torch.nn.functional.leaky_relu(x, 0.1) and its gradient (the slope at 0 and -0).
+    const x = mb.tensor([-2, -0, 0, 0.5, 3], { requiresGrad: true });
+    const y = new mb.LeakyReLU(0.1).forward(x);
+    assertClose(y, [-0.2, -0, 0, 0.5, 3]);
+    assert.ok(Object.is((y.toList() as number[])[1], -0));
+    y.sum().backward();
+    assertClose(x.grad!, [0.1, 0.1, 0.1, 1, 1]);
+    assert.equal(String(new mb.LeakyReLU()), 'LeakyReLU(negative_slope=0.01)');
+  });
 });
