@@ -146,7 +146,7 @@ export interface SchedulerState {
   lastEpoch: number;
   baseLrs: number[];
   lastLr: number[];
-  options: Record<string, number>;
+  options: Record<string, number | readonly number[]>;
 }
 
 /**
@@ -157,8 +157,9 @@ export interface SchedulerState {
  * optimizer's own state. A subclass keeps its hyper-parameters in `options`, not in fields of its own: the base
  * constructor already calls `chainedLr`, before a subclass's fields are initialized.
  */
-export abstract class LRScheduler<O extends Record<string, number> = Record<string, number>>
-  implements Scheduler
+export abstract class LRScheduler<
+  O extends Record<string, number | readonly number[]> = Record<string, number | readonly number[]>,
+> implements Scheduler
 {
   /** Number of `step()` calls since construction (PyTorch's `last_epoch`). */
   lastEpoch = -1;
@@ -366,6 +367,69 @@ export class StepLR extends LRScheduler<Required<StepLROptions>> {
   protected closedFormLr(base: number): number {
     const { stepSize, gamma } = this.options;
     return base * gamma ** Math.floor(this.lastEpoch / stepSize);
+  }
+}
+
+/** Options of {@link MultiStepLR}. */
+export interface MultiStepLROptions {
+  /** Steps at which the lr is multiplied by gamma, increasing. */
+  milestones: readonly number[];
+  /** Decay factor (default 0.1). */
+  gamma?: number;
+}
+
+/**
+ * `torch.optim.lr_scheduler.MultiStepLR`: multiply the lr by `gamma` at each milestone (a milestone listed twice
+ * decays twice, as PyTorch's Counter does).
+ *
+ * @example
+ * const sched = new MultiStepLR(opt, { milestones: [30, 80] }); // 0.1 -> 0.01 at 30 -> 0.001 at 80
+ */
+export class MultiStepLR extends LRScheduler<{ milestones: readonly number[]; gamma: number }> {
+  constructor(optimizer: OptimizerLike, options: MultiStepLROptions) {
+    checkOptions('MultiStepLR', options, optionKeys<MultiStepLROptions>()(['milestones', 'gamma']));
+    const { milestones, gamma = 0.1 } = options ?? {}; // a JavaScript caller may leave it out
+    if (!Array.isArray(milestones) || milestones.length === 0)
+      throw new ValueError('MultiStepLR', 'milestones must be a non-empty array of steps');
+    for (const m of milestones) checkCount('MultiStepLR', 'milestones', m, 1);
+    if (milestones.some((m, i) => i > 0 && m < milestones[i - 1]!))
+      throw new ValueError('MultiStepLR', `milestones must be increasing (got ${milestones.join(', ')})`);
+    super(optimizer, { milestones: [...milestones], gamma });
+  }
+
+  protected chainedLr(current: number[]): number[] {
+    const { milestones, gamma } = this.options;
+    const hits = milestones.filter((m) => m === this.lastEpoch).length;
+    return hits ? current.map((lr) => lr * gamma ** hits) : current;
+  }
+
+  protected closedFormLr(base: number): number {
+    const { milestones, gamma } = this.options;
+    return base * gamma ** milestones.filter((m) => m <= this.lastEpoch).length;
+  }
+}
+
+/**
+ * `torch.optim.lr_scheduler.ExponentialLR`: multiply the lr by `gamma` every step.
+ *
+ * @example
+ * const sched = new ExponentialLR(opt, { gamma: 0.9 }); // 0.1, 0.09, 0.081, ...
+ */
+export class ExponentialLR extends LRScheduler<{ gamma: number }> {
+  constructor(optimizer: OptimizerLike, options: { gamma: number }) {
+    checkOptions('ExponentialLR', options, ['gamma']);
+    const { gamma } = options ?? {};
+    if (typeof gamma !== 'number' || !(gamma > 0))
+      throw new ValueError('ExponentialLR', `gamma must be a positive number (got ${String(gamma)})`);
+    super(optimizer, { gamma });
+  }
+
+  protected chainedLr(current: number[]): number[] {
+    return this.lastEpoch === 0 ? current : current.map((lr) => lr * this.options.gamma);
+  }
+
+  protected closedFormLr(base: number): number {
+    return base * this.options.gamma ** this.lastEpoch;
   }
 }
 

@@ -7,8 +7,10 @@ import {
   CosineAnnealingLR,
   constant,
   cosineAnnealing,
+  ExponentialLR,
   LinearLR,
   linearWarmup,
+  MultiStepLR,
   type OptimizerLike,
   type Schedule,
   type Scheduler,
@@ -98,6 +100,37 @@ describe('PyTorch schedulers against torch 1.13 (schedules.json)', () => {
     expectClose('SequentialLR warm-up+cosine', lrs, c.lrs);
     // At the milestone the cosine restarts from its closed form at 0, i.e. exactly the base lr.
     assert.equal(lrs[5], 0.1);
+  });
+
+  it('MultiStepLR (a repeated milestone decays twice) and ExponentialLR, against torch 1.13', () => {
+    // torch.optim.lr_scheduler.MultiStepLR(SGD(lr=1), milestones=[2, 4, 4], gamma=0.5), lr before each step.
+    const multi = (opt: OptimizerLike) => new MultiStepLR(opt, { milestones: [2, 4, 4], gamma: 0.5 });
+    assert.deepEqual(run(multi, 1, 7), [1, 1, 0.5, 0.5, 0.125, 0.125, 0.125]);
+    const exp = (opt: OptimizerLike) => new ExponentialLR(opt, { gamma: 0.9 });
+    assert.deepEqual(
+      run(exp, 0.1, 5),
+      [0.1, 0.09000000000000001, 0.08100000000000002, 0.07290000000000002, 0.06561000000000002],
+    );
+    // Closed forms (what asSchedule and SequentialLR use) agree with the recursion.
+    assert.deepEqual(sample(asSchedule(multi, 1), 7), [1, 1, 0.5, 0.5, 0.125, 0.125, 0.125]);
+    const opt = { paramGroups: [{ lr: 1 }] };
+    assert.throws(
+      () => new MultiStepLR(opt, { milestones: [4, 2] }),
+      /MultiStepLR: milestones must be increasing/,
+    );
+    assert.throws(
+      () => new MultiStepLR(opt, { milestones: [] }),
+      /MultiStepLR: milestones must be a non-empty array/,
+    );
+    assert.throws(
+      () => new ExponentialLR(opt, { gamma: -1 }),
+      /ExponentialLR: gamma must be a positive number/,
+    );
+    const s = new MultiStepLR(opt, { milestones: [2] });
+    s.step();
+    const again = new MultiStepLR({ paramGroups: [{ lr: 1 }] }, { milestones: [2] });
+    again.loadStateDict(s.stateDict());
+    assert.equal(again.lastEpoch, 1);
   });
 
   it('asSchedule replays a scheduler as a pure function, in any order of steps', () => {
