@@ -75,34 +75,51 @@ export class Linear extends Module {
 }
 
 /** Modules applied in order; children are named "0", "1", ... as in PyTorch. */
-export class Sequential extends Module {
+/** A list of modules registered under their indices ("0", "1", ...): what Sequential and ModuleList share. */
+abstract class ModuleSequence extends Module implements Iterable<Module> {
   private readonly list: Module[] = [];
-  constructor(...layers: Module[]) {
+  /** What the error messages call the entries. */
+  protected abstract readonly noun: string;
+  constructor(modules: Iterable<Module>) {
     super();
-    for (const m of layers) this.append(m);
+    for (const m of modules) this.append(m);
   }
-  /** The layers in order (read it; add with `append`, which registers the layer's parameters). */
+  /** The modules in order (read it; add with `append`, which registers the module's parameters). */
   get layers(): readonly Module[] {
     return this.list;
   }
   get length(): number {
-    return this.layers.length;
+    return this.list.length;
   }
-  /** The layer at `i` (negative counts from the end, like `seq[-1]`). */
+  /** The module at `i` (negative counts from the end, like `seq[-1]`). */
   at(i: number): Module {
     const m = Number.isInteger(i) ? this.list.at(i) : undefined;
-    if (!m) throw new ValueError('Sequential', `index ${i} is out of range for ${this.layers.length} layers`);
+    if (!m)
+      throw new ValueError(
+        this.constructor.name,
+        `index ${i} is out of range for ${this.list.length} ${this.noun}`,
+      );
     return m;
   }
   append(m: Module): this {
     if (!(m instanceof Module))
       throw new ValueError(
-        'Sequential',
+        this.constructor.name,
         `expected a Module, got ${typeof m === 'function' ? 'a function' : typeof m}`,
       );
     this.registerModule(String(this.list.length), m);
     this.list.push(m);
     return this;
+  }
+  [Symbol.iterator](): Iterator<Module> {
+    return this.list[Symbol.iterator]();
+  }
+}
+
+export class Sequential extends ModuleSequence {
+  protected readonly noun = 'layers';
+  constructor(...layers: Module[]) {
+    super(layers);
   }
   forward(x: Tensor): Tensor {
     let y = x;
@@ -438,29 +455,10 @@ export class Embedding extends Module {
  * a model that loops over its layers itself. Iterable; no forward of its own.
  * @example class Deep extends Module { blocks = new ModuleList([new Linear(8, 8), new Linear(8, 8)]); ... }
  */
-export class ModuleList extends Module implements Iterable<Module> {
-  private readonly list: Module[] = [];
+export class ModuleList extends ModuleSequence {
+  protected readonly noun = 'modules';
   constructor(modules: Iterable<Module> = []) {
-    super();
-    for (const m of modules) this.append(m);
-  }
-  get length(): number {
-    return this.list.length;
-  }
-  /** The module at `i` (negative counts from the end). */
-  at(i: number): Module {
-    const m = Number.isInteger(i) ? this.list.at(i) : undefined;
-    if (!m) throw new ValueError('ModuleList', `index ${i} is out of range for ${this.list.length} modules`);
-    return m;
-  }
-  append(m: Module): this {
-    if (!(m instanceof Module)) throw new ValueError('ModuleList', `expected a Module, got ${typeof m}`);
-    this.registerModule(String(this.list.length), m);
-    this.list.push(m);
-    return this;
-  }
-  [Symbol.iterator](): Iterator<Module> {
-    return this.list[Symbol.iterator]();
+    super(modules);
   }
   forward(): Tensor {
     throw new StateError('ModuleList', 'a ModuleList has no forward: iterate over it in your own forward');
