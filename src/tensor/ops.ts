@@ -870,6 +870,35 @@ export function clearGrad(p: Tensor, setToNone: boolean): void {
   else zeroGradInPlace(p.grad);
 }
 
+/**
+ * In-place arithmetic (add_, mul_, ...) outside recording only, where a tensor requires grad: PyTorch refuses it
+ * for a leaf and rewrites history for a non-leaf, which this graph does not (update parameters inside noGrad).
+ */
+export function checkInPlace(op: string, dst: Tensor, other: TensorOrScalar): void {
+  if (isGradEnabled() && (dst.requiresGrad || (other instanceof Tensor && other.requiresGrad)))
+    throw new StateError(
+      op,
+      'in-place arithmetic on tensors that require grad while recording (the graph would lose it): wrap it in noGrad(() => ...), or use the out-of-place op',
+    );
+}
+
+/**
+ * An in-place result must have the target's shape and dtype: `int += 0.5` is refused as PyTorch's "result type
+ * Float can't be cast to Int", and the target is never broadcast.
+ */
+export function checkInPlaceResult(op: string, dst: Tensor, result: Tensor): void {
+  if (result.dtype !== dst.dtype)
+    throw new ValueError(
+      op,
+      `result type ${result.dtype} can't be cast to the ${dst.dtype} tensor it would be written into`,
+    );
+  if (!sameShape(result.shape, dst.shape))
+    throw new ShapeError(
+      op,
+      `output with shape ${fmtShape(dst.shape)} doesn't match the broadcast shape ${fmtShape(result.shape)}`,
+    );
+}
+
 /** Write `src` (broadcast) into `dst`'s storage, outside autograd. Used by in-place methods. */
 export function assign(dst: Tensor, src: TensorOrScalar): void {
   zeroedGrads.delete(dst.data);

@@ -162,6 +162,29 @@ export class Tensor implements View {
   fill_(v: number): this {
     return this.copy_(v);
   }
+  /** this += other, in place (PyTorch's add_), e.g. a manual update inside noGrad: `w.sub_(w.grad.mul(lr))`. */
+  add_(other: TensorOrScalar): this {
+    return this.inPlace('add_', ops.add, other);
+  }
+  sub_(other: TensorOrScalar): this {
+    return this.inPlace('sub_', ops.sub, other);
+  }
+  mul_(other: TensorOrScalar): this {
+    return this.inPlace('mul_', ops.mul, other);
+  }
+  div_(other: TensorOrScalar): this {
+    return this.inPlace('div_', ops.div, other);
+  }
+  clamp_(min?: number | { min?: number; max?: number }, max?: number): this {
+    return this.inPlace('clamp_', (x) => ops.clamp(x, min, max), 0);
+  }
+  private inPlace(op: string, f: (a: Tensor, b: TensorOrScalar) => Tensor, other: TensorOrScalar): this {
+    ops.checkInPlace(op, this, other);
+    const r = f(this, other);
+    ops.checkInPlaceResult(op, this, r);
+    ops.assign(this, r);
+    return this;
+  }
 
   // ---- ops as methods (see ops.ts for documentation) ------------------------------------------------------
 

@@ -65,3 +65,60 @@ describe('in-place writes into tensors a graph needs', () => {
       .backward();
   });
 });
+
+describe('in-place arithmetic (add_, sub_, mul_, div_, clamp_)', () => {
+  it('computes in place as PyTorch 1.13 (w.add_(0.5).mul_(2).sub_(1).div_(4).clamp_(min=0.5)), bumping the version', () => {
+    const w = mb.tensor([1, 2]);
+    const data = w.data;
+    w.add_(mb.tensor([0.5, 0.5]))
+      .mul_(2)
+      .sub_(1)
+      .div_(4)
+      .clamp_({ min: 0.5 });
+    assert.deepEqual(w.toList(), [0.5, 1]);
+    assert.equal(w.data, data, 'same storage');
+    const x = mb.tensor([1, 2], { requiresGrad: true });
+    const y = x.mul(w);
+    w.mul_(3);
+    assert.throws(() => y.sum().backward(), /modified by an inplace operation/);
+  });
+
+  it('a manual SGD step inside noGrad works; outside, on tensors that require grad, it is refused', () => {
+    const p = mb.tensor([1, 2], { requiresGrad: true });
+    p.mul(p).sum().backward(); // grad 2p = [2, 4]
+    assert.throws(
+      () => p.sub_(p.grad!.mul(0.1)),
+      /sub_: in-place arithmetic on tensors that require grad while recording/,
+    );
+    mb.noGrad(() => p.sub_(p.grad!.mul(0.1)));
+    assert.deepEqual(
+      (p.toList() as number[]).map((v) => Math.round(v * 1e6) / 1e6),
+      [0.8, 1.6],
+    );
+    const plain = mb.tensor([1, 2]);
+    assert.throws(
+      () => plain.add_(p),
+      /add_: in-place arithmetic on tensors that require grad/,
+      'the graph would lose p',
+    );
+  });
+
+  it('the result keeps the target dtype and shape (int += 0.5 and a broadcast target are refused)', () => {
+    const i = mb.tensor(Int32Array.from([1, 2]));
+    assert.throws(() => i.add_(0.5), /add_: result type float32 can't be cast to the int32 tensor/);
+    i.add_(3);
+    assert.deepEqual(i.toList(), [4, 5]);
+    const row = mb.tensor([1, 2]);
+    assert.throws(
+      () => row.add_(mb.ones([3, 2])),
+      /add_: output with shape \[2\] doesn't match the broadcast shape \[3,2\]/,
+    );
+    const m = mb.ones([3, 2]);
+    m.mul_(mb.tensor([2, 3])); // the operand broadcasts, the target does not
+    assert.deepEqual(m.toList(), [
+      [2, 3],
+      [2, 3],
+      [2, 3],
+    ]);
+  });
+});
