@@ -72,7 +72,16 @@ export {
 } from './nn/attention.js';
 export * as functional from './nn/functional.js';
 export * from './nn/layers.js';
-export { binaryCrossEntropyWithLogits, crossEntropy, mseLoss, nllLoss, type Reduction } from './nn/losses.js';
+export {
+  binaryCrossEntropyWithLogits,
+  crossEntropy,
+  huberLoss,
+  l1Loss,
+  mseLoss,
+  nllLoss,
+  type Reduction,
+  smoothL1Loss,
+} from './nn/losses.js';
 export { Module } from './nn/module.js';
 export * from './nn/transformer.js';
 export { Adam, AdamW } from './optim/adam.js';

@@ -27,14 +27,62 @@ function reduce(op: string, loss: Tensor, reduction: Reduction): Tensor {
 export function mseLoss(input: Tensor, target: Tensor, opts: { reduction?: Reduction } = {}): Tensor {
   checkOptions('mseLoss', opts, ['reduction']);
   const { reduction = 'mean' } = opts;
+  sameShapes('mseLoss', input, target);
+  const d = ops.sub(input, target);
+  return reduce('mseLoss', ops.mul(d, d), reduction);
+}
+
+/** input and target of one shape, or a ShapeError naming the loss. */
+function sameShapes(op: string, input: Tensor, target: Tensor): void {
   if (input.shape.join() !== target.shape.join()) {
     throw new ShapeError(
-      'mseLoss',
+      op,
       `input ${fmtShape(input.shape)} and target ${fmtShape(target.shape)} must have the same shape`,
     );
   }
+}
+
+/** Mean absolute error, PyTorch's l1_loss. */
+export function l1Loss(input: Tensor, target: Tensor, opts: { reduction?: Reduction } = {}): Tensor {
+  checkOptions('l1Loss', opts, ['reduction']);
+  sameShapes('l1Loss', input, target);
+  return reduce('l1Loss', ops.abs(ops.sub(input, target)), opts.reduction ?? 'mean');
+}
+
+/**
+ * Huber loss, PyTorch's huber_loss: ½d² where |d| < delta, else delta·(|d| - ½delta) (default delta 1).
+ * `smoothL1Loss` is PyTorch's smooth_l1_loss: the same shape divided by `beta` (default 1; equal at 1).
+ */
+export function huberLoss(
+  input: Tensor,
+  target: Tensor,
+  opts: { reduction?: Reduction; delta?: number } = {},
+): Tensor {
+  checkOptions('huberLoss', opts, ['reduction', 'delta']);
+  const { reduction = 'mean', delta = 1 } = opts;
+  if (!(delta > 0)) throw new ValueError('huberLoss', `delta must be positive (got ${delta})`);
+  sameShapes('huberLoss', input, target);
+  return reduce('huberLoss', huber(ops.sub(input, target), delta), reduction);
+}
+
+export function smoothL1Loss(
+  input: Tensor,
+  target: Tensor,
+  opts: { reduction?: Reduction; beta?: number } = {},
+): Tensor {
+  checkOptions('smoothL1Loss', opts, ['reduction', 'beta']);
+  const { reduction = 'mean', beta = 1 } = opts;
+  if (!(beta >= 0)) throw new ValueError('smoothL1Loss', `beta must be non-negative (got ${beta})`);
+  sameShapes('smoothL1Loss', input, target);
   const d = ops.sub(input, target);
-  return reduce('mseLoss', ops.mul(d, d), reduction);
+  // beta 0 is the L1 loss (PyTorch's special case); otherwise huber(d, beta) / beta.
+  return reduce('smoothL1Loss', beta === 0 ? ops.abs(d) : ops.div(huber(d, beta), beta), reduction);
+}
+
+/** Elementwise ½d² for |d| < delta, delta·(|d| - ½delta) beyond. */
+function huber(d: Tensor, delta: number): Tensor {
+  const a = ops.abs(d);
+  return ops.where(ops.lt(a, delta), ops.mul(ops.mul(d, d), 0.5), ops.mul(ops.sub(a, 0.5 * delta), delta));
 }
 
 export interface CrossEntropyOptions {

@@ -88,4 +88,61 @@ forEachBackend(() => {
       /mseLoss: avg is not a valid value for reduction/,
     );
   });
+
+  it('l1Loss, huberLoss and smoothL1Loss: values and gradients of PyTorch 1.13', () => {
+    const target = mb.tensor([
+      [0, 0, 1],
+      [0.2, -1, -0.3],
+    ]);
+    const cases: [string, (x: mb.Tensor) => mb.Tensor, number, number[]][] = [
+      // F.l1_loss(x, t): the gradient at d = 0 is 0, as sign(0).
+      ['l1', (x) => mb.l1Loss(x, target), 1.1833332777023315, [1 / 6, -1 / 6, 1 / 6, -1 / 6, 1 / 6, 0]],
+      [
+        'huber delta 2',
+        (x) => mb.huberLoss(x, target, { delta: 2 }),
+        1.1883333921432495,
+        [0.0833333, -0.3333333, 0.3333333, -0.0166667, 0.3333333, 0],
+      ],
+      [
+        'smooth l1 beta 0.5',
+        (x) => mb.smoothL1Loss(x, target, { beta: 0.5 }),
+        1.0016666650772095,
+        [1 / 6, -1 / 6, 1 / 6, -0.0333333, 1 / 6, 0],
+      ],
+      [
+        'smooth l1 sum',
+        (x) => mb.smoothL1Loss(x, target, { reduction: 'sum' }),
+        5.130000114440918,
+        [0.5, -1, 1, -0.1, 1, 0],
+      ],
+    ];
+    for (const [name, f, loss, grad] of cases) {
+      const x = mb.tensor(
+        [
+          [0.5, -2, 3],
+          [0.1, 1.5, -0.3],
+        ],
+        { requiresGrad: true },
+      );
+      const l = f(x);
+      assertClose(l, [loss], { rtol: 1e-6 });
+      l.backward();
+      assertClose(x.grad!, grad, { rtol: 1e-5, atol: 1e-7, label: name });
+    }
+    const x = mb.tensor([
+      [0.5, -2, 3],
+      [0.1, 1.5, -0.3],
+    ]);
+    assertClose(
+      mb.huberLoss(x, target, { reduction: 'none' }),
+      [0.125, 1.5, 1.5, 0.005000000353902578, 2, 0],
+      { rtol: 1e-6 },
+    );
+    assertClose(mb.smoothL1Loss(x, target, { beta: 0 }), [mb.l1Loss(x, target).item()]);
+    assert.throws(
+      () => mb.l1Loss(x, mb.ones([3])),
+      /l1Loss: input \[2,3\] and target \[3\] must have the same shape/,
+    );
+    assert.throws(() => mb.huberLoss(x, target, { delta: 0 }), /huberLoss: delta must be positive/);
+  });
 });
