@@ -33,6 +33,11 @@ export class FormatError extends MinibatchError {
   }
 }
 
+/** What a bad argument is, for a message: `null`, `an array`, or its typeof (`undefined`, `string`...). */
+export function kindOf(v: unknown): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v;
+}
+
 /** Format a shape the way error messages show it: `[32,784]`. */
 export function fmtShape(shape: readonly number[]): string {
   return `[${shape.join(',')}]`;

@@ -10,6 +10,7 @@ import { TensorDataset } from '../data/dataset.js';
 import { FashionMnistDataset } from '../data/fashion-dataset.js';
 import { fashionMnistSearchPath, loadFashionMnist, shippedFashionMnistDir } from '../data/fashion-mnist.js';
 import { ValueError } from '../errors.js';
+import { BatchNorm1d, BatchNorm2d } from '../nn/layers.js';
 import { AdamW } from '../optim/adam.js';
 import { constant, cosineAnnealing, type Schedule, stepDecay } from '../optim/schedules.js';
 import { SGD } from '../optim/sgd.js';
@@ -185,11 +186,11 @@ export async function train(
       : new TensorDataset(xTrain, yTrain);
   // BatchNorm cannot train on one sample (PyTorch refuses too): an epoch whose last batch would be a single
   // sample drops it (1 of N samples) instead of failing there; batch size 1 is refused up front.
-  const batchNorm = args.model === 'mlp-bn';
+  const batchNorm = model.modules().some((m) => m instanceof BatchNorm1d || m instanceof BatchNorm2d);
   if (batchNorm && args.batchSize === 1)
     throw new ValueError(
       'train',
-      '--model mlp-bn cannot train with --batch-size 1: BatchNorm needs two samples per batch',
+      `--model ${args.model} cannot train with --batch-size 1: BatchNorm needs two samples per batch`,
     );
   const trainLoader = new DataLoader(trainSet, {
     batchSize: args.batchSize,

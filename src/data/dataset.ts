@@ -21,7 +21,7 @@
  * this repository and from `dist/` when installed, never from the `.ts` sources, so resolve the path from
  * the compiled file, not from the source tree.
  */
-import { fmtShape, ValueError } from '../errors.js';
+import { fmtShape, kindOf, ValueError } from '../errors.js';
 import { indexSelect, select } from '../tensor/ops.js';
 import { defaultGenerator, Generator } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -87,7 +87,7 @@ export class TensorDataset<T extends Tensor[] = Tensor[]> implements Dataset<T, 
       const got = tensors[notTensor] as unknown;
       throw new ValueError(
         'TensorDataset',
-        `argument ${notTensor} is ${Array.isArray(got) ? 'an array' : typeof got}, not a Tensor (make it one: tensor(...))`,
+        `argument ${notTensor} is ${kindOf(got)}, not a Tensor (make it one: tensor(...))`,
       );
     }
     const n = tensors[0]!.shape[0];

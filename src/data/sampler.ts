@@ -44,7 +44,6 @@ function checkPositive(op: string, name: string, value: number): void {
   }
 }
 
-/** Returns the generator for each new epoch: the same advancing one, or a fresh one seeded from the default. */
 /** Refuse a seed that is not an integer or a generator that is not a Generator (shared with DataLoader). */
 export function checkRandomOptions(op: string, { seed, generator }: RandomOptions): void {
   if (seed !== undefined && generator !== undefined) {
@@ -58,6 +57,7 @@ export function checkRandomOptions(op: string, { seed, generator }: RandomOption
   }
 }
 
+/** Returns the generator for each new epoch: the same advancing one, or a fresh one seeded from the default. */
 function epochGenerators(op: string, { seed, generator }: RandomOptions): () => Generator {
   checkRandomOptions(op, { seed, generator });
   const g = generator ?? (seed === undefined ? undefined : new Generator(seed));

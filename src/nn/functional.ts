@@ -4,7 +4,7 @@
  */
 import { noGrad } from '../autograd/engine.js';
 import { type ConvGeometry, kernels } from '../backend/backend.js';
-import { checkOptions, fmtShape, optionKeys, ShapeError, ValueError } from '../errors.js';
+import { checkOptions, fmtShape, kindOf, optionKeys, ShapeError, ValueError } from '../errors.js';
 import { autocastPrecision } from '../tensor/autocast.js';
 import * as ops from '../tensor/ops.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
@@ -30,8 +30,7 @@ export function linear(
     ['weight', weight],
   ] as const) {
     if (!(t instanceof Tensor)) {
-      const got = t === null || t === undefined ? String(t) : Array.isArray(t) ? 'an array' : typeof t;
-      throw new ValueError('linear', `${name} must be a Tensor (got ${got}): tensor(...) makes one`);
+      throw new ValueError('linear', `${name} must be a Tensor (got ${kindOf(t)}): tensor(...) makes one`);
     }
   }
   checkOptions('linear', opts, ['relu']);

@@ -74,7 +74,6 @@ export class Linear extends Module {
   }
 }
 
-/** Modules applied in order; children are named "0", "1", ... as in PyTorch. */
 /** A list of modules registered under their indices ("0", "1", ...): what Sequential and ModuleList share. */
 abstract class ModuleSequence extends Module implements Iterable<Module> {
   private readonly list: Module[] = [];
@@ -116,6 +115,7 @@ abstract class ModuleSequence extends Module implements Iterable<Module> {
   }
 }
 
+/** Modules applied in order; children are named "0", "1", ... as in PyTorch. */
 export class Sequential extends ModuleSequence {
   protected readonly noun = 'layers';
   constructor(...layers: Module[]) {

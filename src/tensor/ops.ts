@@ -14,7 +14,7 @@ import {
   type UnaryOp,
   type View,
 } from '../backend/backend.js';
-import { checkOptions, fmtShape, optionKeys, ShapeError, StateError, ValueError } from '../errors.js';
+import { checkOptions, fmtShape, kindOf, optionKeys, ShapeError, StateError, ValueError } from '../errors.js';
 import { autocastPrecision, type Precision, packBits, roundInPlace, unpackBits } from './autocast.js';
 import { checkDtype, type DType, promote, type TypedArray } from './dtype.js';
 import {
@@ -98,7 +98,7 @@ function lift(op: string, x: TensorOrScalar, other: Tensor): Tensor {
   if (x instanceof Tensor) return x;
   // A typo (model.bais: undefined), an array or a string would otherwise become NaN or be coerced.
   if (typeof x !== 'number' && typeof x !== 'boolean') {
-    const got = x === null || x === undefined ? String(x) : Array.isArray(x) ? 'an array' : typeof x;
+    const got = kindOf(x);
     const hint = Array.isArray(x) ? ' (make it a tensor: tensor([...]))' : '';
     throw new ValueError(op, `operands must be tensors, numbers or booleans (got ${got})${hint}`);
   }
@@ -190,8 +190,7 @@ function broadcastView(x: View, shape: readonly number[]): View {
 
 function requireFloat(op: string, x: Tensor): void {
   if (!(x instanceof Tensor)) {
-    const got = x === null || x === undefined ? String(x) : Array.isArray(x) ? 'an array' : typeof x;
-    throw new ValueError(op, `expected a Tensor (got ${got})`);
+    throw new ValueError(op, `expected a Tensor (got ${kindOf(x)})`);
   }
   if (x.dtype !== 'float32') throw new ValueError(op, `expected a float32 tensor, got ${x.dtype}`);
 }
@@ -361,7 +360,7 @@ export function clamp(x: Tensor, min?: number | { min?: number; max?: number }, 
     ['max', max],
   ] as const) {
     if (v !== undefined && typeof v !== 'number')
-      throw new ValueError('clamp', `${name} must be a number (got ${v === null ? 'null' : typeof v})`);
+      throw new ValueError('clamp', `${name} must be a number (got ${kindOf(v)})`);
   }
   if (min === undefined && max === undefined)
     throw new ValueError('clamp', 'at least one of min and max must be given');
@@ -627,7 +626,6 @@ function rounded(t: Tensor, precision: Precision): Tensor {
 
 // ---- views ------------------------------------------------------------------------------------------------
 
-/** Strides for `shape` that address x's elements in the same row-major order, if they exist without a copy. */
 /**
  * Strides that show x's elements, in row-major order, with `shape`; null when no strides can (a copy is
  * needed). PyTorch's computeStride: x's dims are cut into chunks that are contiguous among themselves, and
@@ -926,9 +924,8 @@ export function addInto(dst: Tensor, src: Tensor): void {
   else kernels().add(dst, broadcastView(src, dst.shape), dst.data);
 }
 
-/** Concatenate along `dim`; all other dims must match. @example cat([b1, b2], 0) // (32,784)+(32,784) -> (64,784) */
-/** A list of tensors for cat/stack: cat(a, b) (PyTorch takes a tuple) is refused by name. */
-function tensorList(op: string, tensors: unknown): readonly Tensor[] {
+/** A non-empty list of tensors for cat/stack: cat(a, b) (PyTorch takes a tuple) is refused by name. */
+function checkTensorList(op: string, tensors: unknown): void {
   if (!Array.isArray(tensors) || tensors.some((t) => !(t instanceof Tensor))) {
     const got =
       tensors instanceof Tensor
@@ -939,11 +936,11 @@ function tensorList(op: string, tensors: unknown): readonly Tensor[] {
     throw new ValueError(op, `expected an array of tensors (got ${got}): ${op}([a, b], dim)`);
   }
   if (tensors.length === 0) throw new ValueError(op, 'expected a non-empty list of tensors');
-  return tensors;
 }
 
+/** Concatenate along `dim`; all other dims must match. @example cat([b1, b2], 0) // (32,784)+(32,784) -> (64,784) */
 export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
-  tensorList('cat', tensors);
+  checkTensorList('cat', tensors);
   const first = tensors[0]!;
   const d = normDim('cat', dim, first.rank);
   tensors.forEach((t, i) => {
@@ -969,7 +966,7 @@ export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
 
 /** Stack equal-shaped tensors along a new dim. @example stack(samples) // N × (784) -> (N, 784) */
 export function stack(tensors: readonly Tensor[], dim = 0): Tensor {
-  tensorList('stack', tensors);
+  checkTensorList('stack', tensors);
   const s0 = tensors[0]!.shape;
   tensors.forEach((t, i) => {
     if (!sameShape(t.shape, s0)) {

@@ -1,4 +1,4 @@
-import { fmtShape, ShapeError, ValueError } from '../errors.js';
+import { fmtShape, kindOf, ShapeError, ValueError } from '../errors.js';
 
 /** Number of elements of a shape (1 for a scalar, 0 if any dimension is 0). */
 export function numel(shape: readonly number[]): number {
@@ -63,10 +63,7 @@ export function normDim(op: string, dim: number, rank: number): number {
 /** Resolve a list of dims (undefined = all), sorted and unique. */
 export function normDims(op: string, dims: number | readonly number[] | undefined, rank: number): number[] {
   if (dims !== undefined && typeof dims !== 'number' && !Array.isArray(dims))
-    throw new ValueError(
-      op,
-      `dims must be a number or an array of numbers (got ${dims === null ? 'null' : typeof dims})`,
-    );
+    throw new ValueError(op, `dims must be a number or an array of numbers (got ${kindOf(dims)})`);
   const list = typeof dims === 'number' ? [dims] : dims;
   // No dims, or an empty list (PyTorch's x.sum([])), reduce over every dim.
   if (list === undefined || list.length === 0) return Array.from({ length: rank }, (_, i) => i);
@@ -87,10 +84,7 @@ export function resolveShape(op: string, shape: readonly number[], size?: number
   // One number is a 1-D shape (torch.ones(5)); anything else but a list is refused by name.
   if (typeof shape === 'number') shape = [shape];
   if (!Array.isArray(shape))
-    throw new ValueError(
-      op,
-      `shape must be an array of sizes (got ${shape === null ? 'null' : typeof shape})`,
-    );
+    throw new ValueError(op, `shape must be an array of sizes (got ${kindOf(shape)})`);
   let infer = -1;
   let known = 1;
   shape.forEach((d, i) => {

@@ -10,7 +10,7 @@
  * that do not fill k are stepped too, so no sample is wasted.
  */
 import { noGrad } from '../autograd/engine.js';
-import { checkOptions, optionKeys, StateError, ValueError } from '../errors.js';
+import { checkOptions, kindOf, optionKeys, StateError, ValueError } from '../errors.js';
 import { crossEntropy } from '../nn/losses.js';
 import type { Module } from '../nn/module.js';
 import type { Schedule } from '../optim/schedules.js';
@@ -19,10 +19,10 @@ import { argmax, eq, ge, mul, sum } from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { GradScaler } from './grad-scaler.js';
 
-/** Batches of (input, target): a DataLoader, an array, or any (async) iterable. Called per epoch if a function. */
 /** The largest finite fp16 value: a scaled gradient beyond it would be Inf in fp16 storage. */
 const FP16_MAX = 65504;
 
+/** Batches of (input, target): a DataLoader, an array, or any (async) iterable. Called per epoch if a function. */
 export type BatchSource =
   | Iterable<[Tensor, Tensor]>
   | AsyncIterable<[Tensor, Tensor]>
@@ -124,7 +124,7 @@ async function* batchesOf(op: string, src: BatchSource, epoch: number): AsyncGen
   ) {
     throw new ValueError(
       op,
-      `batches come from a DataLoader, an iterable of [x, y] or a function of the epoch returning one (got ${it === null ? 'null' : typeof it})`,
+      `batches come from a DataLoader, an iterable of [x, y] or a function of the epoch returning one (got ${kindOf(it)})`,
     );
   }
   for await (const b of it as AsyncIterable<[Tensor, Tensor]>) yield b;
