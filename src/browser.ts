@@ -84,9 +84,11 @@ export {
 } from './nn/losses.js';
 export { Module } from './nn/module.js';
 export * from './nn/transformer.js';
+export { Adagrad } from './optim/adagrad.js';
 export { Adam, AdamW } from './optim/adam.js';
 export { clipGradNorm, clipGradValue } from './optim/clip.js';
 export { Optimizer, type OptimizerStateDict } from './optim/optimizer.js';
+export { RMSprop } from './optim/rmsprop.js';
 export * from './optim/schedules.js';
 export { SGD } from './optim/sgd.js';
 export { findBatchSize, profileBatchSizes, profileConvergence } from './profile/profile.js';

@@ -88,6 +88,32 @@ export interface AdamUpdate {
 }
 
 /**
+ * RMSprop's per-step scalars, float32-rounded (torch 1.13 `_single_tensor_rmsprop`): g += wd·p;
+ * sq = α·sq + (keep·g)·g;  centered: ga = α·ga + keep·g, avg = √(sq − ga·ga) + eps, else avg = √sq + eps;
+ * momentum: buf = μ·buf + g/avg, p += negLr·buf;  else p += (negLr·g)/avg. keep = 1 − α.
+ */
+export interface RmspropUpdate {
+  alpha: number;
+  keep: number;
+  eps: number;
+  wd: number;
+  mu: number;
+  negLr: number;
+  maximize: boolean;
+}
+
+/**
+ * Adagrad's per-step scalars, float32-rounded (torch 1.13 `_single_tensor_adagrad`): g += wd·p;  sum += g·g;
+ * p += (negClr·g)/(√sum + eps), with clr = lr / (1 + (step − 1)·lrDecay) computed in float64.
+ */
+export interface AdagradUpdate {
+  eps: number;
+  wd: number;
+  negClr: number;
+  maximize: boolean;
+}
+
+/**
  * Every kernel by name. Shape legend: N batch, M/K/N' matmul sizes, C classes or channels.
  */
 export interface KernelTable {
@@ -212,6 +238,20 @@ export interface KernelTable {
     vmax: Float32Array | null,
     h: AdamUpdate,
   ) => void;
+  /**
+   * One RMSprop step (src/optim/rmsprop.ts) in place over p, g, the squared average sq, the gradient average
+   * gavg (centered, else null) and the momentum buffer buf (momentum > 0, else null).
+   */
+  rmspropUpdate: (
+    p: Float32Array,
+    g: Float32Array,
+    sq: Float32Array,
+    gavg: Float32Array | null,
+    buf: Float32Array | null,
+    h: RmspropUpdate,
+  ) => void;
+  /** One Adagrad step (src/optim/adagrad.ts) in place over p, g and the running sum of squares. */
+  adagradUpdate: (p: Float32Array, g: Float32Array, sum: Float32Array, h: AdagradUpdate) => void;
   /** im2col of contiguous x (N, C, H, W) into cols (N, C·kh·kw, Ho·Wo) for a convolution's GEMM. */
   im2col: (x: Float32Array, g: ConvGeometry, cols: Float32Array) => void;
   /** col2im: the adjoint of im2col, accumulating cols back into dx (N, C, H, W), which starts zeroed. */

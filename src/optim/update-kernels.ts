@@ -1,5 +1,6 @@
 /**
- * The optimizers' per-element updates as reference kernels (`sgdUpdate`, `adamUpdate` of the js backend): the
+ * The optimizers' per-element updates as reference kernels (`sgdUpdate`, `adamUpdate`, `rmspropUpdate`,
+ * `adagradUpdate` of the js backend): the
  * oracle the SIMD kernels (src/backend/wasm/assembly/optim.ts) match bit for bit. Flat loops over dense
  * float32 storage, in PyTorch's order of operations and roundings (see SgdUpdate, AdamUpdate).
  */
@@ -53,5 +54,46 @@ export const adamUpdate: KernelTable['adamUpdate'] = (p, g, m, v, vmax, h) => {
     if (vmax) vi = vmax[i] = Math.max(vmax[i]!, vi);
     const denom = f(f(f(Math.sqrt(vi)) / bc2Sqrt) + eps);
     p[i] = p[i]! + f(f(negStepSize * mi) / denom);
+  }
+};
+
+// ATen's addcmul(s, t1, t2, value) is fmadd(value·t1, t2, s) and addcdiv(s, t1, t2, value) is
+// s + (value·t1)/t2, each step rounded to float32 (as Adam's loop above).
+
+export const rmspropUpdate: KernelTable['rmspropUpdate'] = (p, g, sq, gavg, buf, h) => {
+  const f = Math.fround;
+  const { alpha, keep, eps, wd, mu, negLr, maximize } = h;
+  for (let i = 0, n = p.length; i < n; i++) {
+    let gi = maximize ? -g[i]! : g[i]!;
+    if (wd !== 0) gi = fmadd(wd, p[i]!, gi);
+    const si = fmadd(f(keep * gi), gi, f(alpha * sq[i]!));
+    sq[i] = si;
+    let avg: number;
+    if (gavg) {
+      const ai = fmadd(keep, gi, f(alpha * gavg[i]!));
+      gavg[i] = ai;
+      avg = f(f(Math.sqrt(fmadd(-ai, ai, si))) + eps);
+    } else {
+      avg = f(f(Math.sqrt(si)) + eps);
+    }
+    if (buf) {
+      const bi = f(f(mu * buf[i]!) + f(gi / avg));
+      buf[i] = bi;
+      p[i] = fmadd(negLr, bi, p[i]!);
+    } else {
+      p[i] = f(p[i]! + f(f(negLr * gi) / avg));
+    }
+  }
+};
+
+export const adagradUpdate: KernelTable['adagradUpdate'] = (p, g, sum, h) => {
+  const f = Math.fround;
+  const { eps, wd, negClr, maximize } = h;
+  for (let i = 0, n = p.length; i < n; i++) {
+    let gi = maximize ? -g[i]! : g[i]!;
+    if (wd !== 0) gi = fmadd(wd, p[i]!, gi);
+    const si = fmadd(gi, gi, sum[i]!);
+    sum[i] = si;
+    p[i] = f(p[i]! + f(f(negClr * gi) / f(f(Math.sqrt(si)) + eps)));
   }
 };

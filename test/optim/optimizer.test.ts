@@ -3,27 +3,32 @@ import { describe, it } from 'node:test';
 import { ShapeError, ValueError } from '../../src/errors.js';
 import * as mb from '../../src/index.js';
 import { decodeSafetensors, encodeSafetensors, type TensorEntry } from '../../src/io/safetensors.js';
+import { Adagrad } from '../../src/optim/adagrad.js';
 import { Adam, AdamW } from '../../src/optim/adam.js';
 import type { OptimizerStateDict } from '../../src/optim/optimizer.js';
+import { RMSprop } from '../../src/optim/rmsprop.js';
 import { linearWarmup, StepLR } from '../../src/optim/schedules.js';
 import { SGD } from '../../src/optim/sgd.js';
 import { assertClose, type FixtureTensor, fixture, forEachBackend, ft } from '../helpers.js';
 
 interface Case {
-  optimizer: 'SGD' | 'Adam' | 'AdamW';
+  optimizer: 'SGD' | 'Adam' | 'AdamW' | 'RMSprop' | 'Adagrad';
   options: Record<string, number | boolean | number[]>;
   param0: FixtureTensor;
   grads: FixtureTensor[];
   params: FixtureTensor[];
 }
 const { cases } = fixture<{ cases: Case[] }>('optimizers.json');
+const more = fixture<{ cases: Case[] }>('optimizers_more.json').cases;
 
-type AnyOptimizer = SGD | Adam | AdamW;
+type AnyOptimizer = SGD | Adam | AdamW | RMSprop | Adagrad;
 // biome-ignore lint/suspicious/noExplicitAny: fixture options are checked by the optimizers themselves
 const KINDS: Record<Case['optimizer'], (params: mb.Tensor[], options: any) => AnyOptimizer> = {
   SGD: (params, options) => new SGD(params, options),
   Adam: (params, options) => new Adam(params, options),
   AdamW: (params, options) => new AdamW(params, options),
+  RMSprop: (params, options) => new RMSprop(params, options),
+  Adagrad: (params, options) => new Adagrad(params, options),
 };
 const camel = (k: string) => k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
 const optionsOf = (c: Case) => Object.fromEntries(Object.entries(c.options).map(([k, v]) => [camel(k), v]));
@@ -55,8 +60,8 @@ function saveAndLoad(sd: OptimizerStateDict): OptimizerStateDict {
 }
 
 forEachBackend(() => {
-  describe('optimizers against torch 1.13 (optimizers.json)', () => {
-    for (const c of cases) {
+  describe('optimizers against torch 1.13 (optimizers.json, optimizers_more.json)', () => {
+    for (const c of [...cases, ...more]) {
       it(`${c.optimizer} ${JSON.stringify(c.options)}: six steps`, () => {
         const w = ft(c.param0, true);
         const opt = KINDS[c.optimizer]([w], optionsOf(c));
@@ -78,6 +83,8 @@ forEachBackend(() => {
       ['SGD nesterov', (ps) => new SGD(ps, { lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: 1e-2 })],
       ['Adam amsgrad', (ps) => new Adam(ps, { lr: 0.01, amsgrad: true })],
       ['AdamW', (ps) => new AdamW(ps, { lr: 0.01, betas: [0.8, 0.99] })],
+      ['RMSprop centered + momentum', (ps) => new RMSprop(ps, { lr: 0.01, centered: true, momentum: 0.9 })],
+      ['Adagrad lrDecay', (ps) => new Adagrad(ps, { lr: 0.1, lrDecay: 0.05, initialAccumulatorValue: 0.1 })],
     ];
     // Two groups; the bias has no gradient at step 2 (index 1): it gets no update and, at first, no state.
     const setup = (make: (params: mb.Tensor[]) => AnyOptimizer) => {
@@ -143,6 +150,97 @@ forEachBackend(() => {
         'maximize',
         'params',
       ]);
+    });
+
+    it("RMSprop and Adagrad: PyTorch's state keys and group options", () => {
+      const rms = setup(configs[3]![1]);
+      rms.run([0]);
+      const sd = rms.opt.stateDict();
+      assert.deepEqual(Object.keys(sd.state[0]!).sort(), [
+        'grad_avg',
+        'momentum_buffer',
+        'square_avg',
+        'step',
+      ]);
+      assert.deepEqual(Object.keys(sd.param_groups[0]!), [
+        'lr',
+        'alpha',
+        'eps',
+        'weight_decay',
+        'momentum',
+        'centered',
+        'maximize',
+        'params',
+      ]);
+      const plain = setup((ps) => new RMSprop(ps));
+      plain.run([0]);
+      assert.deepEqual(Object.keys(plain.opt.stateDict().state[0]!).sort(), ['square_avg', 'step']);
+      const ada = setup(configs[4]![1]);
+      ada.run([0, 1]);
+      const sa = ada.opt.stateDict();
+      assert.deepEqual(Object.keys(sa.state[0]!).sort(), ['step', 'sum']);
+      assert.equal(sa.state[0]!.step, 2);
+      assert.equal(sa.state[1]!.step, 1, 'the bias had no gradient at step 2');
+      assert.deepEqual(Object.keys(sa.param_groups[0]!), [
+        'lr',
+        'lr_decay',
+        'weight_decay',
+        'initial_accumulator_value',
+        'eps',
+        'maximize',
+        'params',
+      ]);
+    });
+
+    it("Adagrad's sum starts at the group's initialAccumulatorValue; lrDecay counts the parameter's own steps", () => {
+      const a = mb.tensor([1], { requiresGrad: true });
+      const b = mb.tensor([1], { requiresGrad: true });
+      const opt = new Adagrad([{ params: [a] }, { params: [b], initialAccumulatorValue: 3 }], {
+        lr: 0.5,
+        lrDecay: 1,
+        initialAccumulatorValue: 1,
+      });
+      a.grad = mb.tensor([2]);
+      b.grad = mb.tensor([2]);
+      opt.step();
+      b.grad = null;
+      opt.step();
+      opt.step();
+      // a: 3 updates, sums 1+4, 9, 13, clr 0.5, 0.25, 1/6; b: one update, sum 3+4, clr 0.5.
+      const f = Math.fround;
+      let pa = 1;
+      [
+        [5, 0.5],
+        [9, 0.25],
+        [13, 0.5 / 3],
+      ].forEach(([sum, clr]) => {
+        pa = f(pa + f(f(f(-clr!) * 2) / f(f(Math.sqrt(sum!)) + f(1e-10))));
+      });
+      assert.deepEqual(a.toTypedArray(), Float32Array.from([pa]));
+      assert.deepEqual(b.toTypedArray(), Float32Array.from([f(1 + f(f(-0.5 * 2) / f(Math.sqrt(7))))]));
+      assert.deepEqual(opt.state.get(a)!.sum.toTypedArray(), Float32Array.from([13]));
+    });
+
+    it('RMSprop and Adagrad reject bad hyper-parameters and snake_case options, as PyTorch words them', () => {
+      const w = mb.tensor([1, 2], { requiresGrad: true });
+      const bad: [() => unknown, string][] = [
+        [() => new RMSprop([w], { lr: -0.1 }), 'RMSprop: Invalid learning rate: -0.1'],
+        [() => new RMSprop([w], { eps: -1 }), 'RMSprop: Invalid epsilon value: -1'],
+        [() => new RMSprop([w], { momentum: -0.5 }), 'RMSprop: Invalid momentum value: -0.5'],
+        [() => new RMSprop([w], { weightDecay: -1 }), 'RMSprop: Invalid weight_decay value: -1'],
+        [() => new RMSprop([w], { alpha: Number.NaN }), 'RMSprop: Invalid alpha value: NaN'],
+        [() => new Adagrad([w], { lrDecay: -1 }), 'Adagrad: Invalid lr_decay value: -1'],
+        [
+          () => new Adagrad([w], { initialAccumulatorValue: -1 }),
+          'Adagrad: Invalid initial_accumulator_value value: -1',
+        ],
+        [() => new Adagrad([w], { eps: -1 }), 'Adagrad: Invalid epsilon value: -1'],
+      ];
+      for (const [make, message] of bad) {
+        assert.throws(make, (e: unknown) => e instanceof ValueError && e.message === message, message);
+      }
+      // biome-ignore lint/suspicious/noExplicitAny: a PyTorch spelling, as a user would write it
+      assert.throws(() => new Adagrad([w], { lr_decay: 0.1 } as any), /Adagrad: .*did you mean 'lrDecay'\?/);
     });
 
     it('loading a dict that does not fit changes nothing', () => {

@@ -8,7 +8,7 @@
  * go megamorphic and run several times slower).
  */
 import { attentionBackward, attentionForward } from '../../nn/attention-kernels.js';
-import { adamUpdate, sgdUpdate } from '../../optim/update-kernels.js';
+import { adagradUpdate, adamUpdate, rmspropUpdate, sgdUpdate } from '../../optim/update-kernels.js';
 import { allocStorage, type TypedArray } from '../../tensor/dtype.js';
 import { contiguousStrides, numel } from '../../tensor/shape.js';
 import type {
@@ -701,6 +701,8 @@ export const jsKernels: KernelTable = {
   softmaxCrossEntropyBackward,
   sgdUpdate,
   adamUpdate,
+  rmspropUpdate,
+  adagradUpdate,
   im2col,
   col2im,
   // The tiled attention loops live beside their op (src/nn/attention-kernels.ts); they are plain loops over

@@ -465,6 +465,25 @@ const adamUpdate: KernelTable['adamUpdate'] = (p, g, m, v, vmax, h) => {
   ops.done();
 };
 
+const rmspropUpdate: KernelTable['rmspropUpdate'] = (p, g, sq, ga, buf, h) => {
+  const n = p.length;
+  if (n < WASM_MIN_OPTIM) return jsKernels.rmspropUpdate(p, g, sq, ga, buf, h);
+  const arrays = [p, g, sq, ...(ga ? [ga] : []), ...(buf ? [buf] : [])];
+  const ops = operands(arrays, [true, false, true, true, true]);
+  const [pp, pg, ps] = ops.ptrs;
+  rt!.rmspropUpdate(pp!, pg!, ps!, ga ? ops.ptrs[3]! : 0, buf ? ops.ptrs[arrays.length - 1]! : 0, n, h);
+  ops.done();
+};
+
+const adagradUpdate: KernelTable['adagradUpdate'] = (p, g, sum, h) => {
+  const n = p.length;
+  if (n < WASM_MIN_OPTIM) return jsKernels.adagradUpdate(p, g, sum, h);
+  const ops = operands([p, g, sum], [true, false, true]);
+  const [pp, pg, ps] = ops.ptrs;
+  rt!.adagradUpdate(pp!, pg!, ps!, n, h);
+  ops.done();
+};
+
 /**
  * Copies stay with the reference (memcpy-bound) except filling resident storage with one value (zeroGrad on a
  * parameter's gradient): V8 fills a SharedArrayBuffer element by element, 8× slower than wasm's stores.
@@ -952,6 +971,8 @@ try {
     scatterAdd,
     sgdUpdate,
     adamUpdate,
+    rmspropUpdate,
+    adagradUpdate,
     copy,
   };
   registerBackend(

@@ -15,7 +15,7 @@
  * rt.f32(c, 8); // [6, 6, 6, 6, 15, 15, 15, 15]
  */
 import { MinibatchError, ValueError } from '../../errors.js';
-import type { AdamUpdate, SgdUpdate } from '../backend.js';
+import type { AdagradUpdate, AdamUpdate, RmspropUpdate, SgdUpdate } from '../backend.js';
 import { relaxedSimdWasm, simdWasm } from './generated/binaries.js';
 import { Heap } from './heap.js';
 import { MAX_THREADS, Pool, type Spawner } from './pool.js';
@@ -508,6 +508,47 @@ export class WasmRuntime {
       h.eps,
       h.wd,
       h.shrink,
+    ]);
+  }
+  /** RMSprop step in place over n floats (see assembly/optim.ts; ga, buf = 0 when not centered, no momentum). */
+  rmspropUpdate(
+    p: number,
+    g: number,
+    sq: number,
+    ga: number,
+    buf: number,
+    n: number,
+    h: RmspropUpdate,
+  ): void {
+    const flags = +h.maximize | (ga ? 2 : 0) | (buf ? 4 : 0);
+    this.call('rmspropUpdate', n / ELEMENTWISE_MIN_PER_THREAD, [
+      p,
+      g,
+      sq,
+      ga,
+      buf,
+      n,
+      flags,
+      h.alpha,
+      h.keep,
+      h.eps,
+      h.wd,
+      h.mu,
+      h.negLr,
+    ]);
+  }
+
+  /** Adagrad step in place over n floats (see assembly/optim.ts). */
+  adagradUpdate(p: number, g: number, sum: number, n: number, h: AdagradUpdate): void {
+    this.call('adagradUpdate', n / ELEMENTWISE_MIN_PER_THREAD, [
+      p,
+      g,
+      sum,
+      n,
+      +h.maximize,
+      h.eps,
+      h.wd,
+      h.negClr,
     ]);
   }
 

@@ -169,6 +169,31 @@ export interface Kernels {
     wd: number,
     shrink: number,
   ): void;
+  rmspropUpdate(
+    p: number,
+    g: number,
+    sq: number,
+    ga: number,
+    buf: number,
+    n: number,
+    flags: number,
+    alpha: number,
+    keep: number,
+    eps: number,
+    wd: number,
+    mu: number,
+    negLr: number,
+  ): void;
+  adagradUpdate(
+    p: number,
+    g: number,
+    sum: number,
+    n: number,
+    flags: number,
+    eps: number,
+    wd: number,
+    negClr: number,
+  ): void;
   erf(x: number, out: number, n: number): void;
   pow(a: number, aStep: number, b: number, bStep: number, out: number, n: number): void;
   scatterAdd(
@@ -299,6 +324,8 @@ export const Task = {
   scatterAdd: 33,
   fill: 34,
   gemmPrepack: 35,
+  rmspropUpdate: 36,
+  adagradUpdate: 37,
 } as const;
 export type TaskName = keyof typeof Task;
 
@@ -761,6 +788,30 @@ const runners: { [T in TaskName]: Runner } = {
       shrink!,
     );
   }, 5),
+  // args: p, g, sq, ga, buf, n, flags, alpha, keep, eps, wd, mu, negLr (ga, buf 0 when absent).
+  rmspropUpdate: flat((k, a, o, len) => {
+    const [alpha, keep, eps, wd, mu, negLr] = a.subarray(7, 13);
+    k.rmspropUpdate(
+      a[0]! + o,
+      a[1]! + o,
+      a[2]! + o,
+      a[3]! && a[3]! + o,
+      a[4]! && a[4]! + o,
+      len,
+      a[6]!,
+      alpha!,
+      keep!,
+      eps!,
+      wd!,
+      mu!,
+      negLr!,
+    );
+  }, 5),
+  // args: p, g, sum, n, flags, eps, wd, negClr.
+  adagradUpdate: flat(
+    (k, a, o, len) => k.adagradUpdate(a[0]! + o, a[1]! + o, a[2]! + o, len, a[4]!, a[5]!, a[6]!, a[7]!),
+    3,
+  ),
 };
 
 const byId: Runner[] = [];

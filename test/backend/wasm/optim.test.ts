@@ -1,11 +1,11 @@
 /**
- * The wasm optimizer kernels (sgdUpdate, adamUpdate) against the reference loops (src/optim/update-kernels.ts):
+ * The wasm optimizer kernels (sgdUpdate, adamUpdate, rmspropUpdate, adagradUpdate) against the reference loops (src/optim/update-kernels.ts):
  * bit for bit, over every flag combination, sizes below WASM_MIN_OPTIM (reference path), with SIMD tails and
  * split across the thread pool, with gradients spanning 1e-40 (subnormal) to 1e3.
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import type { SgdUpdate } from '../../../src/backend/backend.js';
+import type { RmspropUpdate, SgdUpdate } from '../../../src/backend/backend.js';
 import { jsKernels } from '../../../src/backend/js/kernels.js';
 import { WASM_MIN_OPTIM, wasmRuntime } from '../../../src/backend/wasm/backend.js';
 import { ELEMENTWISE_MIN_PER_THREAD } from '../../../src/backend/wasm/runtime.js';
@@ -101,6 +101,69 @@ describe('wasm optimizer kernels match the reference bit for bit', () => {
         for (const k of ['p', 'm', 'v', 'x'] as const) {
           if (ref[k] && got[k]) sameBits(`adam ${k} n=${n} flags=${flags}`, got[k], ref[k]);
         }
+      }
+    }
+  });
+
+  test('rmspropUpdate: maximize, weight decay, centered, momentum, several steps', () => {
+    for (const n of SIZES) {
+      for (let flags = 0; flags < 16; flags++) {
+        const [centered, momentum] = [(flags & 2) !== 0, (flags & 4) !== 0];
+        const h: RmspropUpdate = {
+          alpha: f(0.9),
+          keep: f(1 - 0.9),
+          eps: f(1e-8),
+          wd: flags & 8 ? f(1e-2) : 0,
+          mu: momentum ? f(0.9) : 0,
+          negLr: f(-0.01),
+          maximize: (flags & 1) !== 0,
+        };
+        const p = rand(n, 40 + flags);
+        const state = () => ({
+          p: p.slice(),
+          sq: new Float32Array(n),
+          ga: centered ? new Float32Array(n) : null,
+          buf: momentum ? new Float32Array(n) : null,
+        });
+        const [ref, got] = [state(), state()];
+        for (let t = 1; t <= 3; t++) {
+          const g = spread(n, 60 + 3 * t + flags);
+          jsKernels.rmspropUpdate(ref.p, g, ref.sq, ref.ga, ref.buf, h);
+          wasm.rmspropUpdate(got.p, g, got.sq, got.ga, got.buf, h);
+        }
+        for (const k of ['p', 'sq', 'ga', 'buf'] as const) {
+          if (ref[k] && got[k]) sameBits(`rmsprop ${k} n=${n} flags=${flags}`, got[k], ref[k]);
+        }
+        assert.ok(
+          ref.p.some((v, i) => v !== p[i]),
+          'the update changed the parameters',
+        );
+      }
+    }
+  });
+
+  test('adagradUpdate: maximize, weight decay, a starting sum, several steps', () => {
+    for (const n of SIZES) {
+      for (let flags = 0; flags < 4; flags++) {
+        const p = rand(n, 80 + flags);
+        const sum0 = Float32Array.from(rand(n, 90 + flags), Math.abs);
+        const [ref, got] = [
+          { p: p.slice(), s: sum0.slice() },
+          { p: p.slice(), s: sum0.slice() },
+        ];
+        for (let t = 1; t <= 3; t++) {
+          const h = {
+            eps: f(1e-10),
+            wd: flags & 2 ? f(1e-2) : 0,
+            negClr: f(-0.1 / (1 + (t - 1) * 0.01)),
+            maximize: (flags & 1) !== 0,
+          };
+          const g = spread(n, 100 + 3 * t + flags);
+          jsKernels.adagradUpdate(ref.p, g, ref.s, h);
+          wasm.adagradUpdate(got.p, g, got.s, h);
+        }
+        sameBits(`adagrad p n=${n} flags=${flags}`, got.p, ref.p);
+        sameBits(`adagrad sum n=${n} flags=${flags}`, got.s, ref.s);
       }
     }
   });

@@ -26,7 +26,7 @@ export { argReduceRows, compare, select } from './compare';
 export { gemmPackedBytes, gemmPacks, gemmPrepack, gemmScratchBytes, sgemm } from './gemm';
 export { bnBackward, bnForward, col2im, im2col } from './layers';
 export { erf, pow, scatterAdd } from './math';
-export { adamUpdate, sgdUpdate } from './optim';
+export { adagradUpdate, adamUpdate, rmspropUpdate, sgdUpdate } from './optim';
 
 /** First byte the JS allocator may hand out: everything below belongs to the module's static data. */
 export function heapBase(): usize {

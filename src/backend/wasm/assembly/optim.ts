@@ -153,3 +153,112 @@ export function adamUpdate(
     store<f32>(p + o, pi + (negStepSize * mi) / denom);
   }
 }
+
+const RMSPROP_MAXIMIZE = 1;
+const RMSPROP_CENTERED = 2;
+const RMSPROP_MOMENTUM = 4;
+
+/** RMSprop (flags: 1 maximize, 2 centered: ga present, 4 momentum: buf present). */
+export function rmspropUpdate(
+  p: usize,
+  g: usize,
+  sq: usize,
+  ga: usize,
+  buf: usize,
+  n: i32,
+  flags: i32,
+  alpha: f32,
+  keep: f32,
+  eps: f32,
+  wd: f32,
+  mu: f32,
+  negLr: f32,
+): void {
+  const maximize = (flags & RMSPROP_MAXIMIZE) != 0;
+  const centered = (flags & RMSPROP_CENTERED) != 0;
+  const momentum = (flags & RMSPROP_MOMENTUM) != 0;
+  const valpha = f32x4.splat(alpha);
+  const vkeep = f32x4.splat(keep);
+  const veps = f32x4.splat(eps);
+  const vwd = f32x4.splat(wd);
+  const vmu = f32x4.splat(mu);
+  const vlr = f32x4.splat(negLr);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    const pv = v128.load(p + o);
+    let gv = v128.load(g + o);
+    if (maximize) gv = f32x4.neg(gv);
+    if (wd != 0) gv = fmadd4(vwd, pv, gv);
+    const s = fmadd4(f32x4.mul(vkeep, gv), gv, f32x4.mul(valpha, v128.load(sq + o)));
+    v128.store(sq + o, s);
+    let avg: v128;
+    if (centered) {
+      const a = fmadd4(vkeep, gv, f32x4.mul(valpha, v128.load(ga + o)));
+      v128.store(ga + o, a);
+      avg = f32x4.add(f32x4.sqrt(fmadd4(f32x4.neg(a), a, s)), veps);
+    } else {
+      avg = f32x4.add(f32x4.sqrt(s), veps);
+    }
+    if (momentum) {
+      const b = f32x4.add(f32x4.mul(vmu, v128.load(buf + o)), f32x4.div(gv, avg));
+      v128.store(buf + o, b);
+      v128.store(p + o, fmadd4(vlr, b, pv));
+    } else {
+      v128.store(p + o, f32x4.add(pv, f32x4.div(f32x4.mul(vlr, gv), avg)));
+    }
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    const pi = load<f32>(p + o);
+    let gi = load<f32>(g + o);
+    if (maximize) gi = -gi;
+    if (wd != 0) gi = fmadd1(wd, pi, gi);
+    const s = fmadd1(keep * gi, gi, alpha * load<f32>(sq + o));
+    store<f32>(sq + o, s);
+    let avg: f32;
+    if (centered) {
+      const a = fmadd1(keep, gi, alpha * load<f32>(ga + o));
+      store<f32>(ga + o, a);
+      avg = sqrt<f32>(fmadd1(-a, a, s)) + eps;
+    } else {
+      avg = sqrt<f32>(s) + eps;
+    }
+    if (momentum) {
+      const b = mu * load<f32>(buf + o) + gi / avg;
+      store<f32>(buf + o, b);
+      store<f32>(p + o, fmadd1(negLr, b, pi));
+    } else {
+      store<f32>(p + o, pi + (negLr * gi) / avg);
+    }
+  }
+}
+
+/** Adagrad (flags: 1 maximize). */
+export function adagradUpdate(p: usize, g: usize, sum: usize, n: i32, flags: i32, eps: f32, wd: f32, negClr: f32): void {
+  const maximize = (flags & 1) != 0;
+  const veps = f32x4.splat(eps);
+  const vwd = f32x4.splat(wd);
+  const vlr = f32x4.splat(negClr);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    const pv = v128.load(p + o);
+    let gv = v128.load(g + o);
+    if (maximize) gv = f32x4.neg(gv);
+    if (wd != 0) gv = fmadd4(vwd, pv, gv);
+    const s = fmadd4(gv, gv, v128.load(sum + o));
+    v128.store(sum + o, s);
+    v128.store(p + o, f32x4.add(pv, f32x4.div(f32x4.mul(vlr, gv), f32x4.add(f32x4.sqrt(s), veps))));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    const pi = load<f32>(p + o);
+    let gi = load<f32>(g + o);
+    if (maximize) gi = -gi;
+    if (wd != 0) gi = fmadd1(wd, pi, gi);
+    const s = fmadd1(gi, gi, load<f32>(sum + o));
+    store<f32>(sum + o, s);
+    store<f32>(p + o, pi + (negClr * gi) / (sqrt<f32>(s) + eps));
+  }
+}
