@@ -29,6 +29,7 @@ export interface PyResult {
   mlpTorch?: {
     model: string;
     batch: number;
+    seed: number;
     maxSamples: number;
     samples: number;
     seconds: number;
