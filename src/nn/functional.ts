@@ -6,6 +6,7 @@ import { noGrad } from '../autograd/engine.js';
 import { type ConvGeometry, kernels } from '../backend/backend.js';
 import { checkOptions, fmtShape, kindOf, optionKeys, ShapeError, ValueError } from '../errors.js';
 import { autocastPrecision } from '../tensor/autocast.js';
+import { tensor } from '../tensor/creation.js';
 import * as ops from '../tensor/ops.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -405,6 +406,143 @@ export function maxPool2d(x: Tensor, kernelSize: number, stride = kernelSize, pa
     for (let o = 0; o < gd.length; o++) dd[arg[o]!]! += gd[o]!;
     return [dx];
   });
+}
+
+/** One averaging window over an axis: input positions [start, end), each weighted 1/divisor. */
+type Window = [start: number, end: number, divisor: number];
+
+/**
+ * The (out, n) matrix whose row o averages window o of an axis of length n. Average pooling is separable (a
+ * window is a rectangle, its divisor a product of a row and a column count), so pooling an (..., H, W) input
+ * is P_H · x · P_Wᵀ: two GEMMs, and autograd's matmul rule gives the gradient (the transposed maps).
+ */
+function poolMatrix(n: number, windows: readonly Window[]): Tensor {
+  const m = new Float32Array(windows.length * n);
+  windows.forEach(([start, end, divisor], o) => {
+    for (let i = start; i < end; i++) m[o * n + i] = 1 / divisor;
+  });
+  return tensor(m, { shape: [windows.length, n] });
+}
+
+/** P_H · x · P_Wᵀ over the last two dims of a (C, H, W) or (N, C, H, W) input. */
+function separablePool(x: Tensor, rows: readonly Window[], cols: readonly Window[]): Tensor {
+  const [H, W] = x.shape.slice(-2) as [number, number];
+  const y = ops.matmul(poolMatrix(H, rows), x); // (..., Ho, W)
+  return ops.matmul(y, poolMatrix(W, cols).mT); // (..., Ho, Wo)
+}
+
+function poolInput(op: string, x: Tensor): void {
+  if (!(x instanceof Tensor)) throw new ValueError(op, `input must be a Tensor (got ${kindOf(x)})`);
+  if ((x.rank !== 3 && x.rank !== 4) || x.shape.slice(1).some((d) => d === 0)) {
+    throw new ShapeError(
+      op,
+      `expected a 3-D (C, H, W) or 4-D (N, C, H, W) input with non-zero C, H, W, got ${fmtShape(x.shape)}`,
+    );
+  }
+  if (x.dtype !== 'float32') throw new ValueError(op, `expected a float32 input, got ${x.dtype}`);
+}
+
+/** A pair from a number or a [h, w] pair, each a checked integer. */
+function pair(
+  op: string,
+  name: string,
+  v: number | readonly [number, number],
+  min: number,
+): [number, number] {
+  const p = typeof v === 'number' ? [v, v] : v;
+  if (!Array.isArray(p) || p.length !== 2 || !p.every((k) => Number.isInteger(k) && k >= min)) {
+    throw new ValueError(
+      op,
+      `${name} must be ${min > 0 ? 'a positive' : 'a non-negative'} integer or a pair of them, got ${JSON.stringify(v)}`,
+    );
+  }
+  return p as [number, number];
+}
+
+export interface AvgPool2dOptions {
+  /** Round the output size up instead of down (default false); a window must still start inside the input. */
+  ceilMode?: boolean;
+  /** Count the zero padding in a window's divisor (default true). */
+  countIncludePad?: boolean;
+}
+const AVG_POOL_OPTIONS = optionKeys<AvgPool2dOptions>()(['ceilMode', 'countIncludePad']);
+
+/**
+ * PyTorch's `F.avg_pool2d` over (N, C, H, W) or (C, H, W): each output the mean of a kernel window, the input
+ * padded with zeros. stride defaults to the kernel size. Two GEMMs with averaging matrices (see poolMatrix).
+ * @example avgPool2d(x, 2) // (N, C, 28, 28) -> (N, C, 14, 14)
+ */
+export function avgPool2d(
+  x: Tensor,
+  kernelSize: number | readonly [number, number],
+  stride?: number | readonly [number, number],
+  padding: number | readonly [number, number] = 0,
+  opts: AvgPool2dOptions = {},
+): Tensor {
+  const op = 'avgPool2d';
+  poolInput(op, x);
+  checkOptions(op, opts, AVG_POOL_OPTIONS);
+  const { ceilMode = false, countIncludePad = true } = opts;
+  const k = pair(op, 'kernel_size', kernelSize, 1);
+  const s = pair(op, 'stride', stride ?? kernelSize, 1);
+  const p = pair(op, 'padding', padding, 0);
+  const windows = (axis: 0 | 1): Window[] => {
+    const n = x.shape[x.rank - 2 + axis]!;
+    const [kk, ss, pp] = [k[axis], s[axis], p[axis]];
+    if (2 * pp > kk) {
+      throw new ValueError(
+        op,
+        `pad should be at most half of kernel size, but got pad=${pp} and kernel_size=${kk}`,
+      );
+    }
+    const span = (n + 2 * pp - kk) / ss;
+    let out = (ceilMode ? Math.ceil(span) : Math.floor(span)) + 1;
+    // PyTorch's pooling_output_shape: with ceilMode the last window must start inside the input or left padding.
+    if (ceilMode && (out - 1) * ss >= n + pp) out--;
+    if (out < 1) {
+      throw new ShapeError(
+        op,
+        `kernel ${k.join('x')} is larger than the padded input (input ${fmtShape(x.shape)})`,
+      );
+    }
+    return Array.from({ length: out }, (_, o): Window => {
+      const start = o * ss - pp;
+      // PyTorch's divisor with padding counted: the window clipped to the padded extent, not to the input.
+      const padded = Math.min(start + kk, n + pp) - start;
+      const [lo, hi] = [Math.max(start, 0), Math.min(start + kk, n)];
+      return [lo, hi, countIncludePad ? padded : hi - lo];
+    });
+  };
+  return separablePool(x, windows(0), windows(1));
+}
+
+/**
+ * PyTorch's `F.adaptive_avg_pool2d`: the output size is given and the windows follow from it, window o of an
+ * axis of n spanning [⌊o·n/out⌋, ⌈(o+1)·n/out⌉) (they overlap when n is not a multiple). A null size keeps
+ * that dim. `adaptiveAvgPool2d(x, 1)` is global average pooling.
+ * @example adaptiveAvgPool2d(x, 1) // (N, C, H, W) -> (N, C, 1, 1)
+ */
+export function adaptiveAvgPool2d(
+  x: Tensor,
+  outputSize: number | readonly [number | null, number | null],
+): Tensor {
+  const op = 'adaptiveAvgPool2d';
+  poolInput(op, x);
+  const [H, W] = x.shape.slice(-2) as [number, number];
+  if (!(typeof outputSize === 'number' || (Array.isArray(outputSize) && outputSize.length === 2))) {
+    throw new ValueError(
+      op,
+      `output_size must be a positive integer or a pair, got ${JSON.stringify(outputSize)}`,
+    );
+  }
+  const size = typeof outputSize === 'number' ? [outputSize, outputSize] : outputSize;
+  const [oh, ow] = pair(op, 'output_size', [size[0] ?? H, size[1] ?? W] as [number, number], 1);
+  const windows = (n: number, out: number): Window[] =>
+    Array.from({ length: out }, (_, o): Window => {
+      const [lo, hi] = [Math.floor((o * n) / out), Math.ceil(((o + 1) * n) / out)];
+      return [lo, hi, hi - lo];
+    });
+  return separablePool(x, windows(H, oh), windows(W, ow));
 }
 
 /**

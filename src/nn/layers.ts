@@ -408,6 +408,69 @@ export class MaxPool2d extends Module {
   }
 }
 
+/** `nn.AvgPool2d`: see functional `avgPool2d`. stride defaults to the kernel size. */
+export class AvgPool2d extends Module {
+  readonly ceilMode: boolean;
+  readonly countIncludePad: boolean;
+  constructor(
+    readonly kernelSize: number | readonly [number, number],
+    readonly stride: number | readonly [number, number] = kernelSize,
+    readonly padding: number | readonly [number, number] = 0,
+    opts: F.AvgPool2dOptions = {},
+  ) {
+    super();
+    checkOptions('AvgPool2d', opts, ['ceilMode', 'countIncludePad']);
+    const [k, s, p] = [pairOf(kernelSize), pairOf(stride), pairOf(padding)];
+    for (const i of [0, 1]) {
+      positiveInt('AvgPool2d', 'kernel_size', k[i]!);
+      positiveInt('AvgPool2d', 'stride', s[i]!);
+      nonNegativeInt('AvgPool2d', 'padding', p[i]!);
+      if (2 * p[i]! > k[i]!) {
+        throw new ValueError(
+          'AvgPool2d',
+          `pad should be at most half of kernel size, but got pad=${p[i]} and kernel_size=${k[i]}`,
+        );
+      }
+    }
+    this.ceilMode = opts.ceilMode ?? false;
+    this.countIncludePad = opts.countIncludePad ?? true;
+  }
+  forward(x: Tensor): Tensor {
+    return F.avgPool2d(x, this.kernelSize, this.stride, this.padding, {
+      ceilMode: this.ceilMode,
+      countIncludePad: this.countIncludePad,
+    });
+  }
+  override extraRepr(): string {
+    return `kernel_size=${fmtPair(this.kernelSize)}, stride=${fmtPair(this.stride)}, padding=${fmtPair(this.padding)}`;
+  }
+}
+
+/** `nn.AdaptiveAvgPool2d`: see functional `adaptiveAvgPool2d`; `new AdaptiveAvgPool2d(1)` is global average pooling. */
+export class AdaptiveAvgPool2d extends Module {
+  constructor(readonly outputSize: number | readonly [number | null, number | null]) {
+    super();
+    const size = pairOf(outputSize);
+    if (size.length !== 2)
+      throw new ValueError(
+        'AdaptiveAvgPool2d',
+        `output_size must be a positive integer or a pair, got ${JSON.stringify(outputSize)}`,
+      );
+    for (const d of size) if (d !== null) positiveInt('AdaptiveAvgPool2d', 'output_size', d);
+  }
+  forward(x: Tensor): Tensor {
+    return F.adaptiveAvgPool2d(x, this.outputSize);
+  }
+  override extraRepr(): string {
+    return `output_size=${fmtPair(this.outputSize)}`;
+  }
+}
+
+const pairOf = <T>(v: T | readonly T[]): readonly T[] => (Array.isArray(v) ? v : [v as T, v as T]);
+// PyTorch prints a pair as a tuple and None for a kept dim.
+const fmtPair = (v: number | readonly (number | null)[]) =>
+  typeof v === 'number' ? String(v) : `(${v.map((d) => d ?? 'None').join(', ')})`;
+
 export interface EmbeddingOptions {
   /** A row that gets no gradient and starts at zero (padding tokens); negative counts from the end. */
   paddingIdx?: number | null;
