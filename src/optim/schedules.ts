@@ -4,14 +4,15 @@
  * Two forms of the same curves:
  * - pure functions of the step, `(step) => lr` (llm.c `schedulers.h`, optax): an optimizer takes
  *   `number | Schedule`, and a schedule can be printed without training;
- * - PyTorch's stateful schedulers (`LinearLR`, `CosineAnnealingLR`, `StepLR`, `SequentialLR`), which rewrite
- *   `optimizer.paramGroups[i].lr` on each `step()` with PyTorch's own recursive formulas, so a training script
- *   ported from PyTorch gets its learning rates step for step, quirks included.
+ * - PyTorch's stateful schedulers (`LinearLR`, `CosineAnnealingLR`, `StepLR`, `SequentialLR`, `OneCycleLR`),
+ *   which rewrite `optimizer.paramGroups[i].lr` on each `step()` with PyTorch's own (often recursive) formulas,
+ *   so a training script ported from PyTorch gets its learning rates step for step, quirks included;
+ *   `ReduceLROnPlateau`, which steps on a validation metric instead of a step count.
  *
  * Step t counts from 0: `schedule(t)` is the lr of the t-th optimizer step, which is what a PyTorch optimizer
  * sees after `t` calls of `scheduler.step()` (PyTorch's `last_epoch`).
  */
-import { checkOptions, optionKeys, ValueError } from '../errors.js';
+import { checkOptions, kindOf, optionKeys, ValueError } from '../errors.js';
 
 /** A learning rate as a pure function of the 0-based step. */
 export type Schedule = (step: number) => number;
@@ -135,18 +136,24 @@ export interface OptimizerLike {
   paramGroups: ParamGroupLike[];
 }
 
-/** What every scheduler offers (PyTorch `LRScheduler`'s public surface). */
+/**
+ * What every step-counting scheduler offers (PyTorch `LRScheduler`'s public surface). `ReduceLROnPlateau`
+ * steps on a metric instead, and offers `getLastLr` only.
+ */
 export interface Scheduler {
   step(): void;
   getLastLr(): number[];
 }
+
+/** A scheduler's hyper-parameter as its state dict keeps it: JSON-able. */
+export type SchedulerOption = number | boolean | string | readonly number[];
 
 /** `LRScheduler.stateDict()`: PyTorch's `last_epoch`, `base_lrs`, `_last_lr` and the hyper-parameters. */
 export interface SchedulerState {
   lastEpoch: number;
   baseLrs: number[];
   lastLr: number[];
-  options: Record<string, number | readonly number[]>;
+  options: Record<string, SchedulerOption>;
 }
 
 /**
@@ -157,9 +164,8 @@ export interface SchedulerState {
  * optimizer's own state. A subclass keeps its hyper-parameters in `options`, not in fields of its own: the base
  * constructor already calls `chainedLr`, before a subclass's fields are initialized.
  */
-export abstract class LRScheduler<
-  O extends Record<string, number | readonly number[]> = Record<string, number | readonly number[]>,
-> implements Scheduler
+export abstract class LRScheduler<O extends Record<string, SchedulerOption> = Record<string, SchedulerOption>>
+  implements Scheduler
 {
   /** Number of `step()` calls since construction (PyTorch's `last_epoch`). */
   lastEpoch = -1;
@@ -183,7 +189,7 @@ export abstract class LRScheduler<
       lrs = this.chainedLr(this.optimizer.paramGroups.map((g) => g.lr));
     } else {
       this.lastEpoch = epoch;
-      lrs = this.baseLrs.map((base) => this.closedFormLr(base));
+      lrs = this.baseLrs.map((base, i) => this.closedFormLr(base, i));
     }
     this.optimizer.paramGroups.forEach((g, i) => {
       g.lr = lrs[i]!;
@@ -234,8 +240,8 @@ export abstract class LRScheduler<
 
   /** PyTorch `get_lr()`: the next lr of each group from its current one, at `this.lastEpoch`. */
   protected abstract chainedLr(current: number[]): number[];
-  /** PyTorch `_get_closed_form_lr()`: the lr at `this.lastEpoch` from a base lr. */
-  protected abstract closedFormLr(base: number): number;
+  /** PyTorch `_get_closed_form_lr()`: the lr of group `group` at `this.lastEpoch` from its base lr. */
+  protected abstract closedFormLr(base: number, group: number): number;
 }
 
 /** Options of {@link LinearLR}, PyTorch's defaults. */
@@ -433,6 +439,236 @@ export class ExponentialLR extends LRScheduler<{ gamma: number }> {
   }
 }
 
+/** Options of {@link OneCycleLR}, PyTorch's defaults. Give `totalSteps`, or `epochs` and `stepsPerEpoch`. */
+export interface OneCycleLROptions {
+  /** Peak lr, for every group or one per group. */
+  maxLr: number | readonly number[];
+  /** Steps in the cycle (wins over `epochs` × `stepsPerEpoch` when both are given, as in PyTorch). */
+  totalSteps?: number;
+  /** With `stepsPerEpoch`: the cycle is `epochs * stepsPerEpoch` steps. */
+  epochs?: number;
+  stepsPerEpoch?: number;
+  /** Fraction of the cycle spent raising the lr, in [0, 1] (default 0.3). */
+  pctStart?: number;
+  /** Shape of every phase (default 'cos'). */
+  annealStrategy?: 'cos' | 'linear';
+  /** Cycle SGD's `momentum` or Adam's β1 inversely to the lr (default true). */
+  cycleMomentum?: boolean;
+  /** Momentum at the lr's peak, for every group or one per group (default 0.85). */
+  baseMomentum?: number | readonly number[];
+  /** Momentum at the start and end of the cycle, for every group or one per group (default 0.95). */
+  maxMomentum?: number | readonly number[];
+  /** The lr starts at `maxLr / divFactor` (default 25). */
+  divFactor?: number;
+  /** The lr ends at `maxLr / divFactor / finalDivFactor` (default 1e4). */
+  finalDivFactor?: number;
+  /** Come back down to the initial lr symmetrically, then anneal to the minimum (the paper's form; default false). */
+  threePhase?: boolean;
+}
+
+const ONE_CYCLE_OPTIONS = optionKeys<OneCycleLROptions>()([
+  'maxLr',
+  'totalSteps',
+  'epochs',
+  'stepsPerEpoch',
+  'pctStart',
+  'annealStrategy',
+  'cycleMomentum',
+  'baseMomentum',
+  'maxMomentum',
+  'divFactor',
+  'finalDivFactor',
+  'threePhase',
+]);
+
+/**
+ * A parameter group as OneCycleLR drives it. As in PyTorch the cycle's bounds live in the optimizer's groups
+ * (and so in its state dict, as `initial_lr`, `max_lr`, `min_lr`, `max_momentum`, `base_momentum`); the
+ * momentum is SGD's `momentum` or Adam's `betas[0]`.
+ */
+interface OneCycleGroup extends ParamGroupLike {
+  initialLr: number;
+  maxLr: number;
+  minLr: number;
+  maxMomentum?: number;
+  baseMomentum?: number;
+  momentum?: number;
+  betas?: readonly number[];
+}
+
+/** One phase of the cycle: it ends at step `end` (a float, as PyTorch computes it), going from..to in each pair. */
+interface OneCyclePhase {
+  end: number;
+  lr: readonly ['initialLr' | 'maxLr', 'maxLr' | 'initialLr' | 'minLr'];
+  momentum: readonly ['maxMomentum' | 'baseMomentum', 'maxMomentum' | 'baseMomentum'];
+}
+
+/**
+ * `torch.optim.lr_scheduler.OneCycleLR` (the 1cycle policy, fastai's two phases by default): the lr rises from
+ * `maxLr / divFactor` to `maxLr` over the first `pctStart` of the cycle, then falls to
+ * `maxLr / divFactor / finalDivFactor`; the momentum moves the other way between `maxMomentum` and
+ * `baseMomentum`. Call `step()` after every batch. Not chainable: each lr comes from the step number and the
+ * bounds written into the groups (which are overwritten at construction), not from the current lr.
+ * As in PyTorch, a phase ends at `pctStart * totalSteps - 1` (a float), `totalSteps` steps are allowed (the lr
+ * after the last one lies past the minimum), one more throws, and a phase of length 0 (`pctStart * totalSteps`
+ * = 1) throws where PyTorch divides by zero.
+ *
+ * @example
+ * const opt = new SGD(model.parameters(), { lr: 0.1, momentum: 0.9 });
+ * const sched = new OneCycleLR(opt, { maxLr: 0.1, epochs: 10, stepsPerEpoch: batches.length });
+ * // opt lr: 0.004, momentum 0.95; the lr peaks at 0.1 (momentum 0.85) after 30% of the steps
+ * for (let e = 0; e < 10; e++) for (const b of batches) { train(b); sched.step(); }
+ * // fit sets the lr only: give it the cycle as a Schedule (one value per update), without the momentum
+ * const make = (o: OptimizerLike) => new OneCycleLR(o, { maxLr: 0.1, totalSteps, cycleMomentum: false });
+ * await fit(model, { train, optimizer: opt, epochs, schedule: asSchedule(make, 0.1) });
+ */
+export class OneCycleLR extends LRScheduler<{
+  totalSteps: number;
+  pctStart: number;
+  annealStrategy: 'cos' | 'linear';
+  threePhase: boolean;
+  cycleMomentum: boolean;
+}> {
+  constructor(optimizer: OptimizerLike, options: OneCycleLROptions) {
+    const op = 'OneCycleLR';
+    checkOptions(op, options, ONE_CYCLE_OPTIONS);
+    const {
+      maxLr,
+      epochs,
+      stepsPerEpoch,
+      pctStart = 0.3,
+      annealStrategy = 'cos',
+      cycleMomentum = true,
+      baseMomentum = 0.85,
+      maxMomentum = 0.95,
+      divFactor = 25,
+      finalDivFactor = 1e4,
+      threePhase = false,
+    } = options ?? {}; // a JavaScript caller may leave it out: maxLr is then refused
+    let { totalSteps } = options ?? {};
+    if (totalSteps !== undefined) checkCount(op, 'totalSteps', totalSteps, 1);
+    else if (epochs === undefined || stepsPerEpoch === undefined) {
+      throw new ValueError(op, 'give either totalSteps or (epochs and stepsPerEpoch)');
+    } else {
+      checkCount(op, 'epochs', epochs, 1);
+      checkCount(op, 'stepsPerEpoch', stepsPerEpoch, 1);
+      totalSteps = epochs * stepsPerEpoch;
+    }
+    if (!(pctStart >= 0 && pctStart <= 1)) {
+      throw new ValueError(op, `pctStart must be in [0, 1] (got ${pctStart})`);
+    }
+    if (annealStrategy !== 'cos' && annealStrategy !== 'linear') {
+      throw new ValueError(op, `annealStrategy must be 'cos' or 'linear' (got ${String(annealStrategy)})`);
+    }
+    checkPositive(op, 'divFactor', divFactor);
+    checkPositive(op, 'finalDivFactor', finalDivFactor);
+    const groups = optimizer.paramGroups as OneCycleGroup[];
+    const maxLrs = perGroup(op, 'maxLr', maxLr, groups.length);
+    for (const m of maxLrs) if (!(m >= 0)) throw new ValueError(op, `maxLr must be >= 0 (got ${m})`);
+    const maxMomenta = perGroup(op, 'maxMomentum', maxMomentum, groups.length);
+    const baseMomenta = perGroup(op, 'baseMomentum', baseMomentum, groups.length);
+    if (cycleMomentum) {
+      groups.forEach((g, i) => {
+        if (typeof g.momentum !== 'number' && !Array.isArray(g.betas)) {
+          throw new ValueError(
+            op,
+            `optimizer must support momentum with cycleMomentum enabled (group ${i} has neither momentum nor betas)`,
+          );
+        }
+      });
+    }
+    // Checked everything before writing: PyTorch writes the lr bounds before it refuses a missing momentum.
+    groups.forEach((g, i) => {
+      g.initialLr = maxLrs[i]! / divFactor;
+      g.maxLr = maxLrs[i]!;
+      g.minLr = g.initialLr / finalDivFactor;
+      if (!cycleMomentum) return;
+      setMomentum(g, maxMomenta[i]!);
+      g.maxMomentum = maxMomenta[i]!;
+      g.baseMomentum = baseMomenta[i]!;
+    });
+    super(optimizer, { totalSteps, pctStart, annealStrategy, threePhase, cycleMomentum });
+  }
+
+  protected chainedLr(): number[] {
+    return this.optimizer.paramGroups.map((_, i) => this.lrAt(i));
+  }
+
+  protected closedFormLr(_base: number, group: number): number {
+    return this.lrAt(group);
+  }
+
+  /** PyTorch's `get_lr` for one group at `lastEpoch`; writes the group's momentum as a side effect, as it does. */
+  private lrAt(i: number): number {
+    const { totalSteps, pctStart, annealStrategy, threePhase, cycleMomentum } = this.options;
+    const t = this.lastEpoch;
+    if (t > totalSteps) {
+      // PyTorch counts the constructor's step too: `t + 1` calls.
+      throw new ValueError(
+        'OneCycleLR',
+        `tried to step ${t + 1} times (the constructor's step included), but totalSteps is ${totalSteps}`,
+      );
+    }
+    const phases = oneCyclePhases(totalSteps, pctStart, threePhase);
+    const anneal = annealStrategy === 'cos' ? annealCos : annealLinear;
+    // The first phase that ends at or after t, else the last; it starts where the one before ends.
+    let k = 0;
+    while (k < phases.length - 1 && t > phases[k]!.end) k++;
+    const phase = phases[k]!;
+    const start = k === 0 ? 0 : phases[k - 1]!.end;
+    if (phase.end === start) {
+      throw new ValueError(
+        'OneCycleLR',
+        `phase ${k + 1} of the cycle has no steps (it starts and ends at step ${start}, where PyTorch divides by zero): change pctStart (${pctStart}) or totalSteps (${totalSteps})`,
+      );
+    }
+    const pct = (t - start) / (phase.end - start);
+    const g = this.optimizer.paramGroups[i] as OneCycleGroup;
+    if (cycleMomentum) setMomentum(g, anneal(g[phase.momentum[0]]!, g[phase.momentum[1]]!, pct));
+    return anneal(g[phase.lr[0]], g[phase.lr[1]], pct);
+  }
+}
+
+/** OneCycleLR's phases as torch 1.13 builds them: each ends at a float step (`float(pct_start * total) - 1`). */
+function oneCyclePhases(totalSteps: number, pctStart: number, threePhase: boolean): OneCyclePhase[] {
+  if (threePhase) {
+    return [
+      {
+        end: pctStart * totalSteps - 1,
+        lr: ['initialLr', 'maxLr'],
+        momentum: ['maxMomentum', 'baseMomentum'],
+      },
+      {
+        end: 2 * pctStart * totalSteps - 2,
+        lr: ['maxLr', 'initialLr'],
+        momentum: ['baseMomentum', 'maxMomentum'],
+      },
+      { end: totalSteps - 1, lr: ['initialLr', 'minLr'], momentum: ['maxMomentum', 'maxMomentum'] },
+    ];
+  }
+  return [
+    { end: pctStart * totalSteps - 1, lr: ['initialLr', 'maxLr'], momentum: ['maxMomentum', 'baseMomentum'] },
+    { end: totalSteps - 1, lr: ['maxLr', 'minLr'], momentum: ['baseMomentum', 'maxMomentum'] },
+  ];
+}
+
+/** PyTorch's `_annealing_cos`: from `start` at pct 0 to `end` at pct 1, with its order of operations. */
+function annealCos(start: number, end: number, pct: number): number {
+  const cosOut = Math.cos(Math.PI * pct) + 1;
+  return end + ((start - end) / 2) * cosOut;
+}
+
+/** PyTorch's `_annealing_linear`. */
+function annealLinear(start: number, end: number, pct: number): number {
+  return (end - start) * pct + start;
+}
+
+/** Adam's β1 (a new pair, as PyTorch makes a new tuple: groups may share the defaults' array) or SGD's momentum. */
+function setMomentum(g: OneCycleGroup, m: number): void {
+  if (g.betas) g.betas = [m, ...g.betas.slice(1)];
+  else g.momentum = m;
+}
+
 /** `SequentialLR.stateDict()`. */
 export interface SequentialLRState {
   lastEpoch: number;
@@ -537,6 +773,239 @@ export class SequentialLR implements Scheduler {
   }
 }
 
+/** Options of {@link ReduceLROnPlateau}, PyTorch's defaults. */
+export interface ReduceLROnPlateauOptions {
+  /** 'min': reduce when the metric stops decreasing (a loss); 'max': when it stops increasing (default 'min'). */
+  mode?: 'min' | 'max';
+  /** The lr is multiplied by it, in [0, 1) (default 0.1). */
+  factor?: number;
+  /** Steps without improvement that are tolerated; the next one reduces the lr (default 10). */
+  patience?: number;
+  /** How much better than the best a metric must be to count as an improvement (default 1e-4). */
+  threshold?: number;
+  /** 'rel': better than best·(1 ∓ threshold); 'abs': better than best ∓ threshold (default 'rel'). */
+  thresholdMode?: 'rel' | 'abs';
+  /** Steps after a reduction during which bad steps are not counted (default 0). */
+  cooldown?: number;
+  /** Floor of the lr, for every group or one per group (default 0). */
+  minLr?: number | readonly number[];
+  /** A reduction smaller than this is skipped (default 1e-8). */
+  eps?: number;
+}
+
+const PLATEAU_OPTIONS = optionKeys<ReduceLROnPlateauOptions>()([
+  'mode',
+  'factor',
+  'patience',
+  'threshold',
+  'thresholdMode',
+  'cooldown',
+  'minLr',
+  'eps',
+]);
+
+/** {@link ReduceLROnPlateau}'s hyper-parameters as its state dict keeps them (`minLr` one per group). */
+export type ReduceLROnPlateauSettings = Required<Omit<ReduceLROnPlateauOptions, 'minLr'>> & {
+  minLr: number[];
+};
+
+/**
+ * `ReduceLROnPlateau.stateDict()`: PyTorch's counters and hyper-parameters. `best` is a number, or
+ * 'Infinity' / '-Infinity' (JSON has no infinities; it starts at the mode's worst value).
+ */
+export interface ReduceLROnPlateauState {
+  lastEpoch: number;
+  best: number | 'Infinity' | '-Infinity';
+  numBadEpochs: number;
+  cooldownCounter: number;
+  lastLr: number[];
+  options: ReduceLROnPlateauSettings;
+}
+
+/**
+ * `torch.optim.lr_scheduler.ReduceLROnPlateau`: multiply every group's lr by `factor` (down to its `minLr`)
+ * once the metric given to `step(metric)` has not improved for more than `patience` steps, then wait
+ * `cooldown` steps before counting again. Call it once per evaluation, after validating.
+ * It steps on a metric rather than a count, so it is not a {@link Scheduler} (nor chainable, as in PyTorch):
+ * `asSchedule` and `SequentialLR` cannot drive it. `getLastLr()` before the first step gives the groups' lrs
+ * (torch 1.13 had none yet). A NaN metric counts as no improvement, as in PyTorch.
+ *
+ * @example
+ * const sched = new ReduceLROnPlateau(opt, { factor: 0.5, patience: 2 });
+ * for (let epoch = 0; epoch < 50; epoch++) { train(); sched.step(validationLoss()); }
+ * // with fit (no `schedule`, which would overwrite the lr at every update):
+ * await fit(model, { train, val, optimizer: opt, epochs: 50,
+ *   callbacks: { onEpochEnd: (log) => void sched.step(log.valLoss!) } });
+ */
+export class ReduceLROnPlateau implements Pick<Scheduler, 'getLastLr'> {
+  /** Number of `step(metric)` calls (PyTorch's `last_epoch`). */
+  lastEpoch = 0;
+  /** The best metric so far; the mode's worst (±Infinity) before the first step. */
+  best: number;
+  /** Steps since the last improvement, not counting those in cooldown. */
+  numBadEpochs = 0;
+  /** Cooldown steps left after a reduction. */
+  cooldownCounter = 0;
+  private lastLr: number[];
+  private settings: ReduceLROnPlateauSettings;
+
+  constructor(
+    readonly optimizer: OptimizerLike,
+    options: ReduceLROnPlateauOptions = {},
+  ) {
+    checkOptions('ReduceLROnPlateau', options, PLATEAU_OPTIONS);
+    const {
+      mode = 'min',
+      factor = 0.1,
+      patience = 10,
+      threshold = 1e-4,
+      thresholdMode = 'rel',
+      cooldown = 0,
+      minLr = 0,
+      eps = 1e-8,
+    } = options;
+    const minLrs = perGroup('ReduceLROnPlateau', 'minLr', minLr, optimizer.paramGroups.length);
+    this.settings = checkPlateau({
+      mode,
+      factor,
+      patience,
+      threshold,
+      thresholdMode,
+      cooldown,
+      minLr: minLrs,
+      eps,
+    });
+    this.best = this.worst();
+    this.lastLr = optimizer.paramGroups.map((g) => g.lr);
+  }
+
+  /** Record one evaluation's metric (a validation loss in 'min' mode) and reduce the lrs if it has plateaued. */
+  step(metric: number): void {
+    if (typeof metric !== 'number') {
+      throw new ValueError(
+        'ReduceLROnPlateau.step',
+        `metric must be a number (got ${kindOf(metric)}): pass loss.item() for a Tensor`,
+      );
+    }
+    const { patience, cooldown } = this.settings;
+    this.lastEpoch++;
+    if (this.isBetter(metric)) {
+      this.best = metric;
+      this.numBadEpochs = 0;
+    } else {
+      this.numBadEpochs++;
+    }
+    if (this.cooldownCounter > 0) {
+      this.cooldownCounter--;
+      this.numBadEpochs = 0; // bad steps in cooldown do not count
+    }
+    if (this.numBadEpochs > patience) {
+      this.reduceLr();
+      this.cooldownCounter = cooldown;
+      this.numBadEpochs = 0;
+    }
+    this.lastLr = this.optimizer.paramGroups.map((g) => g.lr);
+  }
+
+  /** The lr of each group after the last step. */
+  getLastLr(): number[] {
+    return [...this.lastLr];
+  }
+
+  /**
+   * A JSON-able snapshot: counters, best metric, hyper-parameters.
+   *
+   * @example
+   * writeFileSync('plateau.json', JSON.stringify(sched.stateDict()));
+   */
+  stateDict(): ReduceLROnPlateauState {
+    const best = Number.isFinite(this.best) ? this.best : (String(this.best) as 'Infinity' | '-Infinity');
+    return {
+      lastEpoch: this.lastEpoch,
+      best,
+      numBadEpochs: this.numBadEpochs,
+      cooldownCounter: this.cooldownCounter,
+      lastLr: [...this.lastLr],
+      options: { ...this.settings, minLr: [...this.settings.minLr] },
+    };
+  }
+
+  /**
+   * Continue from a {@link stateDict} snapshot. As in PyTorch the optimizer's lrs come back with the
+   * optimizer's own state, and the hyper-parameters with the scheduler's (checked again, as PyTorch does).
+   *
+   * @example
+   * sched.loadStateDict(JSON.parse(readFileSync('plateau.json', 'utf8')));
+   */
+  loadStateDict(state: ReduceLROnPlateauState): void {
+    const want = [...PLATEAU_OPTIONS].sort().join(',');
+    const got = Object.keys(state.options ?? {})
+      .sort()
+      .join(',');
+    if (got !== want) {
+      throw new ValueError(
+        'loadStateDict',
+        `state is for another scheduler (got options ${got}, expected ${want})`,
+      );
+    }
+    const { minLr } = state.options;
+    if (!Array.isArray(minLr) || minLr.length !== this.optimizer.paramGroups.length) {
+      throw new ValueError(
+        'loadStateDict',
+        `state is for another number of parameter groups (got minLr ${JSON.stringify(minLr)}, expected ${this.optimizer.paramGroups.length} values)`,
+      );
+    }
+    this.settings = checkPlateau({ ...state.options, minLr: [...minLr] });
+    this.lastEpoch = state.lastEpoch;
+    this.best = Number(state.best);
+    this.numBadEpochs = state.numBadEpochs;
+    this.cooldownCounter = state.cooldownCounter;
+    this.lastLr = [...state.lastLr];
+  }
+
+  /** PyTorch's `mode_worse`: what any real metric improves on. */
+  private worst(): number {
+    return this.settings.mode === 'min' ? Number.POSITIVE_INFINITY : Number.NEGATIVE_INFINITY;
+  }
+
+  /** PyTorch's `is_better`, with its order of operations (`1. - threshold` first in 'rel' mode). */
+  private isBetter(a: number): boolean {
+    const { mode, threshold, thresholdMode } = this.settings;
+    const best = this.best;
+    if (mode === 'min') return thresholdMode === 'rel' ? a < best * (1 - threshold) : a < best - threshold;
+    return thresholdMode === 'rel' ? a > best * (threshold + 1) : a > best + threshold;
+  }
+
+  /** PyTorch's `_reduce_lr`: each group down by `factor`, not below its floor, unless the change is under eps. */
+  private reduceLr(): void {
+    const { factor, minLr, eps } = this.settings;
+    this.optimizer.paramGroups.forEach((g, i) => {
+      const newLr = Math.max(g.lr * factor, minLr[i]!);
+      if (g.lr - newLr > eps) g.lr = newLr;
+    });
+  }
+}
+
+/** ReduceLROnPlateau's hyper-parameters, checked (at construction and on load), returned as given. */
+function checkPlateau(s: ReduceLROnPlateauSettings): ReduceLROnPlateauSettings {
+  const op = 'ReduceLROnPlateau';
+  if (s.mode !== 'min' && s.mode !== 'max') {
+    throw new ValueError(op, `mode must be 'min' or 'max' (got ${String(s.mode)})`);
+  }
+  if (s.thresholdMode !== 'rel' && s.thresholdMode !== 'abs') {
+    throw new ValueError(op, `thresholdMode must be 'rel' or 'abs' (got ${String(s.thresholdMode)})`);
+  }
+  if (!(s.factor >= 0 && s.factor < 1)) {
+    throw new ValueError(op, `factor must be in [0, 1): the new lr is lr * factor (got ${s.factor})`);
+  }
+  checkCount(op, 'patience', s.patience, 0);
+  checkCount(op, 'cooldown', s.cooldown, 0);
+  if (!(s.threshold >= 0)) throw new ValueError(op, `threshold must be >= 0 (got ${s.threshold})`);
+  if (!(s.eps >= 0)) throw new ValueError(op, `eps must be >= 0 (got ${s.eps})`);
+  for (const m of s.minLr) if (!(m >= 0)) throw new ValueError(op, `minLr must be >= 0 (got ${m})`);
+  return s;
+}
+
 /** Python's `%`: the result takes the divisor's sign, so (t - 1 - T) % 2T is never negative. */
 function pyMod(a: number, b: number): number {
   return ((a % b) + b) % b;
@@ -550,4 +1019,29 @@ function checkCount(op: string, name: string, value: number, min: number): void 
 
 function checkPositive(op: string, name: string, value: number): void {
   if (!(value > 0)) throw new ValueError(op, `${name} must be > 0 (got ${value})`);
+}
+
+/**
+ * PyTorch's `_format_param`: one value for every group, or a list with one per group.
+ * Returns one finite number per group.
+ */
+function perGroup(op: string, name: string, value: number | readonly number[], groups: number): number[] {
+  const values = Array.isArray(value)
+    ? [...(value as readonly number[])]
+    : Array<number>(groups).fill(value as number);
+  if (values.length !== groups) {
+    throw new ValueError(
+      op,
+      `${name} needs one value per parameter group (got ${values.length}, expected ${groups})`,
+    );
+  }
+  for (const v of values) {
+    if (typeof v !== 'number' || !Number.isFinite(v)) {
+      throw new ValueError(
+        op,
+        `${name} must be a finite number or one per parameter group (got ${typeof v === 'number' ? v : kindOf(v)})`,
+      );
+    }
+  }
+  return values;
 }
