@@ -153,7 +153,16 @@ export {
 } from './tensor/ops.js';
 export { defaultGenerator, Generator, manualSeed } from './tensor/random.js';
 export { Tensor } from './tensor/tensor.js';
-export { loadCheckpoint, saveCheckpoint } from './train/checkpoint.js';
-export { type EpochLog, evaluate, type FitOptions, type FitResult, fit } from './train/fit.js';
+export { loadCheckpoint, readCheckpointMeta, saveCheckpoint } from './train/checkpoint.js';
+export {
+  type BatchLog,
+  type EarlyStopping,
+  type EpochLog,
+  evaluate,
+  type FitCallbacks,
+  type FitOptions,
+  type FitResult,
+  fit,
+} from './train/fit.js';
 export { GradScaler } from './train/grad-scaler.js';
 export { buildModel, MODEL_NAMES, type ModelName } from './train/models.js';

@@ -6,6 +6,8 @@
  * fp16's narrow range is why fp16 training needs loss scaling (GradScaler); bf16 keeps float32's range.
  */
 
+import { ValueError } from '../errors.js';
+
 export type Precision = 'fp32' | 'bf16' | 'fp16';
 
 let current: Precision = 'fp32';
@@ -14,8 +16,18 @@ export function autocastPrecision(): Precision {
   return current;
 }
 
+export const PRECISIONS: readonly Precision[] = ['fp32', 'bf16', 'fp16'];
+
+/** Refuses a precision outside PRECISIONS ('float16', 'half', 'mixed' would train in no defined mode). */
+export function checkPrecision(op: string, precision: unknown): asserts precision is Precision {
+  if (!PRECISIONS.includes(precision as Precision)) {
+    throw new ValueError(op, `precision must be ${PRECISIONS.join(', ')} (got ${JSON.stringify(precision)})`);
+  }
+}
+
 /** Run `fn` with matmuls in `precision`. */
 export function autocast<T>(precision: Precision, fn: () => T): T {
+  checkPrecision('autocast', precision);
   const prev = current;
   current = precision;
   try {

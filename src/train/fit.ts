@@ -13,10 +13,11 @@ import { noGrad } from '../autograd/engine.js';
 import { checkOptions, kindOf, optionKeys, StateError, ValueError } from '../errors.js';
 import { crossEntropy } from '../nn/losses.js';
 import type { Module } from '../nn/module.js';
+import { clipGradNorm } from '../optim/clip.js';
 import type { Schedule } from '../optim/schedules.js';
-import { autocast, type Precision } from '../tensor/autocast.js';
-import { argmax, eq, ge, mul, sum } from '../tensor/ops.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { autocast, checkPrecision, type Precision } from '../tensor/autocast.js';
+import { argmax, eq, ge, gt, mul, reshape, sum } from '../tensor/ops.js';
+import { Tensor } from '../tensor/tensor.js';
 import { GradScaler } from './grad-scaler.js';
 
 /** The largest finite fp16 value: a scaled gradient beyond it would be Inf in fp16 storage. */
@@ -57,7 +58,8 @@ export interface BatchLog {
 }
 
 export interface FitCallbacks {
-  onBatchEnd?(log: BatchLog): void;
+  /** Awaited when it returns a promise. */
+  onBatchEnd?(log: BatchLog): void | Promise<void>;
   /** Return 'stop' to end training after this epoch. */
   onEpochEnd?(log: EpochLog): undefined | 'stop' | Promise<undefined | 'stop'>;
 }
@@ -73,12 +75,21 @@ export interface FitOptions {
   accumulateSteps?: number;
   /**
    * Learning rate per optimizer update (not per micro-batch), for the first parameter group; the other groups
-   * keep their ratio to it (PyTorch's schedulers scale each group's own base lr alike).
+   * keep their ratio to it (PyTorch's schedulers scale each group's own base lr alike), and a group whose lr is
+   * 0 (frozen) stays at 0. A PyTorch-style scheduler becomes one with `asSchedule`.
    */
   schedule?: Schedule;
   precision?: Precision;
-  /** Stop when the monitored metric has not improved for `patience` epochs. */
-  earlyStopping?: { monitor?: 'valLoss' | 'valAccuracy'; patience: number; minDelta?: number };
+  /**
+   * Clip the gradients' total 2-norm to this before each update (`clipGradNorm`; PyTorch Lightning's
+   * gradient_clip_val): after accumulation and after fp16 unscaling, as PyTorch's AMP recipe orders it.
+   */
+  clipGradNorm?: number;
+  /**
+   * Stop when the monitored metric has not improved by more than `minDelta` for `patience` epochs;
+   * `restoreBestWeights` puts back the model's state (parameters and buffers) from the best epoch at the end.
+   */
+  earlyStopping?: EarlyStopping;
   callbacks?: FitCallbacks;
   /** First epoch to run (resume): epochs before it are taken as done. */
   startEpoch?: number;
@@ -90,7 +101,19 @@ export interface FitOptions {
   scaler?: GradScaler;
 }
 
+export interface EarlyStopping {
+  /** The metric to watch (default 'valLoss'; lower is better for the loss, higher for the accuracy). */
+  monitor?: 'valLoss' | 'valAccuracy';
+  /** Epochs without improvement before stopping: an integer >= 0. */
+  patience: number;
+  /** The smallest change that counts as an improvement (default 0). */
+  minDelta?: number;
+  /** Restore the best epoch's model state when training ends (default false; Keras's restore_best_weights). */
+  restoreBestWeights?: boolean;
+}
+
 const CALLBACKS = optionKeys<FitCallbacks>()(['onBatchEnd', 'onEpochEnd']);
+const EARLY_STOPPING = optionKeys<EarlyStopping>()(['monitor', 'patience', 'minDelta', 'restoreBestWeights']);
 const FIT_OPTIONS = optionKeys<FitOptions>()([
   'train',
   'val',
@@ -100,6 +123,7 @@ const FIT_OPTIONS = optionKeys<FitOptions>()([
   'accumulateSteps',
   'schedule',
   'precision',
+  'clipGradNorm',
   'earlyStopping',
   'callbacks',
   'startEpoch',
@@ -115,30 +139,72 @@ export interface FitResult {
   stoppedEarly: boolean;
 }
 
-async function* batchesOf(op: string, src: BatchSource, epoch: number): AsyncGenerator<[Tensor, Tensor]> {
-  const it = typeof src === 'function' ? src(epoch) : src;
-  const iterable = it as Partial<AsyncIterable<unknown> & Iterable<unknown>> | null;
+/** Refuses what cannot be a batch source, before any work (a bad `val` used to fail after a training epoch). */
+function checkSource(op: string, name: string, src: unknown): void {
+  const iterable = src as Partial<AsyncIterable<unknown> & Iterable<unknown>> | null;
   if (
+    typeof src !== 'function' &&
     typeof iterable?.[Symbol.asyncIterator] !== 'function' &&
     typeof iterable?.[Symbol.iterator] !== 'function'
   ) {
     throw new ValueError(
       op,
-      `batches come from a DataLoader, an iterable of [x, y] or a function of the epoch returning one (got ${kindOf(it)})`,
+      `${name} must be a DataLoader, an iterable of [x, y] batches or a function of the epoch returning one (got ${kindOf(src)})`,
     );
   }
-  for await (const b of it as AsyncIterable<[Tensor, Tensor]>) yield b;
+}
+
+/** The batches of one epoch, each checked to be [input, target] tensors; an epoch without a batch is an error. */
+async function* batchesOf(op: string, src: BatchSource, epoch: number): AsyncGenerator<[Tensor, Tensor]> {
+  const it = typeof src === 'function' ? src(epoch) : src;
+  checkSource(op, 'the batch source', it);
+  let any = false;
+  for await (const b of it as AsyncIterable<unknown>) {
+    if (!Array.isArray(b) || b.length !== 2 || !(b[0] instanceof Tensor) || !(b[1] instanceof Tensor)) {
+      const what = Array.isArray(b)
+        ? `an array of ${b.length}: ${b.map((v) => (v instanceof Tensor ? 'Tensor' : kindOf(v))).join(', ')}`
+        : b !== null && typeof b === 'object' && !(b instanceof Tensor)
+          ? `an object with keys ${Object.keys(b).join(', ')}`
+          : kindOf(b);
+      throw new ValueError(
+        op,
+        `a batch must be [input, target], two tensors (got ${what}): map other batches to that form, e.g. train: (epoch) => mapped(loader)`,
+      );
+    }
+    any = true;
+    yield b as [Tensor, Tensor];
+  }
+  if (!any) {
+    throw new ValueError(
+      op,
+      `epoch ${epoch + 1} has no batches: the source is empty, or a one-shot iterator that an earlier epoch used up (pass a DataLoader, an array, or a function of the epoch)`,
+    );
+  }
 }
 
 /**
  * [right, counted] class predictions of `out` (classes on dim 1: (N, C) or (N, C, T...)) against int targets of
- * its shape without dim 1; negative targets (ignore_index, -100 by default) are not counted. NaN without int
- * targets.
+ * its shape without dim 1; negative targets (ignore_index, -100 by default) are not counted. One logit per
+ * sample ((N) or (N, 1), binary cross-entropy with logits) predicts class 1 where it is above 0, against 0/1
+ * targets of either dtype. NaN otherwise (regression).
  */
 function correct(out: Tensor, target: Tensor): [number, number] {
+  const n = out.shape[0] ?? 0;
+  if ((out.rank === 1 || (out.rank === 2 && out.shape[1] === 1)) && target.size === n) {
+    // Float targets are labels only when every one is 0 or 1 (else a regression: no accuracy).
+    const t = reshape(target, [n]);
+    const labels =
+      t.dtype !== 'float32' || (t.toTypedArray() as Float32Array).every((v) => v === 0 || v === 1);
+    return labels ? [sum(eq(gt(reshape(out, [n]), 0), gt(t, 0))).item(), n] : [Number.NaN, 0];
+  }
   if (target.dtype !== 'int32' || out.rank < 2) return [Number.NaN, 0];
   const valid = ge(target, 0);
   return [sum(mul(eq(argmax(out, 1), target), valid)).item(), sum(valid).item()];
+}
+
+/** A copy of the model's state dict (parameters and buffers), detached from the live tensors. */
+function cloneState(model: Module): Record<string, Tensor> {
+  return noGrad(() => Object.fromEntries(Object.entries(model.stateDict()).map(([k, t]) => [k, t.clone()])));
 }
 
 /** Mean loss and accuracy of `model` over `data`, in eval mode and without a graph. */
@@ -180,13 +246,63 @@ export async function evaluate(
  */
 export async function fit(model: Module, opts: FitOptions): Promise<FitResult> {
   checkOptions('fit', opts, FIT_OPTIONS);
+  checkSource('fit', 'train', opts.train);
+  if (opts.val !== undefined) checkSource('fit', 'val', opts.val);
+  const opt = opts.optimizer as Partial<OptimizerLike> | undefined;
+  if (
+    typeof opt?.step !== 'function' ||
+    typeof opt.zeroGrad !== 'function' ||
+    !Array.isArray(opt.paramGroups)
+  ) {
+    throw new ValueError(
+      'fit',
+      `optimizer must be an optimizer (new SGD(model.parameters(), ...)), got ${kindOf(opt)}`,
+    );
+  }
+  if (opts.schedule !== undefined && typeof opts.schedule !== 'function') {
+    throw new ValueError(
+      'fit',
+      `schedule must be a function of the update step returning the lr (got ${kindOf(opts.schedule)}): ` +
+        'a PyTorch-style scheduler becomes one with asSchedule((o) => new StepLR(o, {...}), lr), and a constant ' +
+        "lr is the optimizer's own",
+    );
+  }
+  checkPrecision('fit', opts.precision ?? 'fp32');
+  const clip = opts.clipGradNorm;
+  if (clip !== undefined && !(typeof clip === 'number' && clip > 0)) {
+    throw new ValueError(
+      'fit',
+      `clipGradNorm must be a positive number (got ${kindOf(clip)} ${String(clip)})`,
+    );
+  }
   // Callbacks may carry state of their own (fields, a class instance): only unknown hooks are refused.
   const hook = Object.keys(opts.callbacks ?? {}).find((k) => /^on[A-Z_]/.test(k) && !CALLBACKS.includes(k));
   if (hook) {
     const where = hook === 'onEpochStart' ? "; onEpochStart is an option of fit's own" : '';
     throw new ValueError('fit', `unknown callback '${hook}' (expected ${CALLBACKS.join(' or ')}${where})`);
   }
-  checkOptions('fit', opts.earlyStopping, ['monitor', 'patience', 'minDelta']);
+  checkOptions('fit', opts.earlyStopping, EARLY_STOPPING);
+  if (opts.earlyStopping) {
+    const { monitor = 'valLoss', patience, minDelta = 0 } = opts.earlyStopping;
+    if (monitor !== 'valLoss' && monitor !== 'valAccuracy') {
+      throw new ValueError(
+        'fit',
+        `earlyStopping.monitor must be 'valLoss' or 'valAccuracy' (got ${JSON.stringify(monitor)})`,
+      );
+    }
+    if (!Number.isInteger(patience) || patience < 0) {
+      throw new ValueError(
+        'fit',
+        `earlyStopping.patience must be an integer >= 0 (got ${JSON.stringify(patience)})`,
+      );
+    }
+    if (!(typeof minDelta === 'number' && minDelta >= 0 && Number.isFinite(minDelta))) {
+      throw new ValueError(
+        'fit',
+        `earlyStopping.minDelta must be a finite number >= 0 (got ${JSON.stringify(minDelta)})`,
+      );
+    }
+  }
   const {
     optimizer,
     epochs,
@@ -206,15 +322,17 @@ export async function fit(model: Module, opts: FitOptions): Promise<FitResult> {
   let step = opts.startStep ?? 0;
   let best = Number.NaN;
   let sinceBest = 0;
+  let bestState: Record<string, Tensor> | undefined;
   let stoppedEarly = false;
 
   /**
    * `fix`: the factor that turns the accumulated gradients into the mean over the group's samples (1 when the
    * group had k micro-batches of one size; see the loop).
    */
-  // Each group's lr relative to the first's, kept by the schedule (a resumed run's groups are in that ratio too).
+  // Each group's lr relative to the first's, kept by the schedule (a resumed run's groups are in that ratio too);
+  // a frozen group (lr 0) stays frozen, as PyTorch's schedulers scale a base lr of 0 to 0.
   const lr0 = optimizer.paramGroups[0]?.lr ?? 0;
-  const ratios = optimizer.paramGroups.map((g) => (lr0 > 0 ? g.lr / lr0 : 1));
+  const ratios = optimizer.paramGroups.map((g) => (g.lr === 0 ? 0 : lr0 > 0 ? g.lr / lr0 : 1));
   /** Set the schedule's lr for the coming update `step`, before its micro-batches (so their logs show it). */
   const scheduleLr = () => {
     if (!opts.schedule) return;
@@ -243,6 +361,7 @@ export async function fit(model: Module, opts: FitOptions): Promise<FitResult> {
       scaler.update(found);
       ok = !found;
     }
+    if (ok && clip !== undefined) clipGradNorm(params, clip);
     if (ok) optimizer.step();
     optimizer.zeroGrad();
     step++;
@@ -300,7 +419,13 @@ export async function fit(model: Module, opts: FitOptions): Promise<FitResult> {
       right += r;
       counted += c;
       n += b;
-      callbacks.onBatchEnd?.({ epoch, batch: micro, loss: lv, samples: b, lr: optimizer.paramGroups[0]!.lr });
+      await callbacks.onBatchEnd?.({
+        epoch,
+        batch: micro,
+        loss: lv,
+        samples: b,
+        lr: optimizer.paramGroups[0]!.lr,
+      });
       micro++;
     }
     if (pending > 0 && !update((k * first) / grouped)) skipped++;
@@ -325,18 +450,21 @@ export async function fit(model: Module, opts: FitOptions): Promise<FitResult> {
       break;
     }
     if (opts.earlyStopping) {
-      const { monitor = 'valLoss', patience, minDelta = 0 } = opts.earlyStopping;
+      const { monitor = 'valLoss', patience, minDelta = 0, restoreBestWeights } = opts.earlyStopping;
       const v = log[monitor]!; // val is given (checked at the start)
       const better =
         Number.isNaN(best) || (monitor === 'valLoss' ? v < best - minDelta : v > best + minDelta);
       if (better) {
         best = v;
         sinceBest = 0;
+        // Copies: the model's own tensors change in place at the next update.
+        if (restoreBestWeights) bestState = cloneState(model);
       } else if (++sinceBest >= patience) {
         stoppedEarly = true;
         break;
       }
     }
   }
+  if (bestState) model.loadStateDict(bestState);
   return { history, steps: step - (opts.startStep ?? 0), stoppedEarly };
 }

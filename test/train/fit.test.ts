@@ -269,4 +269,169 @@ forEachBackend(() => {
     assert.equal(r.stoppedEarly, true);
     assert.deepEqual(seen, [1, 2, 3], 'lr 0 never improves: stops after patience epochs');
   });
+
+  it('restoreBestWeights puts back the best epoch: its validation loss, not the last one', async () => {
+    const { x, y } = data(32);
+    const m = model();
+    // lr 2 without momentum overshoots: the validation loss gets worse after the first epochs.
+    const r = await fit(m, {
+      train: batches(x, y, 4),
+      val: batches(x, y, 32),
+      optimizer: new mb.SGD(m.parameters(), { lr: 2 }),
+      epochs: 12,
+      earlyStopping: { patience: 3, restoreBestWeights: true },
+    });
+    const losses = r.history.map((h) => h.valLoss!);
+    const best = Math.min(...losses);
+    assert.ok(losses.at(-1)! > best, `the last epoch is not the best (${losses.join(', ')})`);
+    const { loss } = await mb.evaluate(m, batches(x, y, 32));
+    assert.ok(Math.abs(loss - best) < 1e-6 * best, `restored loss ${loss}, best ${best}`);
+  });
+
+  it('a binary classifier with one logit gets its accuracy: logit > 0 against 0/1 targets', async () => {
+    const g = new mb.Generator(3);
+    const x = mb.randn([64, 2], { generator: g });
+    const yi = mb.gt(x.slice(1, 0, 1).reshape([64]), 0).int(); // the sign of the first feature
+    const m = new mb.Linear(2, 1, { generator: new mb.Generator(4) });
+    const yf = yi.float().reshape([64, 1]);
+    const opt = new mb.SGD(m.parameters(), { lr: 0.5 });
+    const loss = (o: mb.Tensor, t: mb.Tensor) => mb.binaryCrossEntropyWithLogits(o, t);
+    const r = await fit(m, {
+      train: batches(x, yf, 16),
+      val: batches(x, yf, 64),
+      optimizer: opt,
+      epochs: 30,
+      loss,
+    });
+    const expected = mb
+      .eq(mb.gt(m.forward(x).reshape([64]), 0), mb.gt(yi, 0))
+      .float()
+      .mean()
+      .item();
+    assert.equal(r.history.at(-1)!.valAccuracy, expected);
+    assert.ok(expected > 0.9, `it learned the rule (${expected})`);
+    // int 0/1 labels count the same way; a regression target (not all 0/1) has no accuracy.
+    const intLabels = await mb.evaluate(m, [[x, yi]], {
+      loss: (o, t) => loss(o, t.float().reshape([64, 1])),
+    });
+    assert.equal(intLabels.accuracy, expected);
+    const reg = await mb.evaluate(m, [[x, x.slice(1, 1, 2)]], { loss: mb.mseLoss });
+    assert.ok(Number.isNaN(reg.accuracy));
+  });
+
+  it('a schedule leaves a frozen parameter group (lr 0) frozen', async () => {
+    const { x, y } = data(16);
+    const m = model();
+    const [body, head] = [m.at(0)!.parameters(), m.at(2)!.parameters()];
+    const before = body.map((p) => p.toTypedArray());
+    const opt = new mb.SGD(
+      [
+        { params: body, lr: 0 },
+        { params: head, lr: 0.1 },
+      ],
+      { lr: 0.1 },
+    );
+    await fit(m, { train: batches(x, y, 8), optimizer: opt, epochs: 2, schedule: (s) => 0.1 / (1 + s) });
+    assert.deepEqual(
+      body.map((p) => p.toTypedArray()),
+      before,
+    );
+    assert.deepEqual(
+      opt.paramGroups.map((g) => g.lr),
+      [0, 0.1 / 4],
+    );
+  });
+
+  it('clipGradNorm clips the total gradient norm before every update', async () => {
+    const { x, y } = data(16);
+    const [a, b] = [model(), model()];
+    const optA = new mb.SGD(a.parameters(), { lr: 0.1 });
+    await fit(a, { train: batches(x, y, 16), optimizer: optA, epochs: 1, clipGradNorm: 0.01 });
+    // The same update by hand: backward, clip, step.
+    const optB = new mb.SGD(b.parameters(), { lr: 0.1 });
+    mb.crossEntropy(b.forward(x), y).backward();
+    const total = mb.clipGradNorm(b.parameters(), 0.01);
+    assert.ok(total > 0.01, `the gradient was large enough to clip (${total})`);
+    optB.step();
+    const [sa, sb] = [a.stateDict(), b.stateDict()];
+    for (const k of Object.keys(sa)) assertClose(sa[k]!, sb[k]!, { rtol: 1e-6, atol: 1e-7, label: k });
+  });
+
+  it('onBatchEnd may be async: fit waits for it', async () => {
+    const { x, y } = data(16);
+    const m = model();
+    const order: string[] = [];
+    await fit(m, {
+      train: batches(x, y, 8),
+      optimizer: new mb.SGD(m.parameters(), { lr: 0.1 }),
+      epochs: 1,
+      callbacks: {
+        onBatchEnd: async (b) => {
+          await new Promise((r) => setTimeout(r, 5));
+          order.push(`batch ${b.batch}`);
+        },
+        onEpochEnd: () => void order.push('epoch'),
+      },
+    });
+    assert.deepEqual(order, ['batch 0', 'batch 1', 'epoch']);
+  });
+
+  it('bad options and batches are refused up front, by name', async () => {
+    const { x, y } = data(8);
+    const m = model();
+    const optimizer = new mb.SGD(m.parameters(), { lr: 0.1 });
+    const train = batches(x, y, 4);
+    const bad: [Record<string, unknown>, RegExp][] = [
+      [{ precision: 'float16' }, /fit: precision must be fp32, bf16, fp16 \(got "float16"\)/],
+      [
+        { earlyStopping: { monitor: 'val_loss', patience: 2 }, val: train },
+        /earlyStopping.monitor must be 'valLoss' or 'valAccuracy' \(got "val_loss"\)/,
+      ],
+      [
+        { earlyStopping: { monitor: 'valLoss' }, val: train },
+        /earlyStopping.patience must be an integer >= 0 \(got undefined\)/,
+      ],
+      [
+        { earlyStopping: { patience: '2' }, val: train },
+        /earlyStopping.patience must be an integer >= 0 \(got "2"\)/,
+      ],
+      [
+        { schedule: new mb.StepLR(new mb.SGD(m.parameters()), { stepSize: 1 }) },
+        /fit: schedule must be a function .*asSchedule/,
+      ],
+      [{ schedule: 0.01 }, /fit: schedule must be a function/],
+      [{ optimizer: undefined }, /fit: optimizer must be an optimizer/],
+      [{ train: undefined }, /fit: train must be a DataLoader/],
+      [{ val: 5 }, /fit: val must be a DataLoader/],
+      [{ clipGradNorm: 0 }, /fit: clipGradNorm must be a positive number/],
+    ];
+    for (const [override, re] of bad) {
+      await assert.rejects(
+        // biome-ignore lint/suspicious/noExplicitAny: wrong on purpose
+        fit(m, { train, optimizer, epochs: 1, ...override } as any),
+        (e: unknown) => e instanceof mb.ValueError && re.test((e as Error).message),
+        String(re),
+      );
+    }
+    // Batches of another form: a clear error, not a TypeError from destructuring.
+    const dict = [{ x, y }];
+    await assert.rejects(
+      fit(m, { train: dict as unknown as mb.FitOptions['train'], optimizer, epochs: 1 }),
+      /a batch must be \[input, target\], two tensors \(got an object with keys x, y\)/,
+    );
+    const triple = [[x, y, x]];
+    await assert.rejects(
+      fit(m, { train: triple as unknown as mb.FitOptions['train'], optimizer, epochs: 1 }),
+      /got an array of 3: Tensor, Tensor, Tensor/,
+    );
+    // A one-shot source (a generator object) runs dry after its first epoch: the second epoch says so.
+    const once = (function* () {
+      yield* train;
+    })();
+    await assert.rejects(fit(m, { train: once, optimizer, epochs: 2 }), /fit: epoch 2 has no batches/);
+    assert.throws(
+      () => mb.autocast('half' as mb.Precision, () => 0),
+      /autocast: precision must be fp32, bf16, fp16/,
+    );
+  });
 });
