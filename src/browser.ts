@@ -96,6 +96,16 @@ export { autocast, type Precision } from './tensor/autocast.js';
 export * from './tensor/creation.js';
 export type { DType, TypedArray } from './tensor/dtype.js';
 export {
+  argsort,
+  cumsum,
+  gather,
+  type SortOptions,
+  sort,
+  type TopkOptions,
+  topk,
+  type ValuesIndices,
+} from './tensor/indexing.js';
+export {
   abs,
   add,
   argmax,

@@ -16,6 +16,7 @@ import { accumulateGrad, gradRules } from '../autograd/grad.js';
 import type { View } from '../backend/backend.js';
 import { checkOptions, fmtShape, ShapeError, ValueError } from '../errors.js';
 import type { DType, TypedArray } from './dtype.js';
+import * as indexing from './indexing.js';
 import * as ops from './ops.js';
 import { formatTensor } from './print.js';
 import { contiguousStrides, numel } from './shape.js';
@@ -349,6 +350,24 @@ export class Tensor implements View {
   }
   indexSelect(dim: number, index: Tensor | Int32Array | number[]): Tensor {
     return ops.indexSelect(this, dim, index);
+  }
+  /** See `gather` (torch.gather). */
+  gather(dim: number, index: Tensor): Tensor {
+    return indexing.gather(this, dim, index);
+  }
+  /** See `topk`: `const [values, indices] = x.topk(5)`. */
+  topk(k: number, opts?: indexing.TopkOptions): indexing.ValuesIndices {
+    return indexing.topk(this, k, opts);
+  }
+  /** See `sort` (stable; NaN last). */
+  sort(opts?: indexing.SortOptions): indexing.ValuesIndices {
+    return indexing.sort(this, opts);
+  }
+  argsort(opts?: indexing.SortOptions): Tensor {
+    return indexing.argsort(this, opts);
+  }
+  cumsum(dim: number): Tensor {
+    return indexing.cumsum(this, dim);
   }
   to(dtype: DType): Tensor {
     return ops.cast(this, dtype);
