@@ -378,7 +378,7 @@ describe('bad arguments get typed errors naming the op', () => {
     );
     await assert.rejects(
       () => mb.evaluate(lin(), { data: [] } as never),
-      /evaluate: batches come from a DataLoader, an iterable of \[x, y\] or a function of the epoch returning one \(got object\)/,
+      /evaluate: data must be a DataLoader, an iterable of \[x, y\] batches or a function of the epoch returning one \(got object\)/,
     );
     await assert.rejects(
       () => mb.evaluate(lin(), loader(), { lossFn: () => x } as never),

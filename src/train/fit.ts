@@ -214,6 +214,7 @@ export async function evaluate(
   opts: { loss?: (o: Tensor, t: Tensor) => Tensor; epoch?: number } = {},
 ): Promise<{ loss: number; accuracy: number; samples: number }> {
   checkOptions('evaluate', opts, ['loss', 'epoch']);
+  checkSource('evaluate', 'data', data);
   const { loss = (o: Tensor, t: Tensor) => crossEntropy(o, t), epoch = 0 } = opts;
   const was = model.training;
   model.eval();
