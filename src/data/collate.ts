@@ -1,6 +1,10 @@
 /**
  * Collation: a list of N samples becomes one batch, batch-first (PyTorch's `default_collate`). Tensors are
  * stacked, typed arrays and numbers become tensors, arrays and plain objects are collated field by field.
+ * A batch's dtype follows the samples' types, except for numbers: JavaScript has one number type, so a
+ * batch of numbers is int32 when all of them are integers and float32 otherwise, and a float field whose
+ * values happen to be whole in one batch comes out int32 in that batch. A rule fixes a field's dtype
+ * (see `makeCollate`).
  * Each kind has a rule in a table keyed by constructor; the rule for a value is found by walking its
  * prototype chain (so a subclass uses its parent's rule unless it has one), and a table with more rules
  * makes a new collate function (`makeCollate`).
@@ -80,9 +84,15 @@ const stackTensors: CollateRule = (values, path) => {
   return stack(ts, 0);
 };
 
-// As `tensor(array)` would: Float32Array float32, Int32Array int32, Uint8Array bool; (N, length).
+// (N, length): Float32Array float32 and Int32Array int32, as `tensor(array)` makes them, and Uint8Array
+// int32. Bytes are numbers 0..255 (readIdx's pixels), which tensor() would make bool: PyTorch gives uint8,
+// which minibatch lacks, and int32 keeps the values. By type, never by value, so that a batch's dtype does
+// not depend on its contents; bool batches come from booleans and bool tensors.
 const stackTypedArrays: CollateRule = (values, path) => {
-  const Ctor = (values[0] as object).constructor as Float32ArrayConstructor;
+  const Ctor = (values[0] as object).constructor as
+    | Float32ArrayConstructor
+    | Int32ArrayConstructor
+    | Uint8ArrayConstructor;
   if (!([Float32Array, Int32Array, Uint8Array] as unknown[]).includes(Ctor)) {
     throw new ValueError(
       'collate',
@@ -92,7 +102,8 @@ const stackTypedArrays: CollateRule = (values, path) => {
   expectAll(values, path, (v) => v instanceof Ctor);
   const arrays = values as Float32Array[];
   const len = arrays[0]!.length;
-  const out = new Ctor(arrays.length * len);
+  const out =
+    Ctor === Float32Array ? new Float32Array(arrays.length * len) : new Int32Array(arrays.length * len);
   arrays.forEach((a, i) => {
     if (a.length !== len) throw ragged(path, i, `length ${a.length}`, `length ${len}`);
     out.set(a, i * len);
@@ -102,7 +113,8 @@ const stackTypedArrays: CollateRule = (values, path) => {
 
 // JavaScript has one number type: a batch of int32-range integers is int32 (labels), anything else
 // float32. Mixed batches promote like PyTorch's arithmetic, so a float batch that happens to be integral
-// still computes correctly.
+// still computes correctly. The dtype is decided per batch, so it can change from batch to batch: a rule
+// for Number in makeCollate fixes it.
 const numbersToTensor: CollateRule = (values, path) => {
   expectAll(values, path, (v) => typeof v === 'number');
   const nums = values as number[];
@@ -187,6 +199,17 @@ export const defaultCollateRules: ReadonlyMap<CollateKey, CollateRule> = new Map
  *   [Point, (ps) => tensor((ps as Point[]).map((p) => [p.x, p.y]))], // (N, 2)
  * ]));
  * collate([{ at: new Point(1, 2) }, { at: new Point(3, 4) }]); // { at: (2, 2) }
+ *
+ * // Regression targets are float32 in every batch, even one whose values are all whole (default: int32
+ * // then); the rule sees where it is (`path`: '[1]' for the second element of [x, y] samples).
+ * const numbers = defaultCollateRules.get(Number)!;
+ * export const floatTargets = Object.assign(
+ *   makeCollate(new Map([
+ *     ...defaultCollateRules,
+ *     [Number, (vs, path, c) => (path === '[1]' ? tensor(Float32Array.from(vs as number[])) : numbers(vs, path, c))],
+ *   ])),
+ *   { spec: { module: import.meta.url, export: 'floatTargets' } }, // for numWorkers > 0
+ * );
  */
 export function makeCollate(
   rules: ReadonlyMap<CollateKey, CollateRule>,
@@ -208,7 +231,10 @@ export function makeCollate(
 
 /**
  * The default collate: stacks tensors, typed arrays and numbers batch-first and recurses into arrays and
- * plain objects. Integer numbers become int32, other numbers float32, booleans bool; strings stay a list.
+ * plain objects. Float32Array rows become float32, Int32Array and Uint8Array rows int32, booleans bool;
+ * strings stay a list. Numbers become int32 when every number of the batch is an integer, float32
+ * otherwise: decided per batch (JavaScript has one number type), so a field of numbers can change dtype
+ * between batches; `makeCollate` with a rule for Number fixes it.
  *
  * @example
  * defaultCollate([[x0, 3], [x1, 7]]); // [stack([x0, x1]) (2, ...), int32 [3, 7]]

@@ -23,7 +23,9 @@ import {
   fetchBatch,
   type IterableDataset,
   type ModuleSpec,
+  readsBatches,
   streamBatches,
+  workerInfo,
 } from './dataset.js';
 import {
   BatchSampler,
@@ -46,7 +48,11 @@ export interface DataLoaderOptions<B = unknown> extends RandomOptions {
   sampler?: Sampler;
   /** The indices of each batch (instead of batchSize, shuffle, sampler and dropLast). */
   batchSampler?: Sampler<ArrayLike<number>>;
-  /** Samples to a batch (default `defaultCollate`); needs a `spec` with workers. Not for datasets with getItems. */
+  /**
+   * Samples to a batch (default `defaultCollate`); needs a `spec` with workers. Not for datasets read through
+   * getItems (see `readsBatches`). With workers the batch must be Tensors, typed arrays, numbers, strings,
+   * arrays and plain objects: a class instance would arrive as a plain object without its methods.
+   */
   collate?: CollateFn<B>;
   /** Worker threads producing batches (default 0: this thread, on demand). */
   numWorkers?: number;
@@ -59,8 +65,8 @@ export interface DataLoaderOptions<B = unknown> extends RandomOptions {
   /**
    * Hand each batch's buffers back to its worker when the next batch is requested, so workers fill the
    * same buffers again and allocation stays flat (default false). A batch is then valid only until the
-   * next one is requested (its storage moves back to the worker and reads as empty): copy what you keep.
-   * Only with workers.
+   * next one is requested: its storage moves back to the worker, and reading its tensors afterwards throws
+   * (views made of them earlier read zeros). Copy what you keep. Only with workers.
    */
   reuseBuffers?: boolean;
 }
@@ -93,19 +99,24 @@ export class WorkerError extends MinibatchError {
 }
 
 /** `in DataLoader worker 1: <message>`, with the worker's stack frames and the original error as `cause`. */
-function thrownIn(id: number, original: { name: string; message: string; stack?: string }): WorkerError {
-  const e = new WorkerError(id, `in DataLoader worker ${id}`, original.message);
+function thrownIn(id: number, original: unknown): WorkerError {
+  // A worker's 'error' event carries whatever it threw: a string, or {} for a DOMException (Node sends
+  // those without their fields), so the message falls back to the value itself.
+  const { message, stack } = Object(original) as Partial<Error>;
+  const detail = message ?? String(original);
+  const e = new WorkerError(id, `in DataLoader worker ${id}`, detail);
   // The worker's frames: where the dataset failed, not where the main thread noticed.
-  const frames = (original.stack ?? '').split('\n').filter((l) => /^\s+at /.test(l));
+  const frames = (stack ?? '').split('\n').filter((l) => /^\s+at /.test(l));
   e.stack = [`${e.name}: ${e.message}`, ...frames].join('\n');
-  e.cause = Object.assign(new Error(original.message), original);
+  e.cause = typeof original === 'object' ? Object.assign(new Error(detail), original) : original;
   return e;
 }
 
 /**
  * Batches of a dataset. Map-style datasets are read through a batch sampler (one `getItems` call per
- * batch when the dataset has it, else `getItem` per sample and `collate`); iterable datasets are read
- * front to back, `batchSize` samples at a time. `length` is the number of batches: ceil(n / batchSize),
+ * batch when the dataset has it and no subclass overrides `getItem` below it, else `getItem` per sample
+ * and `collate`); iterable datasets are read front to back, `batchSize` samples at a time, from a new
+ * iterator each epoch. `length` is the number of batches: ceil(n / batchSize),
  * floor with `dropLast`.
  *
  * `for (const b of loader)` runs in this thread (numWorkers 0); `for await` also runs with workers, which
@@ -164,7 +175,8 @@ export class DataLoader<B = Tensor[]> implements Iterable<B>, AsyncIterable<B> {
         `the dataset needs getItem(i) and length, or to be iterable (got ${got})`,
       );
     }
-    checkOptions(options, mapStyle && (this.dataset as Dataset).getItems !== undefined, mapStyle);
+    if (!mapStyle) checkRestartable(stream!);
+    checkOptions(options, mapStyle && readsBatches(this.dataset as Dataset), mapStyle);
     checkRandomOptions('DataLoader', options);
     const { batchSize = 1, shuffle, sampler, batchSampler, dropLast = false, seed, generator } = options;
     this.batchSize = batchSize;
@@ -242,6 +254,14 @@ export class DataLoader<B = Tensor[]> implements Iterable<B>, AsyncIterable<B> {
 
   // One side of NOTE [DataLoader worker protocol] (worker.ts): deal tasks, reorder replies, recycle buffers.
   private async *fromWorkers(baseSeed: number): AsyncGenerator<B> {
+    // A worker that starts workers: almost always the training script named as spec.module, imported by
+    // each worker, whose loop starts workers that import it again, without end.
+    if (workerInfo()) {
+      throw new StateError(
+        'DataLoader',
+        'a DataLoader worker cannot start workers of its own: spec.module ran a DataLoader with workers when imported (move the Dataset to its own module, or guard the training code with isMainThread)',
+      );
+    }
     // Loaded here, not at the top, so that importing the package does not need node:worker_threads.
     const { Worker } = await import('node:worker_threads');
     const pool =
@@ -288,11 +308,14 @@ export class DataLoader<B = Tensor[]> implements Iterable<B>, AsyncIterable<B> {
         if (reply.type === 'error') throw thrownIn(reply.worker, reply.error);
         if (reply.type === 'batch') {
           this.bufferAllocations += reply.fresh;
-          const buffers: ArrayBuffer[] = [];
-          yield unpack(reply.batch, buffers) as B;
+          const tensors: Tensor[] = [];
+          yield unpack(reply.batch, tensors) as B;
           // The consumer asked for the next batch: it is done with this one.
-          const live = buffers.filter((b) => b.byteLength > 0);
-          if (this.reuseBuffers) pool.post(reply.worker, { type: 'recycle', buffers: live }, live);
+          if (this.reuseBuffers) {
+            const live = tensors.map((t) => t.data.buffer as ArrayBuffer).filter((b) => b.byteLength > 0);
+            tensors.forEach(release);
+            pool.post(reply.worker, { type: 'recycle', buffers: live }, live);
+          }
         }
       }
     } catch (e) {
@@ -377,16 +400,54 @@ function checkSpec(what: string, spec: ModuleSpec | undefined): void {
   }
 }
 
-/** Rebuild the tensors of a packed batch (NOTE [DataLoader worker protocol]); their buffers go in `buffers`. */
-function unpack(value: unknown, buffers: ArrayBuffer[]): unknown {
-  if (Array.isArray(value)) return value.map((v) => unpack(v, buffers));
+/**
+ * A one-shot iterator (a generator object, `array.values()`) returns itself from [Symbol.iterator](): the
+ * first epoch would drain it and every later one would be silently empty.
+ */
+function checkRestartable(stream: Partial<Iterable<unknown> & AsyncIterable<unknown>>): void {
+  const key = typeof stream[Symbol.iterator] === 'function' ? Symbol.iterator : Symbol.asyncIterator;
+  const it = stream[key]!() as Partial<Iterator<unknown>>;
+  if (it === stream) {
+    const example =
+      key === Symbol.iterator
+        ? '{ *[Symbol.iterator]() { ... } }'
+        : '{ async *[Symbol.asyncIterator]() { ... } }';
+    const method = key === Symbol.iterator ? '[Symbol.iterator]()' : '[Symbol.asyncIterator]()';
+    throw new ValueError(
+      'DataLoader',
+      `the dataset is a one-shot iterator: pass an object whose ${method} makes a new iterator each epoch, e.g. ${example}`,
+    );
+  }
+  void it.return?.(); // the probe is dropped: let it release what it opened
+}
+
+/** Rebuild the tensors of a packed batch (NOTE [DataLoader worker protocol]); they are listed in `tensors`. */
+function unpack(value: unknown, tensors: Tensor[]): unknown {
+  if (Array.isArray(value)) return value.map((v) => unpack(v, tensors));
   if (value === null || typeof value !== 'object' || ArrayBuffer.isView(value)) return value;
   const packed = value as { 'minibatch.tensor'?: number[]; data: TypedArray };
   if (packed['minibatch.tensor']) {
-    buffers.push(packed.data.buffer as ArrayBuffer);
-    return tensor(packed.data, { shape: packed['minibatch.tensor'] });
+    const t = tensor(packed.data, { shape: packed['minibatch.tensor'] });
+    tensors.push(t);
+    return t;
   }
-  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, unpack(v, buffers)]));
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, unpack(v, tensors)]));
+}
+
+/**
+ * Makes a recycled batch tensor's storage unreadable. Its buffer is detached (moved back to the worker),
+ * and kernels would read a detached buffer as zeros: every op reads `data`, so this one accessor turns
+ * that silent wrong answer into an error. Views made before recycling keep the detached storage.
+ */
+function release(t: Tensor): void {
+  Object.defineProperty(t, 'data', {
+    get() {
+      throw new StateError(
+        'DataLoader',
+        "this batch's buffers were recycled (reuseBuffers): copy what you keep",
+      );
+    },
+  });
 }
 
 type Delivered = Reply & { worker: number };

@@ -20,6 +20,12 @@
  * `new URL('./my-dataset.js', import.meta.url).href`. Code runs from `build/src/...` and `build/test/...` in
  * this repository and from `dist/` when installed, never from the `.ts` sources, so resolve the path from
  * the compiled file, not from the source tree.
+ *
+ * Every worker imports `module`, running its top-level code. A Dataset defined in the training script
+ * itself makes each worker run the training loop, whose DataLoader would start workers importing the script
+ * again, without end: a DataLoader with workers refuses to start inside a worker (a StateError naming
+ * spec.module). Put the Dataset in a module of its own, or guard the training code:
+ * `if (isMainThread) { ... }` (from node:worker_threads).
  */
 import { fmtShape, kindOf, ValueError } from '../errors.js';
 import { indexSelect, select } from '../tensor/ops.js';
@@ -29,7 +35,10 @@ import type { RandomOptions } from './sampler.js';
 
 /** How a worker thread builds an object: `new (await import(module))[export](...args)`. */
 export interface ModuleSpec {
-  /** An absolute URL (or absolute path) of a compiled ES module. */
+  /**
+   * An absolute URL (or absolute path) of a compiled ES module. Workers run its top-level code: not the
+   * training script, unless its training code is guarded by `isMainThread` (see the module comment).
+   */
   module: string;
   export: string;
   /** Structured-cloneable arguments; a nested spec is built first and passed as the object. */
@@ -45,7 +54,11 @@ export interface ModuleSpec {
 export abstract class Dataset<T = unknown, B = unknown> {
   abstract readonly length: number;
   abstract getItem(index: number): T;
-  /** A whole batch at once, already collated (one gather per tensor instead of N small tensors). */
+  /**
+   * A whole batch at once, already collated (one gather per tensor instead of N small tensors). The
+   * DataLoader reads batches through it unless a subclass overrides `getItem` below the class that defines
+   * `getItems` (augmentation): then it calls that `getItem` per sample and collates, as PyTorch always does.
+   */
   getItems?(indices: Int32Array): B;
   /** How worker threads build this dataset (see the module comment). */
   readonly spec?: ModuleSpec;
@@ -53,7 +66,9 @@ export abstract class Dataset<T = unknown, B = unknown> {
 
 /**
  * A stream of samples, sync or async, read front to back. `length`, when known, sizes `DataLoader.length`.
- * With workers each worker iterates its own copy; shard by `workerInfo()` or every worker yields everything.
+ * Each epoch asks it for a new iterator, so it is an iterable, not a one-shot iterator such as a generator
+ * object (the DataLoader refuses those). With workers each worker iterates its own copy; shard by
+ * `workerInfo()` or every worker yields everything.
  *
  * @example
  * const stream: IterableDataset<number> = {
@@ -137,7 +152,9 @@ export class Subset<T = unknown, B = unknown> implements Dataset<T, B> {
       );
     }
     const { getItems } = dataset;
-    if (getItems)
+    // Batched only where reading samples one by one would give the same batch: not when the dataset, or a
+    // subclass of Subset, overrides getItem.
+    if (getItems && readsBatches(dataset) && this.getItem === Subset.prototype.getItem)
       this.getItems = (idx) =>
         getItems.call(
           dataset,
@@ -217,13 +234,27 @@ export function workerInfo(): WorkerInfo | undefined {
   return (globalThis as { [WORKER_INFO]?: WorkerInfo })[WORKER_INFO];
 }
 
-/** A batch: the dataset's own `getItems`, or `collate` over the samples. Shared by threads and workers. */
+/**
+ * Whether batches come from the dataset's `getItems`: it has one, and `getItem` is not overridden closer to
+ * the object than `getItems` is defined. A subclass that augments in `getItem` (`class Aug extends
+ * TensorDataset`) inherits a `getItems` that never calls it, and would be read without its augmentation.
+ */
+export function readsBatches(dataset: Dataset<unknown, unknown>): boolean {
+  for (let p: object | null = dataset; p !== null; p = Object.getPrototypeOf(p)) {
+    // getItems first: both on one object (a class defining both, a plain object) is the batched case.
+    if (Object.hasOwn(p, 'getItems')) return typeof dataset.getItems === 'function';
+    if (Object.hasOwn(p, 'getItem')) return false;
+  }
+  return false;
+}
+
+/** A batch: the dataset's own `getItems` (see `readsBatches`), or `collate` over the samples. */
 export function fetchBatch<B>(
   dataset: Dataset<unknown, B>,
   indices: Int32Array,
   collate: (samples: unknown[]) => B,
 ): B {
-  if (dataset.getItems) return dataset.getItems(indices);
+  if (readsBatches(dataset)) return dataset.getItems!(indices);
   return collate(Array.from(indices, (i) => dataset.getItem(i)));
 }
 

@@ -19,7 +19,8 @@
  *       by { 'minibatch.tensor': shape, data }, data's buffer in the transfer list; `fresh` counts the
  *       buffers newly allocated for it (0 once recycling keeps up).
  *   { type: 'end', epoch, task }  the stream is exhausted; main sends this worker no more tasks this epoch.
- *   { type: 'error', epoch, task, error: { name, message, stack } }  the fetch threw.
+ *   { type: 'error', epoch, task, error: { name, message, stack } }  the fetch threw, or its batch could not
+ *       be packed or sent (a class instance, a function).
  * Main orders replies by task (a reorder buffer), drops replies from an earlier epoch (an iteration
  * abandoned while persistent workers were busy), and stops workers with `terminate()`.
  */
@@ -91,6 +92,8 @@ const POOL_MAX = 64;
  * Copy every tensor of `value` into a pooled buffer and list the buffer for transfer. Copying, rather than
  * transferring the tensor's own storage, is what makes the transfer safe: that storage may belong to the
  * dataset (a view, a cached tensor) or live in a backend's memory, and a transferred buffer is gone here.
+ * Class instances are refused: structured clone would deliver them as plain objects, without their
+ * methods and with their tensors unpacked, so they would fail far from here.
  */
 function pack(value: unknown, pool: BufferPool, transfer: ArrayBuffer[]): unknown {
   if (value instanceof Tensor) {
@@ -103,10 +106,15 @@ function pack(value: unknown, pool: BufferPool, transfer: ArrayBuffer[]): unknow
     return { 'minibatch.tensor': value.shape, data };
   }
   if (Array.isArray(value)) return value.map((v) => pack(v, pool, transfer));
-  if (value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, pack(v, pool, transfer)]));
+  if (value === null || typeof value !== 'object' || ArrayBuffer.isView(value)) return value; // cloned as is
+  const proto = Object.getPrototypeOf(value) as object | null;
+  if (proto !== Object.prototype && proto !== null) {
+    throw new ValueError(
+      'DataLoader',
+      `batches crossing threads must be Tensors, typed arrays, numbers, strings, arrays or plain objects (got ${proto.constructor?.name || 'an object of a class'}): make the class instance from the batch in the main thread`,
+    );
   }
-  return value; // numbers, strings, typed arrays: structured clone copies them
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, pack(v, pool, transfer)]));
 }
 
 const isSpec = (a: unknown): a is ModuleSpec =>
@@ -169,6 +177,19 @@ async function serve(epoch: number, task: number, indices?: Int32Array): Promise
   return [{ type: 'batch', epoch, task, batch: packed, fresh: pool.allocated - before }, transfer];
 }
 
+/** Sends a reply; a batch that structured clone refuses (a function in it) becomes the fetch's error. */
+function send(reply: Reply, transfer: ArrayBuffer[]): void {
+  try {
+    port.postMessage(reply, transfer);
+  } catch (e) {
+    const { name, message } = e as Error;
+    throw new ValueError(
+      'DataLoader',
+      `the batch contains a value that cannot be sent between threads (${name}: ${message})`,
+    );
+  }
+}
+
 port.on('message', (msg: Request) => {
   if (msg.type === 'recycle') {
     pool.give(msg.buffers);
@@ -176,14 +197,11 @@ port.on('message', (msg: Request) => {
   }
   const { epoch, task, indices } = msg;
   queue = queue.then(async () => {
-    let reply: Reply;
-    let transfer: ArrayBuffer[] = [];
     try {
-      [reply, transfer] = await serve(epoch, task, indices);
+      send(...(await serve(epoch, task, indices)));
     } catch (e) {
       const { name, message, stack } = e instanceof Error ? e : new Error(String(e));
-      reply = { type: 'error', epoch, task, error: { name, message, stack } };
+      port.postMessage({ type: 'error', epoch, task, error: { name, message, stack } } satisfies Reply);
     }
-    port.postMessage(reply, transfer);
   });
 });

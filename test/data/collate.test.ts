@@ -38,6 +38,48 @@ describe('defaultCollate', () => {
     assert.equal(defaultCollate<mb.Tensor>([Int32Array.of(1), Int32Array.of(2)]).dtype, 'int32');
   });
 
+  it('makes Uint8Array rows (image bytes) int32 whatever their values; bool only from booleans', () => {
+    const pixels = defaultCollate<mb.Tensor>([Uint8Array.of(0, 128, 255), Uint8Array.of(7, 0, 1)]);
+    assert.equal(pixels.dtype, 'int32');
+    assert.deepEqual(values(pixels), [0, 128, 255, 7, 0, 1]);
+    // By type, not by value: bytes that happen to be 0 and 1 are still int32.
+    assert.equal(defaultCollate<mb.Tensor>([Uint8Array.of(0, 1), Uint8Array.of(1, 1)]).dtype, 'int32');
+    assert.equal(defaultCollate<mb.Tensor>([true, false]).dtype, 'bool');
+    const masks = defaultCollate<mb.Tensor>([mb.tensor([true, false]), mb.tensor([false, true])]);
+    assert.equal(masks.dtype, 'bool');
+    assert.deepEqual(values(masks), [1, 0, 0, 1]);
+  });
+
+  it('picks the dtype of numbers per batch, which a rule for Number fixes (the makeCollate example)', () => {
+    const samples = [
+      [mb.tensor([0]), 1, 5],
+      [mb.tensor([1]), 2, 6],
+      [mb.tensor([2]), 0.5, 7],
+      [mb.tensor([3]), 3, 8],
+    ];
+    const dtypes = (collate: (s: unknown[]) => mb.Tensor[]) =>
+      [samples.slice(0, 2), samples.slice(2)].map((batch) => collate(batch).map((t) => t.dtype));
+    assert.deepEqual(dtypes(defaultCollate), [
+      ['float32', 'int32', 'int32'],
+      ['float32', 'float32', 'int32'],
+    ]);
+    const numbers = defaultCollateRules.get(Number)!;
+    const floatTargets = makeCollate(
+      new Map([
+        ...defaultCollateRules,
+        [
+          Number,
+          (vs, path, c) =>
+            path === '[1]' ? mb.tensor(Float32Array.from(vs as number[])) : numbers(vs, path, c),
+        ],
+      ]),
+    );
+    assert.deepEqual(dtypes(floatTargets), [
+      ['float32', 'float32', 'int32'],
+      ['float32', 'float32', 'int32'],
+    ]);
+  });
+
   it('recurses into nested objects and arrays', () => {
     const batch = defaultCollate<{ x: { a: mb.Tensor; b: mb.Tensor[] }; y: mb.Tensor }>([
       { x: { a: mb.tensor([1]), b: [1, mb.tensor([[0, 1]])] }, y: 0 },

@@ -14,9 +14,20 @@ import { DataLoader, type DataLoaderOptions, WorkerError } from '../../src/data/
 import { randomSplit } from '../../src/data/dataset.js';
 import { FashionMnistDataset } from '../../src/data/fashion-dataset.js';
 import { BucketBatchSampler } from '../../src/data/sampler.js';
-import type * as mb from '../../src/index.js';
+import * as mb from '../../src/index.js';
 import { ROOT } from '../helpers.js';
-import { Range, Rows, Seeds, Sequences, Stream } from './loader-datasets.js';
+import {
+  Augmented,
+  Batch,
+  batchCollate,
+  functionCollate,
+  Range,
+  Rows,
+  Seeds,
+  Sequences,
+  Stream,
+} from './loader-datasets.js';
+import { Script } from './loader-nested.js';
 
 const lists = (batch: unknown) => (batch as mb.Tensor[]).map((t) => [...t.toTypedArray()]);
 
@@ -48,6 +59,14 @@ describe('DataLoader workers', () => {
       shuffle: true,
       numWorkers: 2,
     });
+  });
+
+  it("read a subclass's getItem (augmentation), not the getItems it inherits", async () => {
+    const [[x]] = await collect(new DataLoader(new Augmented(4), { batchSize: 4, numWorkers: 1 }));
+    assert.deepEqual(
+      lists([x])[0],
+      Array.from({ length: 12 }, (_, k) => k + 100),
+    );
   });
 
   it('deal batches round-robin and seed worker w with baseSeed + w', async () => {
@@ -184,6 +203,40 @@ describe('DataLoader worker failures', () => {
     assert.ok(performance.now() - t0 < 5000);
   });
 
+  it('refuse a batch that is a class instance, which would arrive as a plain object', async () => {
+    const [inThread] = [...new DataLoader(new Range(2), { batchSize: 2, collate: batchCollate })];
+    assert.ok(inThread instanceof Batch, 'with numWorkers 0 a class instance is fine');
+    const loader = new DataLoader(new Range(4), { batchSize: 2, numWorkers: 1, collate: batchCollate });
+    await assert.rejects(collect(loader), {
+      name: 'WorkerError',
+      message:
+        'in DataLoader worker 0: DataLoader: batches crossing threads must be Tensors, typed arrays, numbers, strings, arrays or plain objects (got Batch): make the class instance from the batch in the main thread',
+    });
+  });
+
+  it('report a batch that cannot be sent between threads, and a thrown value without a message', async () => {
+    const loader = new DataLoader(new Range(4), { batchSize: 2, numWorkers: 1, collate: functionCollate });
+    await assert.rejects(collect(loader), {
+      name: 'WorkerError',
+      message:
+        'in DataLoader worker 0: DataLoader: the batch contains a value that cannot be sent between threads (DataCloneError: () => 1 could not be cloned.)',
+    });
+    const throwing = new DataLoader(new Range(40, { throwLaterAt: 0 }), { numWorkers: 1 });
+    await assert.rejects(collect(throwing), {
+      name: 'WorkerError',
+      message: 'in DataLoader worker 0: bad sample 0',
+    });
+  });
+
+  it('refuse to start workers inside a worker: a dataset module that runs its own loop when imported', async () => {
+    const loader = new DataLoader(new Script(), { batchSize: 2, numWorkers: 1, timeout: 10 });
+    await assert.rejects(collect(loader), {
+      name: 'WorkerError',
+      message:
+        'in DataLoader worker 0: DataLoader: a DataLoader worker cannot start workers of its own: spec.module ran a DataLoader with workers when imported (move the Dataset to its own module, or guard the training code with isMainThread)',
+    });
+  });
+
   it('report a dataset module that cannot be built', async () => {
     const bad = Object.assign(new Range(4), { spec: { module: new Range(1).spec.module, export: 'Nope' } });
     const loader = new DataLoader(bad, { numWorkers: 1 });
@@ -264,5 +317,26 @@ describe('DataLoader worker shutdown and memory', () => {
     const fresh = new DataLoader(new Rows(4000), options);
     await collect(fresh);
     assert.equal(fresh.bufferAllocations, 2 * 200, 'without reuse, two buffers a batch');
+  });
+
+  it('refuse to read a reused batch kept past its turn, rather than read zeros; a copy stays', async () => {
+    const loader = new DataLoader(new Rows(8), { batchSize: 4, numWorkers: 1, reuseBuffers: true });
+    const kept: mb.Tensor[] = [];
+    const copies: mb.Tensor[] = [];
+    for await (const [, y] of loader) {
+      kept.push(y!);
+      copies.push(mb.add(y!, 0));
+    }
+    const recycled = {
+      name: 'StateError',
+      message: "DataLoader: this batch's buffers were recycled (reuseBuffers): copy what you keep",
+    };
+    assert.throws(() => mb.sum(kept[0]!).item(), recycled);
+    assert.throws(() => String(kept[1]), recycled);
+    assert.deepEqual(kept[0]!.shape, [4], 'what is not storage stays readable');
+    assert.deepEqual(lists(copies), [
+      [0, 1, 2, 3],
+      [4, 5, 6, 7],
+    ]);
   });
 });

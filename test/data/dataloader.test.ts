@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { padCollate } from '../../src/data/collate.js';
 import { DataLoader, type DataLoaderOptions } from '../../src/data/dataloader.js';
-import type { IterableDataset } from '../../src/data/dataset.js';
+import { type IterableDataset, readsBatches, Subset } from '../../src/data/dataset.js';
 import {
   BatchSampler,
   BucketBatchSampler,
@@ -15,7 +15,7 @@ import {
   VariableBatchSampler,
 } from '../../src/data/sampler.js';
 import * as mb from '../../src/index.js';
-import { Range, Rows, Sequences, Stream } from './loader-datasets.js';
+import { Augmented, Range, Rows, Sequences, Stream } from './loader-datasets.js';
 
 const ints = (t: mb.Tensor | undefined) => [...t!.toTypedArray()];
 const labels = (loader: Iterable<mb.Tensor[]>) => [...loader].map((b) => ints(b[1]));
@@ -47,6 +47,31 @@ describe('DataLoader batches', () => {
         }
       }
     }
+  });
+
+  it("reads a subclass's getItem (augmentation), not the getItems it inherits, also through Subset", () => {
+    const rows = (n: number, plus: number) => Array.from({ length: n * 3 }, (_, k) => k + plus);
+    const aug = new Augmented(4);
+    assert.equal(readsBatches(aug), false);
+    assert.equal(readsBatches(new Rows(4)), true);
+    const [[x, y]] = [...new DataLoader(aug, { batchSize: 4 })];
+    assert.deepEqual(ints(x), rows(4, 100));
+    assert.deepEqual(ints(y), [0, 1, 2, 3]);
+    const sub = new Subset(aug, [2, 0]);
+    assert.equal(sub.getItems, undefined, 'a Subset reads the samples through getItem too');
+    assert.deepEqual(ints([...new DataLoader(sub, { batchSize: 2 })][0]![0]), [106, 107, 108, 100, 101, 102]);
+    // A collate option is used, not refused as it is next to a getItems that would be read.
+    const firstRows = (samples: [mb.Tensor, mb.Tensor][]) => samples.map(([r]) => r);
+    const [[first]] = [...new DataLoader(aug, { batchSize: 2, collate: firstRows })];
+    assert.deepEqual(ints(first), [100, 101, 102]);
+    class Doubled extends Subset<[mb.Tensor, mb.Tensor], [mb.Tensor, mb.Tensor]> {
+      override getItem(i: number): [mb.Tensor, mb.Tensor] {
+        const [r, label] = super.getItem(i);
+        return [mb.mul(r, 2), label];
+      }
+    }
+    const doubled = new Doubled(new Rows(4), [1]);
+    assert.deepEqual(ints([...new DataLoader(doubled)][0]![0]), [6, 8, 10], 'a Subset subclass too');
   });
 
   it('collates getItem samples batch-first: rows (N, 2) float32, labels (N) int32', () => {
@@ -170,6 +195,32 @@ describe('DataLoader over an IterableDataset', () => {
     const out: number[][] = [];
     for await (const b of new DataLoader<mb.Tensor>(new Stream(5), { batchSize: 2 })) out.push(ints(b));
     assert.deepEqual(out, [[0, 1], [2, 3], [4]]);
+  });
+
+  it('refuses a one-shot iterator, which the first epoch would drain and leave every later one empty', () => {
+    const oneShot = (make: string) =>
+      `DataLoader: the dataset is a one-shot iterator: pass an object whose ${make} makes a new iterator each epoch, e.g. `;
+    function* generate() {
+      yield 1;
+    }
+    async function* generateAsync() {
+      yield 1;
+    }
+    assert.throws(() => new DataLoader(generate()), {
+      name: 'ValueError',
+      message: `${oneShot('[Symbol.iterator]()')}{ *[Symbol.iterator]() { ... } }`,
+    });
+    assert.throws(() => new DataLoader(new Map([[1, 2]]).values()), { name: 'ValueError' });
+    assert.throws(() => new DataLoader(generateAsync()), {
+      name: 'ValueError',
+      message: `${oneShot('[Symbol.asyncIterator]()')}{ async *[Symbol.asyncIterator]() { ... } }`,
+    });
+    const restartable = new DataLoader<mb.Tensor>({
+      *[Symbol.iterator]() {
+        yield* generate();
+      },
+    });
+    assert.deepEqual([[...restartable].map(ints), [...restartable].map(ints)], [[[1]], [[1]]]);
   });
 
   it('rejects sampling options, a length it does not know, and for...of over an async stream', () => {

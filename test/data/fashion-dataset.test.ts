@@ -5,8 +5,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { DataLoader } from '../../src/data/dataloader.js';
 import { FashionMnistDataset } from '../../src/data/fashion-dataset.js';
 import { encodeIdx } from '../../src/data/idx.js';
+import * as mb from '../../src/index.js';
 
 /** Six fake images: image i has pixel j = (i * 40 + j) % 256, label 9 - i. */
 function fakeDir(): string {
@@ -46,6 +48,20 @@ describe('FashionMnistDataset', () => {
     assert.deepEqual(image.shape, [1, 28, 28]);
     assert.equal(label, 6);
     assert.deepEqual([...image.toTypedArray()], [...ds.getItems(Int32Array.of(3))[0].toTypedArray()]);
+  });
+
+  it("is read through a subclass's getItem (augmentation), not the getItems it inherits", () => {
+    class Negated extends FashionMnistDataset {
+      override getItem(index: number): [mb.Tensor, number] {
+        const [image, label] = super.getItem(index);
+        return [mb.neg(image), label];
+      }
+    }
+    const ds = new Negated({ dir });
+    const [[x, y]] = [...new DataLoader(ds, { batchSize: 3 })];
+    const plain = ds.getItems(Int32Array.of(0, 1, 2));
+    assert.deepEqual([...x!.toTypedArray()], [...mb.neg(plain[0]).toTypedArray()]);
+    assert.deepEqual([...y!.toTypedArray()], [9, 8, 7]);
   });
 
   it('can be rebuilt from its spec, as a worker does', async () => {

@@ -3,9 +3,11 @@
  * Each carries a spec pointing at this module's compiled file (build/test/data/loader-datasets.js): the
  * workers import compiled JavaScript, so the URL comes from import.meta.url, never from the .ts path.
  */
+import { defaultCollate } from '../../src/data/collate.js';
 import type { Dataset, ModuleSpec } from '../../src/data/dataset.js';
 import { TensorDataset, workerInfo } from '../../src/data/dataset.js';
 import { tensor } from '../../src/tensor/creation.js';
+import { add, stack } from '../../src/tensor/ops.js';
 import { defaultGenerator } from '../../src/tensor/random.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 
@@ -19,7 +21,8 @@ function sleep(ms: number): void {
 /**
  * Sample i is `[Float32Array [i, -i], i]`: contents say which index a batch holds. `delays[i % delays.length]`
  * milliseconds per sample make some workers slower than others; `counter` (shared memory) counts getItem
- * calls across threads.
+ * calls across threads. `throwLaterAt` throws a string just after the fetch, an uncaught exception that kills
+ * the worker (a thrown value that is not an Error, so it has no message).
  */
 export class Range implements Dataset<[Float32Array, number]> {
   readonly spec: ModuleSpec;
@@ -33,6 +36,7 @@ export class Range implements Dataset<[Float32Array, number]> {
       failAt?: number;
       exitAt?: number;
       hangAt?: number;
+      throwLaterAt?: number;
     } = {},
   ) {
     this.spec = spec('Range', [length, options]);
@@ -40,12 +44,16 @@ export class Range implements Dataset<[Float32Array, number]> {
   }
 
   getItem(i: number): [Float32Array, number] {
-    const { delays, failAt, exitAt, hangAt } = this.options;
+    const { delays, failAt, exitAt, hangAt, throwLaterAt } = this.options;
     if (this.counter) Atomics.add(this.counter, 0, 1);
     if (delays) sleep(delays[i % delays.length]!);
     if (i === failAt) throw new RangeError(`bad sample ${i}`);
     if (i === exitAt) process.exit(3);
     if (i === hangAt) sleep(60_000);
+    if (i === throwLaterAt)
+      process.nextTick(() => {
+        throw `bad sample ${i}`;
+      });
     return [Float32Array.of(i, -i), i];
   }
 }
@@ -63,6 +71,21 @@ export class Rows extends TensorDataset<[Tensor, Tensor]> {
       tensor(Int32Array.from({ length: n }, (_, i) => i)),
     );
     this.spec = spec('Rows', [n]);
+  }
+}
+
+/** Rows with augmentation: getItem adds 100 to the row, which the inherited getItems knows nothing of. */
+export class Augmented extends Rows {
+  override readonly spec: ModuleSpec;
+
+  constructor(n: number) {
+    super(n);
+    this.spec = spec('Augmented', [n]);
+  }
+
+  override getItem(i: number): [Tensor, Tensor] {
+    const [x, y] = super.getItem(i);
+    return [add(x, 100), y];
   }
 }
 
@@ -111,3 +134,29 @@ export class Sequences implements Dataset<[Tensor, number]> {
     return [tensor(new Float32Array(T * 2).fill(i), { shape: [T, 2] }), i];
   }
 }
+
+/** A batch as a class instance, made by `batchCollate` from Range samples. */
+export class Batch {
+  constructor(
+    readonly x: Tensor,
+    readonly y: Tensor,
+  ) {}
+}
+
+export const batchCollate = Object.assign(
+  (samples: [Float32Array, number][]) =>
+    new Batch(
+      stack(
+        samples.map(([x]) => tensor(x)),
+        0,
+      ),
+      defaultCollate(samples.map(([, y]) => y)),
+    ),
+  { spec: spec('batchCollate', []) },
+);
+
+/** A batch holding a function, which structured clone cannot send between threads. */
+export const functionCollate = Object.assign(
+  (samples: [Float32Array, number][]) => [defaultCollate(samples.map(([, y]) => y)), () => 1],
+  { spec: spec('functionCollate', []) },
+);
