@@ -6,7 +6,6 @@ import { noGrad } from '../autograd/engine.js';
 import { type ConvGeometry, kernels } from '../backend/backend.js';
 import { checkOptions, fmtShape, kindOf, optionKeys, ShapeError, ValueError } from '../errors.js';
 import { autocastPrecision } from '../tensor/autocast.js';
-import { tensor } from '../tensor/creation.js';
 import * as ops from '../tensor/ops.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -412,31 +411,56 @@ export function maxPool2d(x: Tensor, kernelSize: number, stride = kernelSize, pa
 type Window = [start: number, end: number, divisor: number];
 
 /**
- * The (out, n) matrix whose row o averages window o of an axis of length n. Average pooling is separable (a
- * window is a rectangle, its divisor a product of a row and a column count), so pooling an (..., H, W) input
- * is P_H · x · P_Wᵀ: two GEMMs, and autograd's matmul rule gives the gradient (the transposed maps).
+ * Average pooling of the last two dims of a (C, H, W) or (N, C, H, W) input over rectangular windows (a row
+ * window × a column window; the divisor is the product of theirs). A direct loop over each window, not two GEMMs
+ * with averaging matrices: the matrices' zero weights made one NaN or Inf pixel poison its whole plane (0·Inf).
+ * The backward spreads each output's gradient over its window, / divisor.
  */
-function poolMatrix(n: number, windows: readonly Window[]): Tensor {
-  const m = new Float32Array(windows.length * n);
-  windows.forEach(([start, end, divisor], o) => {
-    for (let i = start; i < end; i++) m[o * n + i] = 1 / divisor;
-  });
-  return tensor(m, { shape: [windows.length, n] });
-}
-
-/** P_H · x · P_Wᵀ over the last two dims of a (C, H, W) or (N, C, H, W) input. */
-function separablePool(x: Tensor, rows: readonly Window[], cols: readonly Window[]): Tensor {
+function windowPool(op: string, x: Tensor, rows: readonly Window[], cols: readonly Window[]): Tensor {
   const [H, W] = x.shape.slice(-2) as [number, number];
-  const y = ops.matmul(poolMatrix(H, rows), x); // (..., Ho, W)
-  return ops.matmul(y, poolMatrix(W, cols).mT); // (..., Ho, Wo)
+  const [Ho, Wo] = [rows.length, cols.length];
+  const planes = x.size / (H * W);
+  const xd = ops.contiguous(x).data as Float32Array;
+  const out = ops.uninitialized([...x.shape.slice(0, -2), Ho, Wo]);
+  const od = out.data as Float32Array;
+  for (let p = 0; p < planes; p++) {
+    for (let i = 0; i < Ho; i++) {
+      const [r0, r1, rd] = rows[i]!;
+      for (let j = 0; j < Wo; j++) {
+        const [c0, c1, cd] = cols[j]!;
+        let acc = 0;
+        for (let r = r0; r < r1; r++)
+          for (let c = c0, q = (p * H + r) * W + c0; c < c1; c++, q++) acc += xd[q]!;
+        od[(p * Ho + i) * Wo + j] = acc / (rd * cd);
+      }
+    }
+  }
+  return ops.customOp(op, [x], out, (g) => {
+    const gd = ops.contiguous(g).data as Float32Array;
+    const dx = ops.empty(x.shape);
+    const dd = dx.data as Float32Array;
+    for (let p = 0; p < planes; p++) {
+      for (let i = 0; i < Ho; i++) {
+        const [r0, r1, rd] = rows[i]!;
+        for (let j = 0; j < Wo; j++) {
+          const [c0, c1, cd] = cols[j]!;
+          const v = gd[(p * Ho + i) * Wo + j]! / (rd * cd);
+          for (let r = r0; r < r1; r++)
+            for (let c = c0, q = (p * H + r) * W + c0; c < c1; c++, q++) dd[q]! += v;
+        }
+      }
+    }
+    return [dx];
+  });
 }
 
 function poolInput(op: string, x: Tensor): void {
   if (!(x instanceof Tensor)) throw new ValueError(op, `input must be a Tensor (got ${kindOf(x)})`);
-  if ((x.rank !== 3 && x.rank !== 4) || x.shape.slice(1).some((d) => d === 0)) {
+  // PyTorch pools an empty batch or channel set to an empty output; an empty plane has no windows.
+  if ((x.rank !== 3 && x.rank !== 4) || x.shape.slice(-2).some((d) => d === 0)) {
     throw new ShapeError(
       op,
-      `expected a 3-D (C, H, W) or 4-D (N, C, H, W) input with non-zero C, H, W, got ${fmtShape(x.shape)}`,
+      `expected a 3-D (C, H, W) or 4-D (N, C, H, W) input with non-zero H and W, got ${fmtShape(x.shape)}`,
     );
   }
   if (x.dtype !== 'float32') throw new ValueError(op, `expected a float32 input, got ${x.dtype}`);
@@ -469,7 +493,7 @@ const AVG_POOL_OPTIONS = optionKeys<AvgPool2dOptions>()(['ceilMode', 'countInclu
 
 /**
  * PyTorch's `F.avg_pool2d` over (N, C, H, W) or (C, H, W): each output the mean of a kernel window, the input
- * padded with zeros. stride defaults to the kernel size. Two GEMMs with averaging matrices (see poolMatrix).
+ * padded with zeros. stride defaults to the kernel size.
  * @example avgPool2d(x, 2) // (N, C, 28, 28) -> (N, C, 14, 14)
  */
 export function avgPool2d(
@@ -513,7 +537,7 @@ export function avgPool2d(
       return [lo, hi, countIncludePad ? padded : hi - lo];
     });
   };
-  return separablePool(x, windows(0), windows(1));
+  return windowPool(op, x, windows(0), windows(1));
 }
 
 /**
@@ -542,7 +566,7 @@ export function adaptiveAvgPool2d(
       const [lo, hi] = [Math.floor((o * n) / out), Math.ceil(((o + 1) * n) / out)];
       return [lo, hi, hi - lo];
     });
-  return separablePool(x, windows(H, oh), windows(W, ow));
+  return windowPool(op, x, windows(H, oh), windows(W, ow));
 }
 
 /**

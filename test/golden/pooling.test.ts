@@ -53,6 +53,22 @@ forEachBackend(() => {
     );
   });
 
+  it('a NaN or Inf pixel reaches only the windows that hold it (as PyTorch), and empty batches pool', () => {
+    const x = mb.ones([1, 1, 4, 4]);
+    const d = x.data as Float32Array;
+    d[0] = Number.NaN;
+    d[7] = Number.POSITIVE_INFINITY; // row 1, column 3: the top-right 2×2 window
+    assert.deepEqual([...mb.functional.avgPool2d(x, 2).toTypedArray()], [Number.NaN, Infinity, 1, 1]);
+    // torch.nn.functional.adaptive_avg_pool2d([[1, inf, 2], [3, 0, 4], [5, 6, 7]], 2): inf, inf, 3.5, 4.25
+    const a = mb.tensor(Float32Array.from([1, Infinity, 2, 3, 0, 4, 5, 6, 7]), { shape: [1, 3, 3] });
+    assert.deepEqual(
+      [...mb.functional.adaptiveAvgPool2d(a, 2).toTypedArray()],
+      [Infinity, Infinity, 3.5, 4.25],
+    );
+    assert.deepEqual(mb.functional.adaptiveAvgPool2d(mb.zeros([1, 0, 4, 4]), 2).shape, [1, 0, 2, 2]);
+    assert.deepEqual(mb.functional.avgPool2d(mb.zeros([0, 3, 4, 4]), 2).shape, [0, 3, 2, 2]);
+  });
+
   it('pooling modules print as PyTorch and refuse bad arguments by name', () => {
     assert.equal(String(new mb.AvgPool2d(3, 2, 1)), 'AvgPool2d(kernel_size=3, stride=2, padding=1)');
     assert.equal(String(new mb.AdaptiveAvgPool2d([5, null])), 'AdaptiveAvgPool2d(output_size=(5, None))');
@@ -71,7 +87,7 @@ forEachBackend(() => {
         () => mb.functional.avgPool2d(mb.zeros([1, 1, 2, 2]), 3),
         /avgPool2d: kernel 3x3 is larger than the padded input/,
       ],
-      [() => mb.functional.adaptiveAvgPool2d(mb.zeros([1, 0, 2, 2]), 1), /adaptiveAvgPool2d: expected a 3-D/],
+      [() => mb.functional.adaptiveAvgPool2d(mb.zeros([1, 2, 0, 2]), 1), /adaptiveAvgPool2d: expected a 3-D/],
       [
         () => mb.functional.avgPool2d(mb.zeros([1, 1, 4, 4], { dtype: 'int32' }), 2),
         /avgPool2d: expected a float32 input, got int32/,
