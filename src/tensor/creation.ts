@@ -34,7 +34,8 @@ function inferShape(data: Nested): number[] {
 }
 
 /**
- * A tensor from a typed array (shared, not copied; shape defaults to 1-D) or from nested arrays (copied).
+ * A tensor from a typed array (shared, not copied; shape defaults to 1-D) or from nested arrays (copied; a
+ * `shape` lays their values out anew, as a reshape).
  * Float32Array gives float32, Int32Array int32, Uint8Array bool; nested numbers give float32 unless `dtype`.
  * @example tensor([[1, 2], [3, 4]]) // float32 [2,2]
  * @example tensor(new Float32Array(784 * 32), { shape: [32, 784] }) // a batch, no copy
@@ -47,13 +48,7 @@ export function tensor(
   if (opts.dtype !== undefined) checkDtype('tensor', opts.dtype);
   if (ArrayBuffer.isView(data)) {
     const arr = data as TypedArray;
-    const shape = resolveShape('tensor', opts.shape ?? [arr.length], arr.length);
-    if (numel(shape) !== arr.length) {
-      throw new ShapeError(
-        'tensor',
-        `shape ${fmtShape(shape)} needs ${numel(shape)} elements, the array has ${arr.length}`,
-      );
-    }
+    const shape = resolved(opts.shape ?? [arr.length], arr.length);
     if (!(arr instanceof Float32Array || arr instanceof Int32Array || arr instanceof Uint8Array)) {
       const name = (arr as object).constructor.name;
       throw new ValueError(
@@ -92,8 +87,20 @@ export function tensor(
     for (const e of d as readonly Nested[]) walk(e, depth + 1);
   };
   walk(data as Nested, 0);
-  t.requiresGrad = gradFlag('tensor', t.dtype, opts);
-  return t;
+  // A shape given with nested data lays the values out in it (`tensor([1, 2, 3, 4], { shape: [2, 2] })`); it
+  // used to be ignored without a word.
+  const out = opts.shape === undefined ? t : new Tensor(t.data, dtype, resolved(opts.shape, t.size));
+  out.requiresGrad = gradFlag('tensor', dtype, opts);
+  return out;
+}
+
+/** `shape` (one -1 allowed) for n elements, or a ShapeError naming both. */
+function resolved(shape: readonly number[], n: number): number[] {
+  const out = resolveShape('tensor', shape, n);
+  if (numel(out) !== n) {
+    throw new ShapeError('tensor', `shape ${fmtShape(out)} needs ${numel(out)} elements, the data has ${n}`);
+  }
+  return out;
 }
 
 /** A value's type for a message: `string '1.5'`, `null`, `undefined`. */

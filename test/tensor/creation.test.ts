@@ -82,7 +82,19 @@ forEachBackend(() => {
     );
     assert.throws(
       () => mb.tensor(arr, { shape: [4, 2] }),
-      /tensor: shape \[4,2\] needs 8 elements, the array has 6/,
+      /tensor: shape \[4,2\] needs 8 elements, the data has 6/,
+    );
+    // A shape with nested data lays the values out in it (it used to be ignored: [4], not [2, 2]).
+    const laid = mb.tensor([1, 2, 3, 4], { shape: [2, -1], requiresGrad: true });
+    assert.deepEqual(laid.shape, [2, 2]);
+    assert.deepEqual(laid.toList(), [
+      [1, 2],
+      [3, 4],
+    ]);
+    assert.equal(laid.requiresGrad && laid.isLeaf, true);
+    assert.throws(
+      () => mb.tensor([[1, 2, 3]], { shape: [2, 2] }),
+      /tensor: shape \[2,2\] needs 4 elements, the data has 3/,
     );
   });
 
