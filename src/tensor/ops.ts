@@ -447,8 +447,15 @@ export function variance(x: Tensor, dims?: number | readonly number[], opts: Var
   return varianceOf('var', x, dims, opts);
 }
 
+/**
+ * Standard deviation: √variance, whose gradient g/(2·std) is set to 0 where std is 0, as PyTorch's
+ * std_backward does (through sqrt's rule, a constant row's gradient was ∞·0 = NaN).
+ */
 export function std(x: Tensor, dims?: number | readonly number[], opts: VarianceOptions = {}): Tensor {
-  return sqrt(varianceOf('std', x, dims, opts));
+  const v = varianceOf('std', x, dims, opts);
+  const y = uninitialized(v.shape);
+  kernels().sqrt(v, y.data as Float32Array);
+  return customOp('std', [v], y, (g) => [where(eq(y, 0), 0, div(g, mul(y, 2)))]);
 }
 
 function varianceOf(
@@ -777,12 +784,21 @@ export function expand(x: Tensor, shape: readonly number[]): Tensor {
 }
 
 /**
+ * normDim for ops that index into a dim: a 0-d tensor has none (PyTorch: "cannot be applied to a 0-dim
+ * tensor"); normDim alone takes dim 0 of a 0-d tensor, whose size is then undefined.
+ */
+function realDim(op: string, dim: number, x: Tensor): number {
+  if (x.rank === 0) throw new ShapeError(op, 'cannot be applied to a 0-d tensor (reshape it to [1] first)');
+  return normDim(op, dim, x.rank);
+}
+
+/**
  * Elements start..end (exclusive) step `step` of `dim`, as a view. Negative indices count from the end and
  * out-of-range bounds are clamped, as in Python slicing.
  * @example x.slice(0, 0, 32) // the first 32 rows of a batch
  */
 export function slice(x: Tensor, dim: number, start = 0, end?: number, step = 1): Tensor {
-  const d = normDim('slice', dim, x.rank);
+  const d = realDim('slice', dim, x);
   if (!Number.isInteger(step) || step <= 0)
     throw new ValueError('slice', `step must be a positive integer (got ${step})`);
   if (!Number.isInteger(start) || (end !== undefined && !Number.isInteger(end)))
@@ -803,7 +819,7 @@ export function slice(x: Tensor, dim: number, start = 0, end?: number, step = 1)
  * must lie inside the dim (PyTorch's narrow).
  */
 export function narrow(x: Tensor, dim: number, start: number, length: number): Tensor {
-  const d = normDim('narrow', dim, x.rank);
+  const d = realDim('narrow', dim, x);
   const n = x.shape[d]!;
   if (!Number.isInteger(start) || start < -n || start > n)
     throw new ValueError('narrow', `start ${start} is out of range for dimension ${d} with size ${n}`);
@@ -817,7 +833,7 @@ export function narrow(x: Tensor, dim: number, start: number, length: number): T
 
 /** The sub-tensor at `index` of `dim`, that dim removed. */
 export function select(x: Tensor, dim: number, index: number): Tensor {
-  const d = normDim('select', dim, x.rank);
+  const d = realDim('select', dim, x);
   const n = x.shape[d]!;
   if (!Number.isInteger(index) || index < -n || index >= n) {
     throw new ValueError('select', `index ${index} is out of bounds for dimension ${d} with size ${n}`);
@@ -942,7 +958,7 @@ function checkTensorList(op: string, tensors: unknown): void {
 export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
   checkTensorList('cat', tensors);
   const first = tensors[0]!;
-  const d = normDim('cat', dim, first.rank);
+  const d = realDim('cat', dim, first);
   tensors.forEach((t, i) => {
     if (t.rank !== first.rank || t.shape.some((s, j) => j !== d && s !== first.shape[j])) {
       throw new ShapeError(
@@ -1008,7 +1024,7 @@ function toIndex(op: string, index: Tensor | Int32Array | readonly number[], siz
  * @example indexSelect(X, 0, [3, 1, 4]) // rows 3, 1 and 4 of (N, D) -> (3, D)
  */
 export function indexSelect(x: Tensor, dim: number, index: Tensor | Int32Array | readonly number[]): Tensor {
-  const d = normDim('indexSelect', dim, x.rank);
+  const d = realDim('indexSelect', dim, x);
   const idx = toIndex('indexSelect', index, x.shape[d]!);
   const out = uninitialized(
     x.shape.map((s, i) => (i === d ? idx.length : s)),

@@ -67,6 +67,12 @@ export function normDims(op: string, dims: number | readonly number[] | undefine
   const list = typeof dims === 'number' ? [dims] : dims;
   // No dims, or an empty list (PyTorch's x.sum([])), reduce over every dim.
   if (list === undefined || list.length === 0) return Array.from({ length: rank }, (_, i) => i);
+  // A 0-d tensor's dim 0 (or -1) is the scalar itself: reducing over it is reducing over no axis (PyTorch's
+  // sum(s, 0) is s); as an axis it would have no size.
+  if (rank === 0) {
+    for (const d of list) normDim(op, d, 0);
+    return [];
+  }
   const out = [...new Set(list.map((d) => normDim(op, d, rank)))].sort((x, y) => x - y);
   if (out.length !== list.length)
     throw new ValueError(op, `dim ${JSON.stringify(list)} appears multiple times`);

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import * as mb from '../../src/index.js';
-import { forEachBackend } from '../helpers.js';
+import { assertClose, forEachBackend, gradcheck } from '../helpers.js';
 
 /** `pattern` repeated to n values. */
 const tile = (pattern: number[], n: number) =>
@@ -234,5 +234,56 @@ forEachBackend(() => {
     assert.deepEqual(x.argmax(undefined, true).toList(), [[2]]);
     assert.deepEqual(x.argmin(undefined, true).toList(), [[3]]);
     assert.deepEqual(x.argmax().shape, []);
+  });
+
+  it('0-d tensors: a reduction over dim 0 or -1 is the scalar itself; ops that index a dim refuse them', () => {
+    // torch 1.13: sum/max/min/mean/logsumexp(s, 0) are s, var(s, 0, unbiased=False) is 0; they gave 0, -Inf,
+    // Inf, NaN, -Inf and NaN (dim 0 of a 0-d tensor has no size).
+    const s = mb.tensor([3]).reshape([]);
+    const reduced = [
+      mb.sum(s, 0),
+      mb.max(s, 0),
+      mb.min(s, -1),
+      mb.mean(s, 0),
+      mb.logsumexp(s, 0),
+      mb.sum(s, [0], true),
+    ];
+    for (const r of reduced) {
+      assert.deepEqual(r.shape, []);
+      assert.equal(r.item(), 3);
+    }
+    assert.equal(mb.variance(s, 0, { unbiased: false }).item(), 0);
+    assert.throws(
+      () => mb.sum(s, 1),
+      /sum: dimension out of range \(expected to be in range of \[-1, 0\], but got 1\)/,
+    );
+    for (const [name, fn] of [
+      ['cat', () => mb.cat([s, s], 0)],
+      ['select', () => mb.select(s, 0, 0)],
+      ['narrow', () => mb.narrow(s, 0, 0, 1)],
+      ['slice', () => mb.slice(s, 0, 0, 1)],
+      ['indexSelect', () => mb.indexSelect(s, 0, [3])],
+    ] as const) {
+      assert.throws(fn, new RegExp(`${name}: cannot be applied to a 0-d tensor`), name);
+    }
+  });
+
+  it("std's gradient is 0 where the std is 0 (PyTorch's std_backward), and matches finite differences elsewhere", () => {
+    const y = mb.tensor(
+      [
+        [1, 2, 4],
+        [3, 3, 3],
+      ],
+      { requiresGrad: true },
+    );
+    mb.std(y, 1).sum().backward();
+    // torch.std(y, 1).sum().backward() in torch 1.13; the constant row gave NaN through sqrt's rule.
+    assertClose(y.grad!, [-0.4364357590675354, -0.10910891741514206, 0.5455447435379028, 0, 0, 0], {
+      label: 'dy',
+    });
+    gradcheck(
+      (t) => mb.std(t!, [0, 2], { keepDim: true }),
+      [mb.randn([3, 2, 4], { generator: new mb.Generator(8) })],
+    );
   });
 });
