@@ -507,6 +507,8 @@ export const argmin = (x: Tensor, dim?: number, keepDim = false) => argOp('argmi
 export function logsumexp(x: Tensor, dims: number | readonly number[], keepDim = false): Tensor {
   checkKeepDim('logsumexp', keepDim);
   const axes = normDims('logsumexp', dims, x.rank);
+  // log of an empty sum: -Inf, as PyTorch (max has nothing to reduce there).
+  if (axes.some((a) => x.shape[a] === 0)) return add(sum(x, axes, keepDim), -Infinity);
   const m = max(x, axes, true).detach();
   // A row whose max is infinite would give inf - inf = NaN: all -inf gives -inf and any +inf gives +inf, as in
   // PyTorch, when nothing is subtracted there.

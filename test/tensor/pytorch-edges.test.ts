@@ -286,4 +286,16 @@ forEachBackend(() => {
       [mb.randn([3, 2, 4], { generator: new mb.Generator(8) })],
     );
   });
+
+  it('empty tensors go through copies (cat, stack, indexSelect, a slice backward) and logsumexp, as in PyTorch', () => {
+    // These threw a raw RangeError from the copy kernel: an empty view's offset may lie past its storage.
+    assert.deepEqual(mb.cat([mb.zeros([2, 0, 1]), mb.zeros([2, 0, 3])], 2).shape, [2, 0, 4]);
+    assert.deepEqual(mb.stack([mb.zeros([0, 2]), mb.zeros([0, 2])], 1).shape, [0, 2, 2]);
+    assert.deepEqual(mb.indexSelect(mb.zeros([0, 3]), 1, [0, 2, 2]).shape, [0, 3]);
+    const x = mb.zeros([0, 4], { requiresGrad: true });
+    x.slice(1, 2, 4).mul(2).sum().backward();
+    assert.deepEqual(x.grad!.shape, [0, 4]);
+    // torch.logsumexp(zeros(2, 0), 1) is [-inf, -inf]
+    assert.deepEqual([...mb.logsumexp(mb.zeros([2, 0]), 1).toTypedArray()], [-Infinity, -Infinity]);
+  });
 });

@@ -347,6 +347,8 @@ export function applyEpilogue(out: Float32Array, N: number, { bias, relu }: Matm
 
 /** Strided copy: dst and src have the same shape (src may be broadcast). Converts dtype on store. */
 function copy(src: View, dst: View): void {
+  // Nothing to copy; an empty view's offset may lie past its storage (set() would throw a RangeError).
+  if (numel(dst.shape) === 0) return;
   const ds0 = denseOffset(dst);
   if (ds0 >= 0 && src.dtype === dst.dtype) {
     const n = numel(dst.shape);
