@@ -298,4 +298,15 @@ forEachBackend(() => {
     // torch.logsumexp(zeros(2, 0), 1) is [-inf, -inf]
     assert.deepEqual([...mb.logsumexp(mb.zeros([2, 0]), 1).toTypedArray()], [-Infinity, -Infinity]);
   });
+
+  it("pow follows C's pow, as PyTorch: 1^y = 1 for any y, (-1)^±Inf = 1 (JavaScript's Math.pow gives NaN)", () => {
+    // 300 elements: past the wasm kernel's threshold, so the SIMD lanes' special cases run too.
+    const bases = [1, -1, 1, -1, 1, 2, Number.NaN, 0.5];
+    const exps = [Infinity, -Infinity, Number.NaN, Infinity, -Infinity, 3, 0, -2];
+    const a = Float32Array.from({ length: 300 }, (_, i) => bases[i % 8]!);
+    const b = Float32Array.from({ length: 300 }, (_, i) => exps[i % 8]!);
+    const r = mb.pow(mb.tensor(a), mb.tensor(b)).toTypedArray();
+    // torch.pow(torch.tensor(bases), torch.tensor(exps)): 1, 1, 1, 1, 1, 8, 1, 4
+    for (let i = 0; i < 300; i++) assert.equal(r[i], [1, 1, 1, 1, 1, 8, 1, 4][i % 8], `element ${i}`);
+  });
 });

@@ -134,6 +134,15 @@ function denseBinary(
   }
 }
 
+/**
+ * C's pow, which PyTorch follows: 1^y = 1 for every y (NaN included) and (-1)^±Inf = 1, where JavaScript's
+ * Math.pow gives NaN.
+ */
+function powC(x: number, y: number): number {
+  if (x === 1 || (x === -1 && (y === Infinity || y === -Infinity))) return 1;
+  return x ** y;
+}
+
 function binary(f: (x: number, y: number) => number, op = ''): BinaryKernel {
   return (a, b, out) => {
     const da = denseOffset(a);
@@ -662,7 +671,7 @@ export const jsKernels: KernelTable = {
   sub: binary((x, y) => x - y, 'sub'),
   mul: binary((x, y) => x * y, 'mul'),
   div: binary((x, y) => x / y, 'div'),
-  pow: binary(Math.pow),
+  pow: binary(powC),
   maximum: binary(nanMax),
   minimum: binary(nanMin),
   eq: compare((x, y) => x === y, 'eq'),

@@ -69,7 +69,8 @@ export function erf(x: usize, out: usize, n: i32): void {
 // (about 1e-15 relative for any result float32 can hold) is far below float32's rounding, so results are
 // the correctly rounded ones but for rare ties. A negative base takes the sign of an odd integer exponent
 // and gives NaN for a non-integer one. Lanes with x = ±0, ±Inf, NaN or y = ±Inf, NaN are redone one by one
-// with JavaScript's Math.pow rules (x^0 = 1 even for NaN, 1^±Inf = NaN).
+// with C's pow rules, which PyTorch follows (x^0 = 1 even for NaN; 1^y = 1 for every y, NaN included;
+// (-1)^±Inf = 1), where JavaScript's Math.pow gives NaN for the last two.
 
 /** log(x) per f64 lane for finite x > 0 (fdlibm's log: x = 2^k·m, m in (√½, √2], log(m) by Lg1..Lg7). */
 // @ts-expect-error: decorator
@@ -128,32 +129,32 @@ export function erf(x: usize, out: usize, n: i32): void {
   return f32x4.demote_f64x2_zero(expD(f64x2.mul(y, logD(ax))));
 }
 
-/** Math.pow(x, y) as JavaScript defines it (musl's pow but for x^0 with NaN x and 1^±Inf). */
-function powJS(x: f64, y: f64): f64 {
-  if (y == 0) return 1;
+/** C's pow(x, y) (PyTorch's): the reference kernel's powC. */
+function powC(x: f64, y: f64): f64 {
+  if (y == 0 || x == 1) return 1;
   if (isNaN(x) || isNaN(y)) return NaN;
-  if (abs(x) == 1 && !isFinite(y)) return NaN;
+  if (x == -1 && !isFinite(y)) return 1;
   return Math.pow(x, y);
 }
 
-/** Lanes of r flagged in `redo` recomputed from x, y by powJS (rare: zeros, infinities, NaN). */
+/** Lanes of r flagged in `redo` recomputed from x, y by powC (rare: zeros, infinities, NaN). */
 function redoLanes(r: v128, x: v128, y: v128, redo: v128): v128 {
   if (i32x4.extract_lane(redo, 0)) {
-    r = f32x4.replace_lane(r, 0, <f32>powJS(f32x4.extract_lane(x, 0), f32x4.extract_lane(y, 0)));
+    r = f32x4.replace_lane(r, 0, <f32>powC(f32x4.extract_lane(x, 0), f32x4.extract_lane(y, 0)));
   }
   if (i32x4.extract_lane(redo, 1)) {
-    r = f32x4.replace_lane(r, 1, <f32>powJS(f32x4.extract_lane(x, 1), f32x4.extract_lane(y, 1)));
+    r = f32x4.replace_lane(r, 1, <f32>powC(f32x4.extract_lane(x, 1), f32x4.extract_lane(y, 1)));
   }
   if (i32x4.extract_lane(redo, 2)) {
-    r = f32x4.replace_lane(r, 2, <f32>powJS(f32x4.extract_lane(x, 2), f32x4.extract_lane(y, 2)));
+    r = f32x4.replace_lane(r, 2, <f32>powC(f32x4.extract_lane(x, 2), f32x4.extract_lane(y, 2)));
   }
   if (i32x4.extract_lane(redo, 3)) {
-    r = f32x4.replace_lane(r, 3, <f32>powJS(f32x4.extract_lane(x, 3), f32x4.extract_lane(y, 3)));
+    r = f32x4.replace_lane(r, 3, <f32>powC(f32x4.extract_lane(x, 3), f32x4.extract_lane(y, 3)));
   }
   return r;
 }
 
-/** x^y per lane with Math.pow's results, rounded to float32 (see above). */
+/** x^y per lane with C pow's results, rounded to float32 (see above). */
 // @ts-expect-error: decorator
 @inline function powV(x: v128, y: v128): v128 {
   const ax = v128.and(x, i32x4.splat(0x7fffffff));
@@ -215,7 +216,7 @@ function redoLanes(r: v128, x: v128, y: v128, redo: v128): v128 {
 }
 
 /**
- * out (n) = a^b elementwise with Math.pow's values rounded to float32; aStep / bStep 1 for an array of n,
+ * out (n) = a^b elementwise with C pow's values (powC) rounded to float32; aStep / bStep 1 for an array of n,
  * 0 for one float32 read for every element (a scalar base or exponent; not both).
  */
 export function pow(a: usize, aStep: i32, b: usize, bStep: i32, out: usize, n: i32): void {
