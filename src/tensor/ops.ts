@@ -220,6 +220,8 @@ function unaryOp(op: UnaryOp, x: Tensor): Tensor {
       'neg',
       'negation of a bool tensor is not supported: invert a mask with eq(mask, false)',
     );
+  // The sign of a bool is itself (PyTorch keeps bool), not a float.
+  if (op === 'sign' && x.dtype === 'bool') return contiguous(x, true);
   const intOp = x.dtype === 'int32' ? INT_UNARY[op] : undefined;
   if (intOp) return intMap(x, intOp);
   const xf = x.dtype === 'float32' ? x : cast(x, 'float32');
@@ -366,9 +368,10 @@ export function clamp(x: Tensor, min?: number | { min?: number; max?: number }, 
     throw new ValueError('clamp', 'at least one of min and max must be given');
   const lo = min ?? -Infinity;
   const hi = max ?? Infinity;
-  const whole = (v: number) => Number.isInteger(v) || v === Infinity || v === -Infinity;
-  // An int tensor with whole bounds stays int (PyTorch's type promotion); a fractional bound makes it float.
-  if (x.dtype === 'int32' && whole(lo) && whole(hi)) return intMap(x, (v) => Math.min(Math.max(v, lo), hi));
+  // An int tensor with whole bounds stays int (PyTorch's type promotion); a fractional or infinite bound (a
+  // Python float) makes it float. An absent bound is no bound.
+  const whole = (v: number | undefined) => v === undefined || Number.isInteger(v);
+  if (x.dtype === 'int32' && whole(min) && whole(max)) return intMap(x, (v) => Math.min(Math.max(v, lo), hi));
   if (x.dtype !== 'float32') return clamp(cast(x, 'float32'), min, max);
   const out = uninitialized(x.shape);
   // PyTorch's clamp is min(max(x, lo), hi): with lo > hi every value becomes hi, which the kernels'
@@ -405,7 +408,8 @@ function reduceOp(
         throw new ShapeError(op, `cannot reduce over dim ${a} of size 0 (shape ${fmtShape(x.shape)})`);
     }
   }
-  const dtype: DType = x.dtype === 'bool' ? 'int32' : x.dtype;
+  // A sum of bools counts them (int, as PyTorch's int64); their max and min stay bool.
+  const dtype: DType = x.dtype === 'bool' && op === 'sum' ? 'int32' : x.dtype;
   const out = empty(keptShape(x.shape, axes, keepDim), dtype);
   kernels()[op](x, axes, out.data);
   return record(op, [x], out, { axes, shape: [...x.shape] });

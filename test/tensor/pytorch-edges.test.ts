@@ -309,4 +309,27 @@ forEachBackend(() => {
     // torch.pow(torch.tensor(bases), torch.tensor(exps)): 1, 1, 1, 1, 1, 8, 1, 4
     for (let i = 0; i < 300; i++) assert.equal(r[i], [1, 1, 1, 1, 1, 8, 1, 4][i % 8], `element ${i}`);
   });
+
+  it("dtypes as torch 1.13's: max/min of bools are bool, sign(bool) is bool, an infinite clamp bound makes an int float", () => {
+    const b = mb.tensor([
+      [true, false],
+      [false, false],
+    ]);
+    const show = (t: mb.Tensor) => [t.dtype, t.toList()];
+    assert.deepEqual(show(mb.max(b)), ['bool', true]);
+    assert.deepEqual(show(mb.max(b, 1)), ['bool', [true, false]]);
+    assert.deepEqual(show(mb.min(b, 0)), ['bool', [false, false]]);
+    assert.deepEqual(show(mb.sum(b)), ['int32', 1], 'a sum of bools counts them');
+    assert.deepEqual(show(mb.sign(b)), [
+      'bool',
+      [
+        [true, false],
+        [false, false],
+      ],
+    ]);
+    const i = mb.tensor(Int32Array.from([-3, 0, 7]));
+    assert.deepEqual(show(mb.clamp(i, -1, Infinity)), ['float32', [-1, 0, 7]]); // torch.clamp(i, -1, float('inf'))
+    assert.deepEqual(show(mb.clamp(i, -1, 5)), ['int32', [-1, 0, 5]]);
+    assert.deepEqual(show(mb.clamp(i, { min: -1 })), ['int32', [-1, 0, 7]]);
+  });
 });
