@@ -332,4 +332,15 @@ forEachBackend(() => {
     assert.deepEqual(show(mb.clamp(i, -1, 5)), ['int32', [-1, 0, 5]]);
     assert.deepEqual(show(mb.clamp(i, { min: -1 })), ['int32', [-1, 0, 7]]);
   });
+
+  it("relu's gradient at NaN passes, as PyTorch's threshold_backward (result <= 0 ? 0 : grad); 0 and below stop it", () => {
+    // 600 elements: the wasm kernel's SIMD lanes and tail both run.
+    const x = mb.tensor(
+      Float32Array.from({ length: 600 }, (_, i) => [Number.NaN, 2, -1, 0][i % 4]!),
+      { requiresGrad: true },
+    );
+    mb.relu(x).mul(3).sum().backward();
+    const g = x.grad!.toTypedArray();
+    for (let i = 0; i < 600; i++) assert.equal(g[i], [3, 3, 0, 0][i % 4], `element ${i}`);
+  });
 });

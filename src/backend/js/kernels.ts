@@ -530,7 +530,7 @@ function batchNormBackward(
 ): void {
   const n = N * S;
   // dy through the fused ReLU: kept where its output is positive.
-  const g = (o: number) => (reluOut && !(reluOut[o]! > 0) ? 0 : dy[o]!);
+  const g = (o: number) => (reluOut && reluOut[o]! <= 0 ? 0 : dy[o]!);
   for (let c = 0; c < C; c++) {
     const m = mean[c]!;
     const is = invstd[c]!;
@@ -605,19 +605,24 @@ function col2im(cols: Float32Array, g: ConvGeometry, dx: Float32Array): void {
   }
 }
 
+/**
+ * g where x is not <= 0, else 0: PyTorch's threshold_backward (`result <= 0 ? 0 : grad`), so a NaN input passes
+ * its gradient on, as in PyTorch, instead of hiding it. x may be the ReLU input or its output: the same mask.
+ */
 function reluBackward(x: View, g: View, out: Float32Array): void {
   const dx = denseOffset(x);
   const dg = denseOffset(g);
   if (dx >= 0 && dg >= 0) {
     const xd = x.data;
     const gd = g.data;
-    for (let i = 0, n = out.length; i < n; i++) out[i] = xd[dx + i]! > 0 ? gd[dg + i]! : 0;
+    for (let i = 0, n = out.length; i < n; i++) out[i] = xd[dx + i]! <= 0 ? 0 : gd[dg + i]!;
     return;
   }
   const mask = new Float32Array(out.length);
-  unary((v) => (v > 0 ? 1 : 0))(x, mask);
+  unary((v) => (v <= 0 ? 0 : 1))(x, mask);
   unary((v) => v)(g, out);
-  for (let i = 0; i < out.length; i++) out[i]! *= mask[i]!;
+  // A product would turn g = Inf at a masked position into NaN.
+  for (let i = 0; i < out.length; i++) if (mask[i] === 0) out[i] = 0;
 }
 
 /** Rows of C logits: the max-subtracted log-sum-exp, in float64. */

@@ -101,17 +101,17 @@ export function relu(x: usize, out: usize, n: i32): void {
   }
 }
 
-/** dx (n) = dy where x > 0, else 0. x may be the ReLU input or its output: the mask is the same. */
+/** dx (n) = 0 where x <= 0, else dy (NaN x passes dy, as PyTorch's threshold_backward); x: ReLU input or output. */
 export function reluBackward(x: usize, dy: usize, dx: usize, n: i32): void {
   const zero = f32x4.splat(0);
   let i = 0;
   for (; i + 4 <= n; i += 4) {
     const o = <usize>i << 2;
-    v128.store(dx + o, v128.and(v128.load(dy + o), f32x4.gt(v128.load(x + o), zero)));
+    v128.store(dx + o, v128.andnot(v128.load(dy + o), f32x4.le(v128.load(x + o), zero)));
   }
   for (; i < n; i++) {
     const o = <usize>i << 2;
-    store<f32>(dx + o, load<f32>(x + o) > 0 ? load<f32>(dy + o) : 0);
+    store<f32>(dx + o, load<f32>(x + o) <= 0 ? 0 : load<f32>(dy + o));
   }
 }
 

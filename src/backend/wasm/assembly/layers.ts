@@ -62,16 +62,16 @@ function chanSum(x: usize, N: i32, C: i32, S: i32, c: i32): f64 {
 @inline function act(v: v128, relu: bool): v128 {
   return relu ? f32x4.max(v, f32x4.splat(0)) : v;
 }
-// dy at p, zeroed where the fused ReLU's output at q (0: no ReLU) is not positive (NaN included).
+// dy at p, zeroed where the fused ReLU's output at q (0: no ReLU) is <= 0 (a NaN passes dy, as PyTorch's).
 // @ts-expect-error: decorator
 @inline function gated(p: usize, q: usize): v128 {
   const d = v128.load(p);
-  return q ? v128.and(d, f32x4.gt(v128.load(q), f32x4.splat(0))) : d;
+  return q ? v128.andnot(d, f32x4.le(v128.load(q), f32x4.splat(0))) : d;
 }
 // @ts-expect-error: decorator
 @inline function gated1(p: usize, q: usize): f32 {
   const d = load<f32>(p);
-  return q && !(load<f32>(q) > 0) ? 0 : d;
+  return q && load<f32>(q) <= 0 ? 0 : d;
 }
 
 // bnForward for channels c..c+15 of (N, C): one 64-byte line of each row per step, so every line fetched
