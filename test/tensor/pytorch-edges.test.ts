@@ -343,4 +343,20 @@ forEachBackend(() => {
     const g = x.grad!.toTypedArray();
     for (let i = 0; i < 600; i++) assert.equal(g[i], [3, 3, 0, 0][i % 4], `element ${i}`);
   });
+
+  it("sign is PyTorch's (0 < x) - (x < 0): NaN and -0 give 0, so abs's gradient at NaN is 0", () => {
+    const vals = [Number.NaN, -0, 0, 2, -3];
+    const x = mb.tensor(
+      Float32Array.from({ length: 600 }, (_, i) => vals[i % 5]!),
+      { requiresGrad: true },
+    );
+    const s = mb.sign(x).toTypedArray();
+    x.abs().sum().backward();
+    const g = x.grad!.toTypedArray();
+    // torch.sign([nan, -0., 0., 2., -3.]) = [0, 0, 0, 1, -1]; abs's gradient the same.
+    for (let i = 0; i < 600; i++) {
+      assert.ok(Object.is(s[i], [0, 0, 0, 1, -1][i % 5]), `sign element ${i}: ${s[i]}`);
+      assert.equal(g[i], [0, 0, 0, 1, -1][i % 5], `abs' element ${i}`);
+    }
+  });
 });

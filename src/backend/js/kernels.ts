@@ -671,7 +671,8 @@ export const jsKernels: KernelTable = {
   // biome-ignore lint/complexity/useMathMinMax: Math.max(-0, 0) is +0 and Math.max(NaN, 0) NaN by other rules
   relu: unary((x) => (x < 0 ? 0 : x)),
   erf: unary(erf),
-  sign: unary((x) => (x > 0 ? 1 : x < 0 ? -1 : x)),
+  // (0 < x) - (x < 0), as PyTorch: NaN and -0 give 0 (so abs's gradient at NaN is 0, as PyTorch's).
+  sign: unary((x) => (x > 0 ? 1 : x < 0 ? -1 : 0)),
   add: binary((x, y) => x + y, 'add'),
   sub: binary((x, y) => x - y, 'sub'),
   mul: binary((x, y) => x * y, 'mul'),

@@ -320,11 +320,11 @@ export function softmaxCrossEntropyBackward(probs: usize, targets: usize, R: i32
   return f32x4.div(num, f32x4.add(e, f32x4.splat(1)));
 }
 
-/** sign: 1, -1, or x itself (±0, NaN). */
+/** sign: 1, -1, else 0 (±0 and NaN), PyTorch's (0 < x) - (x < 0). */
 // @ts-expect-error: decorator
 @inline function signV(x: v128): v128 {
   const zero = f32x4.splat(0);
-  const neg = v128.bitselect(f32x4.splat(-1), x, f32x4.lt(x, zero));
+  const neg = v128.bitselect(f32x4.splat(-1), zero, f32x4.lt(x, zero));
   return v128.bitselect(f32x4.splat(1), neg, f32x4.gt(x, zero));
 }
 
