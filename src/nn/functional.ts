@@ -137,6 +137,7 @@ export interface BatchNormOptions {
   runningVar?: Tensor | null;
   weight?: Tensor | null;
   bias?: Tensor | null;
+  /** Normalize with the batch's statistics and update the running ones (default false, as PyTorch's). */
   training?: boolean;
   /** Running-average factor (PyTorch default 0.1); null gives a cumulative average. */
   momentum?: number | null;
@@ -160,7 +161,7 @@ const BATCH_NORM_OPTIONS = optionKeys<BatchNormOptions>()([
 
 /**
  * Batch normalisation over (N, C), (N, C, L) or (N, C, H, W), statistics per channel C (seed section 5).
- * Training: one fused op whose backward is the analytic formula (not autograd through mean and var); running
+ * `training` defaults to false, as PyTorch's F.batch_norm. Training: one fused op whose backward is the analytic formula (not autograd through mean and var); running
  * statistics are updated in place with the unbiased variance. Eval: the running statistics. `relu: true`
  * gives relu(batchNorm(x)) (what `Sequential` uses for a BatchNorm followed by a ReLU).
  */
@@ -171,7 +172,7 @@ export function batchNorm(x: Tensor, opts: BatchNormOptions = {}): Tensor {
     runningVar = null,
     weight = null,
     bias = null,
-    training = true,
+    training = false,
     momentum = 0.1,
     eps = 1e-5,
     relu = false,
@@ -197,6 +198,14 @@ export function batchNorm(x: Tensor, opts: BatchNormOptions = {}): Tensor {
     }
   }
   const chan = [1, C, ...x.shape.slice(2).map(() => 1)];
+  if (!training && !(runningMean && runningVar)) {
+    // PyTorch's F.batch_norm: training defaults to false, and evaluation needs the running statistics (batch
+    // statistics were used here without a word).
+    throw new ValueError(
+      'batchNorm',
+      'runningMean and runningVar must be given when not training (training: false is the default, as in PyTorch); pass training: true to normalize with the batch statistics',
+    );
+  }
   if (!training && runningMean && runningVar) {
     // PyTorch's CPU inference form: y = x·α + β per channel with α = w/√(var + ε) and β = b − mean·α, made
     // on the C channels, so the input takes two passes instead of four.
@@ -353,7 +362,12 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, stride =
   const cols = unfold(x, [kh, kw], stride, padding); // (N, Cin·kh·kw, L)
   const g = geometry('conv2d', x, kh, kw, stride, padding);
   let y = ops.matmul(weight.reshape([Cout, Cin * kh * kw]), cols); // (N, Cout, L)
-  if (bias) y = ops.add(y, bias.reshape([Cout, 1]));
+  if (bias) {
+    if (bias.rank !== 1 || bias.shape[0] !== Cout) {
+      throw new ShapeError('conv2d', `bias must be 1-D with ${Cout} elements (got ${fmtShape(bias.shape)})`);
+    }
+    y = ops.add(y, bias.reshape([Cout, 1]));
+  }
   return y.reshape([g.N, Cout, g.Ho, g.Wo]);
 }
 
@@ -587,6 +601,14 @@ export function embedding(indices: Tensor, weight: Tensor, paddingIdx: number | 
       `weight must be 2-D (num_embeddings, D) (got ${weight instanceof Tensor ? fmtShape(weight.shape) : typeof weight})`,
     );
   const [V, D] = weight.shape as [number, number];
+  if (paddingIdx !== null && !(Number.isInteger(paddingIdx) && paddingIdx >= -V && paddingIdx < V)) {
+    throw new ValueError(
+      'embedding',
+      `paddingIdx must be within num_embeddings (got ${paddingIdx} for ${V})`,
+    );
+  }
+  // A negative paddingIdx counts from the end, as PyTorch's (it was compared with the indices as given).
+  const pad = paddingIdx !== null && paddingIdx < 0 ? paddingIdx + V : paddingIdx;
   const flat = ops.contiguous(indices).data as Int32Array;
   for (const i of flat) {
     if (i < 0 || i >= V) throw new ValueError('embedding', `index ${i} is out of range for ${V} embeddings`);
@@ -595,9 +617,9 @@ export function embedding(indices: Tensor, weight: Tensor, paddingIdx: number | 
   if (!weight.requiresGrad) return out;
   return ops.customOp('embedding', [weight], out, (g) => {
     let g2 = ops.reshape(g, [flat.length, D]);
-    if (paddingIdx !== null) {
+    if (pad !== null) {
       const keep = new Float32Array(flat.length);
-      for (let k = 0; k < flat.length; k++) keep[k] = flat[k] === paddingIdx ? 0 : 1;
+      for (let k = 0; k < flat.length; k++) keep[k] = flat[k] === pad ? 0 : 1;
       g2 = ops.mul(g2, new Tensor(keep, 'float32', [flat.length, 1]));
     }
     return [ops.indexAdd([V, D], 0, flat, g2)];

@@ -174,6 +174,11 @@ export class GELU extends Module {
     return this.approximate === 'tanh' ? "approximate='tanh'" : '';
   }
 }
+/**
+ * `nn.Softmax(dim)`. NOTE: dim defaults to -1, the class dim of (N, C) and the last dim of anything else;
+ * PyTorch's `nn.Softmax()` without a dim (deprecated, with a warning) takes dim 0 for 1-D and 3-D inputs and 1
+ * for 2-D and 4-D: give the dim when porting such code.
+ */
 export class Softmax extends Module {
   constructor(readonly dim = -1) {
     super();
@@ -185,6 +190,7 @@ export class Softmax extends Module {
     return `dim=${this.dim}`;
   }
 }
+/** `nn.LogSoftmax(dim)`; dim defaults to -1 (see Softmax). */
 export class LogSoftmax extends Module {
   constructor(readonly dim = -1) {
     super();

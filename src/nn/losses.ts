@@ -6,8 +6,10 @@
  * takes logits and uses log-softmax, so it is exact for any logits (±1000 included) with no epsilon.
  */
 
+import { noGrad } from '../autograd/engine.js';
 import { kernels } from '../backend/backend.js';
 import { checkOptions, fmtShape, optionKeys, ShapeError, ValueError } from '../errors.js';
+import { gather } from '../tensor/indexing.js';
 import * as ops from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 
@@ -195,18 +197,19 @@ function classIndexLoss(
     return fusedCrossEntropy(input, target, reduction);
   const x = classLast(input); // (M, C)
   const logp = fromLogits ? ops.logSoftmax(x, -1) : x;
-  const tm = ops.reshape(target, [-1, 1]); // (M, 1)
-  const valid = ops.ne(tm, ignoreIndex); // (M, 1)
-  const onehot = ops.mul(ops.eq(ops.arangeLike(C), tm), valid); // (M, C), zero rows where ignored
-  const w = weight ?? null;
-  const picked = w ? ops.mul(onehot, w) : onehot.float();
-  const nll = ops.neg(ops.sum(ops.mul(logp, picked), -1)); // (M)
-  const denom = ops.sum(picked); // Σ w_{y_n} over non-ignored (count without weights)
+  const tm = ops.reshape(target, [-1]); // (M)
+  const valid = ops.ne(tm, ignoreIndex); // (M)
+  // Each row's target entry, gathered (an ignored row reads class 0 and is masked out by `where`): a one-hot
+  // product would turn a -Inf logit of another class into -Inf·0 = NaN.
+  const safe = ops.where(valid, tm, 0); // (M)
+  const chosen = ops.reshape(gather(logp, 1, ops.reshape(safe, [-1, 1])), [-1]); // (M)
+  const rowW = ops.where(valid, weight ? ops.indexSelect(weight, 0, safe) : 1, 0); // (M): w_{y_n}, 0 if ignored
+  const nll = ops.neg(ops.mul(ops.where(valid, chosen, 0), rowW)); // (M)
+  const denom = ops.sum(rowW); // Σ w_{y_n} over non-ignored (count without weights)
   let loss = nll;
-  let smooth: Tensor | null = null;
   if (labelSmoothing > 0) {
-    const lw = w ? ops.mul(logp, w) : logp;
-    smooth = ops.mul(ops.neg(ops.sum(lw, -1)), ops.reshape(valid, [-1]).float()); // (M)
+    const lw = weight ? ops.mul(logp, weight) : logp;
+    const smooth = ops.where(valid, ops.neg(ops.sum(lw, -1)), 0); // (M)
     loss = ops.add(ops.mul(nll, 1 - labelSmoothing), ops.mul(smooth, labelSmoothing / C));
   }
   if (reduction === 'none') return loss.reshape(target.shape);
@@ -247,6 +250,18 @@ function probabilityLoss(input: Tensor, target: Tensor, opts: CrossEntropyOption
  * Binary cross-entropy on logits, stable for any x: (1-y)·x + lw·(log(1+e^-|x|) + max(-x, 0)), with
  * lw = 1 + (posWeight-1)·y.
  */
+/**
+ * softplus(-x) = log(1 + e^-x), stable at ±1e4 as log(1 + e^-|x|) + max(-x, 0), with the derivative of the
+ * function itself, sigmoid(x) - 1: differentiated through abs and relu, whose slopes at 0 are 0, it was 0 at
+ * x = 0 instead of -1/2 (a zero-initialised output layer starts exactly there).
+ */
+function softplusNeg(x: Tensor): Tensor {
+  const value = noGrad(() =>
+    ops.add(ops.log(ops.add(ops.exp(ops.neg(ops.abs(x))), 1)), ops.relu(ops.neg(x))),
+  );
+  return ops.customOp('softplusNeg', [x], value, (g) => [ops.mul(g, ops.sub(ops.sigmoid(x), 1))]);
+}
+
 export function binaryCrossEntropyWithLogits(
   input: Tensor,
   target: Tensor,
@@ -260,12 +275,15 @@ export function binaryCrossEntropyWithLogits(
       `target size ${fmtShape(target.shape)} must be the same as input size ${fmtShape(input.shape)}`,
     );
   }
-  const softplusNeg = ops.add(
-    ops.log(ops.add(ops.exp(ops.neg(ops.abs(input))), 1)),
-    ops.relu(ops.neg(input)),
-  );
+  if (target.dtype !== 'float32') {
+    throw new ValueError(
+      'binaryCrossEntropyWithLogits',
+      `target must be float32 probabilities (got ${target.dtype}): convert labels with y.float()`,
+    );
+  }
+  const sp = softplusNeg(input);
   const lw = posWeight ? ops.add(ops.mul(ops.sub(posWeight, 1), target), 1) : null;
-  let loss = ops.add(ops.mul(ops.sub(1, target), input), lw ? ops.mul(lw, softplusNeg) : softplusNeg);
+  let loss = ops.add(ops.mul(ops.sub(1, target), input), lw ? ops.mul(lw, sp) : sp);
   if (weight) loss = ops.mul(loss, weight);
   return reduce('binaryCrossEntropyWithLogits', loss, reduction);
 }

@@ -145,4 +145,36 @@ forEachBackend(() => {
     );
     assert.throws(() => mb.huberLoss(x, target, { delta: 0 }), /huberLoss: delta must be positive/);
   });
+  it('a -Inf logit of another class leaves the loss finite, on every path (torch 1.13 values)', () => {
+    const x = mb.tensor(Float32Array.from([-Infinity, 0, 1]), { shape: [1, 3] });
+    const y = mb.tensor(Int32Array.from([2]));
+    // F.cross_entropy(x, y, reduction='none') = 0.3132617; nll_loss of [-inf, -0.5, -1] at 2 = 1; with
+    // label_smoothing 0.1 the -inf class makes it inf. All were NaN (-Inf·0 from a one-hot product).
+    assertClose(mb.crossEntropy(x, y, { reduction: 'none' }), [0.31326169], { label: 'none' });
+    const w = mb.tensor(Float32Array.from([1, 2, 3]));
+    assertClose(mb.crossEntropy(x, y, { weight: w }), [0.31326169], { label: 'weight' });
+    const lp = mb.tensor(Float32Array.from([-Infinity, -0.5, -1]), { shape: [1, 3] });
+    assert.equal(mb.nllLoss(lp, y).item(), 1);
+    assert.equal(mb.crossEntropy(x, y, { labelSmoothing: 0.1 }).item(), Infinity);
+  });
+
+  it("binaryCrossEntropyWithLogits' gradient at a logit of exactly 0 is sigmoid(0)·lw - pw·y (torch 1.13)", () => {
+    for (const [y, pw, want] of [
+      [0, 1, 0.5],
+      [1, 1, -0.5],
+      [1, 3, -1.5],
+    ] as const) {
+      const x = mb.zeros([1], { requiresGrad: true });
+      const posWeight = pw === 1 ? null : mb.tensor(Float32Array.from([pw]));
+      mb.binaryCrossEntropyWithLogits(x, mb.tensor(Float32Array.from([y])), {
+        reduction: 'sum',
+        posWeight,
+      }).backward();
+      assert.equal(x.grad!.item(), want, `y=${y} posWeight=${pw}`);
+    }
+    assert.throws(
+      () => mb.binaryCrossEntropyWithLogits(mb.zeros([2]), mb.tensor(Int32Array.from([0, 1]))),
+      /binaryCrossEntropyWithLogits: target must be float32 probabilities \(got int32\)/,
+    );
+  });
 });

@@ -46,7 +46,7 @@ forEachBackend(() => {
   it('BatchNorm backward (the fused analytic formula) matches finite differences', () => {
     const g = new mb.Generator(4);
     gradcheck(
-      (x, w, b) => mb.functional.batchNorm(x!, { weight: w!, bias: b! }),
+      (x, w, b) => mb.functional.batchNorm(x!, { weight: w!, bias: b!, training: true }),
       [
         mb.randn([5, 3, 2], { generator: g }),
         mb.randn([3], { generator: g }),
@@ -99,4 +99,21 @@ forEachBackend(() => {
       assertClose(ln.bias!.grad!, c.dbias, { label: 'dbias', atol: 1e-5 });
     });
   }
+  it("functional batchNorm defaults to evaluation, as PyTorch's F.batch_norm, and needs running statistics there", () => {
+    const x = mb.tensor([
+      [1, 2],
+      [3, 6],
+      [5, 1],
+    ]);
+    const [rm, rv] = [mb.zeros([2]), mb.ones([2])];
+    // F.batch_norm(x, zeros(2), ones(2)) is x / sqrt(1 + 1e-5), running statistics untouched.
+    assertClose(mb.functional.batchNorm(x, { runningMean: rm, runningVar: rv }), x.div(Math.sqrt(1 + 1e-5)), {
+      label: 'eval',
+    });
+    assert.deepEqual([...rm.toTypedArray(), ...rv.toTypedArray()], [0, 0, 1, 1]);
+    assert.throws(
+      () => mb.functional.batchNorm(x, { training: false }),
+      /batchNorm: runningMean and runningVar must be given when not training/,
+    );
+  });
 });

@@ -53,7 +53,7 @@ forEachBackend(() => {
 
   it('batchNorm + relu passes a finite-difference check', () => {
     gradcheck(
-      (x, w, b) => F.batchNorm(x!, { weight: w!, bias: b!, relu: true }),
+      (x, w, b) => F.batchNorm(x!, { weight: w!, bias: b!, training: true, relu: true }),
       [leaf([7, 3], 5), leaf([3], 6), leaf([3], 7)],
     );
   });

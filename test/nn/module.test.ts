@@ -385,4 +385,19 @@ forEachBackend(() => {
     assertClose(x.grad!, [0.1, 0.1, 0.1, 1, 1]);
     assert.equal(String(new mb.LeakyReLU()), 'LeakyReLU(negative_slope=0.01)');
   });
+  it("functional embedding counts a negative paddingIdx from the end, as PyTorch's; conv2d checks its bias", () => {
+    const w = mb.randn([4, 2], { requiresGrad: true });
+    const idx = mb.tensor(Int32Array.from([3, 3, 0]));
+    mb.functional.embedding(idx, w, -1).sum().backward();
+    // F.embedding(idx, w, padding_idx=-1): row 3 (the padding row) gets no gradient, row 0 gets 1s.
+    assert.deepEqual([...w.grad!.toTypedArray()], [1, 1, 0, 0, 0, 0, 0, 0]);
+    assert.throws(
+      () => mb.functional.embedding(idx, w, 4),
+      /embedding: paddingIdx must be within num_embeddings/,
+    );
+    assert.throws(
+      () => mb.functional.conv2d(mb.zeros([1, 1, 3, 3]), mb.zeros([2, 1, 2, 2]), mb.zeros([1, 2])),
+      /conv2d: bias must be 1-D with 2 elements \(got \[1,2\]\)/,
+    );
+  });
 });
