@@ -21,6 +21,16 @@ import { clearGrad, moveToLongLived } from '../tensor/ops.js';
 import { sameShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 
+/** Entries whose value was not seen before, in order: each module or tensor under its first name. */
+function once<T>(entries: [string, T][]): [string, T][] {
+  const seen = new Set<T>();
+  return entries.filter(([, v]) => {
+    if (seen.has(v)) return false;
+    seen.add(v);
+    return true;
+  });
+}
+
 export abstract class Module {
   /** Training mode (Dropout drops, BatchNorm uses batch statistics). `eval()` turns it off. */
   training = true;
@@ -69,23 +79,28 @@ export abstract class Module {
     for (const key of Object.keys(this)) {
       const v = (this as Record<string, unknown>)[key];
       if (v instanceof Module) {
-        if (v !== this && !this.children_.has(key) && ![...this.children_.values()].includes(v))
-          this.children_.set(key, v);
+        // An attribute assigned anew replaces the child of its name (PyTorch's __setattr__).
+        if (this.children_.has(key)) this.children_.set(key, v);
+        else if (v !== this && ![...this.children_.values()].includes(v)) this.children_.set(key, v);
       } else if (v instanceof Tensor && v.isLeaf && v.requiresGrad) {
-        const known = this.params.has(key) || [...this.params.values()].includes(v);
-        if (!known && ![...this.buffers_.values()].includes(v)) this.registerParameter(key, v);
+        // Likewise a parameter: `dec.weight = emb.weight` ties the weights (it kept the old, unused tensor).
+        if (this.params.has(key)) {
+          if (this.params.get(key) !== v) this.params.set(key, v);
+        } else if (![...this.params.values()].includes(v) && ![...this.buffers_.values()].includes(v)) {
+          this.registerParameter(key, v);
+        }
       }
     }
   }
 
-  /** Direct children with their names. */
+  /** Direct children with their names, each module once (PyTorch's named_children: a module used twice once). */
   namedChildren(): [string, Module][] {
     this.adopt();
-    return [...this.children_];
+    return once([...this.children_]);
   }
 
   children(): Module[] {
-    return [...this.children_.values()];
+    return this.namedChildren().map(([, m]) => m);
   }
 
   /** This module and every descendant with dotted names, each module once (PyTorch's named_modules). */
@@ -112,24 +127,37 @@ export abstract class Module {
     return this;
   }
 
-  /** Parameters with dotted names, own first, then children's (PyTorch's order). */
+  /**
+   * Parameters with dotted names, own first, then children's (PyTorch's order), each tensor once under its
+   * first name: a module used twice or a tied weight is listed once, as PyTorch's named_parameters.
+   */
   namedParameters(prefix = ''): [string, Tensor][] {
+    return once(this.everyParameter(prefix));
+  }
+
+  /** Every parameter once (see namedParameters). */
+  parameters(): Tensor[] {
+    return this.namedParameters().map(([, p]) => p);
+  }
+
+  /** Buffers with dotted names, each once (see namedParameters). */
+  namedBuffers(prefix = ''): [string, Tensor][] {
+    return once(this.everyBuffer(prefix));
+  }
+
+  /** Parameters under every name they have, repeats included. */
+  private everyParameter(prefix: string): [string, Tensor][] {
     this.adopt();
     const out: [string, Tensor][] = [];
     for (const [k, p] of this.params) if (p) out.push([prefix + k, p]);
-    for (const [k, m] of this.children_) out.push(...m.namedParameters(`${prefix}${k}.`));
+    for (const [k, m] of this.children_) out.push(...m.everyParameter(`${prefix}${k}.`));
     return out;
   }
 
-  /** Every parameter once: a module used twice (tied weights) gives its parameters once, as in PyTorch. */
-  parameters(): Tensor[] {
-    return [...new Set(this.namedParameters().map(([, p]) => p))];
-  }
-
-  namedBuffers(prefix = ''): [string, Tensor][] {
+  private everyBuffer(prefix: string): [string, Tensor][] {
     this.adopt();
     const out: [string, Tensor][] = [...this.buffers_].map(([k, b]) => [prefix + k, b] as [string, Tensor]);
-    for (const [k, m] of this.children_) out.push(...m.namedBuffers(`${prefix}${k}.`));
+    for (const [k, m] of this.children_) out.push(...m.everyBuffer(`${prefix}${k}.`));
     return out;
   }
 

@@ -400,4 +400,34 @@ forEachBackend(() => {
       /conv2d: bias must be 1-D with 2 elements \(got \[1,2\]\)/,
     );
   });
+  it('a module or tensor used twice is listed once, and a reassigned parameter ties weights, as PyTorch', () => {
+    const lin = new mb.Linear(2, 2);
+    const seq = new mb.Sequential(lin, new mb.ReLU(), lin);
+    // torch: named_parameters() gives 0.weight, 0.bias; named_children() 0, 1; state_dict() keeps every name.
+    assert.deepEqual(
+      seq.namedParameters().map(([k]) => k),
+      ['0.weight', '0.bias'],
+    );
+    assert.deepEqual(
+      seq.namedChildren().map(([k]) => k),
+      ['0', '1'],
+    );
+    assert.equal(seq.children().length, 2);
+    assert.deepEqual(Object.keys(seq.stateDict()), ['0.weight', '0.bias', '2.weight', '2.bias']);
+    class Tied extends mb.Module {
+      emb = new mb.Linear(3, 2, { bias: false });
+      dec = new mb.Linear(3, 2, { bias: false });
+      forward(x: mb.Tensor) {
+        return this.dec.forward(x);
+      }
+    }
+    const m = new Tied();
+    (m.dec as { weight: mb.Tensor }).weight = m.emb.weight; // weight tying, as `dec.weight = emb.weight`
+    assert.equal(m.stateDict()['dec.weight'], m.emb.weight, 'the state dict holds the tied tensor');
+    assert.equal(m.parameters().length, 1);
+    m.forward(mb.ones([1, 3]))
+      .sum()
+      .backward();
+    assert.ok(m.emb.weight.grad, 'the gradient reaches the shared tensor');
+  });
 });
