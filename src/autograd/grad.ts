@@ -84,9 +84,29 @@ const sumTo = (g: Tensor, shape: readonly number[]) => ops.sumTo(g, shape);
 /** d/dx of max/min reductions: ties share the gradient equally (torch.amax semantics). */
 const extremumGrad = (g: Tensor, { axes, shape }: PrimitiveCtx['max'], [x]: Tensor[], out: Tensor) => {
   const keep = shape.map((d, i) => (axes.includes(i) ? 1 : d));
-  const mask = ops.eq(x!, ops.reshape(out, keep)).float();
+  // The positions equal to the result share its gradient; a NaN result came from the NaN positions (PyTorch's
+  // evenly_distribute_backward; NaN == NaN is false, so the gradient was 0/0 = NaN everywhere).
+  const o = ops.reshape(out, keep);
+  const mask = ops.where(ops.ne(o, o), ops.ne(x!, x!), ops.eq(x!, o)).float();
   const count = ops.sum(mask, axes, true);
   return [div(mul(mask, ops.reshape(g, keep)), count)];
+};
+
+/** Gradients of maximum/minimum: g/2 on ties, else g, zeroed on a's side where `loses(a, b)`, b's where `wins`. */
+const extremeShares = (
+  g: Tensor,
+  a: Tensor,
+  b: Tensor,
+  needs: readonly boolean[],
+  loses: (x: Tensor, y: Tensor) => Tensor,
+  wins: (x: Tensor, y: Tensor) => Tensor,
+) => {
+  const tie = ops.eq(a, b);
+  const share = (lost: Tensor) => ops.where(tie, 0.5, ops.where(lost, 0, 1));
+  return [
+    needs[0] ? sumTo(mul(g, share(loses(a, b))), a.shape) : null,
+    needs[1] ? sumTo(mul(g, share(wins(a, b))), b.shape) : null,
+  ];
 };
 
 /** d/db a^b = a^b log a, 0 where a == 0 and b >= 0 (see the pow rule). */
@@ -131,21 +151,10 @@ export const gradRules: GradTable = {
     needs[0] ? sumTo(ops.where(ops.eq(b!, 0), 0, mul(g, mul(b!, ops.pow(a!, sub(b!, 1))))), a!.shape) : null,
     needs[1] ? sumTo(powExponentGrad(g, a!, b!, out), b!.shape) : null,
   ],
-  // Ties split the gradient in half, as PyTorch's maximum/minimum backward does.
-  maximum: (g, _c, [a, b], _o, needs) => {
-    const share = ops.where(ops.eq(a!, b!), 0.5, ops.gt(a!, b!).float());
-    return [
-      needs[0] ? sumTo(mul(g, share), a!.shape) : null,
-      needs[1] ? sumTo(mul(g, sub(1, share)), b!.shape) : null,
-    ];
-  },
-  minimum: (g, _c, [a, b], _o, needs) => {
-    const share = ops.where(ops.eq(a!, b!), 0.5, ops.lt(a!, b!).float());
-    return [
-      needs[0] ? sumTo(mul(g, share), a!.shape) : null,
-      needs[1] ? sumTo(mul(g, sub(1, share)), b!.shape) : null,
-    ];
-  },
+  // PyTorch's maximum/minimum backward: ties split the gradient in half, the smaller (larger) side gets none,
+  // and where a comparison fails (a NaN) both sides get all of it.
+  maximum: (g, _c, [a, b], _o, needs) => extremeShares(g, a!, b!, needs, ops.lt, ops.gt),
+  minimum: (g, _c, [a, b], _o, needs) => extremeShares(g, a!, b!, needs, ops.gt, ops.lt),
   where: (g, { cond }, [a, b], _o, needs) => [
     needs[0] ? sumTo(ops.where(cond, g, 0), a!.shape) : null,
     needs[1] ? sumTo(ops.where(cond, 0, g), b!.shape) : null,

@@ -359,4 +359,25 @@ forEachBackend(() => {
       assert.equal(g[i], [0, 0, 0, 1, -1][i % 5], `abs' element ${i}`);
     }
   });
+
+  it('gradients at NaN as torch 1.13: maximum/minimum pass all of it to both sides, max(x) to the NaN', () => {
+    const pair = (op: typeof mb.maximum) => {
+      const a = mb.tensor([Number.NaN, 1, 2, 3], { requiresGrad: true });
+      const b = mb.tensor([0, Number.NaN, 2, 1], { requiresGrad: true });
+      op(a, b).sum().backward();
+      return [[...a.grad!.toTypedArray()], [...b.grad!.toTypedArray()]];
+    };
+    // torch.maximum / torch.minimum backward on these inputs
+    assert.deepEqual(pair(mb.maximum), [
+      [1, 1, 0.5, 1],
+      [1, 1, 0.5, 0],
+    ]);
+    assert.deepEqual(pair(mb.minimum), [
+      [1, 1, 0.5, 0],
+      [1, 1, 0.5, 1],
+    ]);
+    const x = mb.tensor([1, Number.NaN, 3], { requiresGrad: true });
+    mb.max(x).backward();
+    assert.deepEqual([...x.grad!.toTypedArray()], [0, 1, 0]); // torch.max(x).backward(); it was NaN everywhere
+  });
 });
