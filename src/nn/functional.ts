@@ -350,13 +350,16 @@ export function unfold(x: Tensor, kernelSize: number | [number, number], stride 
  * Lowered to im2col + one batched GEMM, so it runs on the fastest matmul the backend has.
  */
 export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, stride = 1, padding = 0): Tensor {
+  // An unbatched (C, H, W) image is a batch of one, as in PyTorch.
+  if (x instanceof Tensor && x.rank === 3)
+    return conv2d(ops.unsqueeze(x, 0), weight, bias, stride, padding).squeeze(0);
   if (weight.rank !== 4)
     throw new ShapeError('conv2d', `weight must be (Cout, Cin, kh, kw), got ${fmtShape(weight.shape)}`);
   const [Cout, Cin, kh, kw] = weight.shape as [number, number, number, number];
   if (x.rank !== 4 || x.shape[1] !== Cin) {
     throw new ShapeError(
       'conv2d',
-      `expected input (N, ${Cin}, H, W) for weight ${fmtShape(weight.shape)}, got ${fmtShape(x.shape)}`,
+      `expected input (N, ${Cin}, H, W) or (${Cin}, H, W) for weight ${fmtShape(weight.shape)}, got ${fmtShape(x.shape)}`,
     );
   }
   const cols = unfold(x, [kh, kw], stride, padding); // (N, Cin·kh·kw, L)
@@ -376,6 +379,8 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, stride =
  * window, as in PyTorch.
  */
 export function maxPool2d(x: Tensor, kernelSize: number, stride = kernelSize, padding = 0): Tensor {
+  if (x instanceof Tensor && x.rank === 3)
+    return maxPool2d(ops.unsqueeze(x, 0), kernelSize, stride, padding).squeeze(0);
   const g = geometry('maxPool2d', x, kernelSize, kernelSize, stride, padding);
   if (padding * 2 > kernelSize)
     throw new ValueError(

@@ -46,11 +46,22 @@ forEachBackend(() => {
   it('conv2d and maxPool2d reject bad shapes', () => {
     assert.throws(
       () => mb.functional.conv2d(mb.zeros([1, 2, 5, 5]), mb.zeros([4, 3, 3, 3])),
-      /conv2d: expected input \(N, 3, H, W\) for weight \[4,3,3,3\], got \[1,2,5,5\]/,
+      /conv2d: expected input \(N, 3, H, W\) or \(3, H, W\) for weight \[4,3,3,3\], got \[1,2,5,5\]/,
     );
     assert.throws(
       () => mb.functional.maxPool2d(mb.zeros([1, 1, 1, 1]), 2),
       /maxPool2d: kernel 2x2 is larger than the padded input 1x1/,
     );
+  });
+  it('conv2d and maxPool2d take an unbatched (C, H, W) image as a batch of one, as PyTorch 1.13', () => {
+    const x = mb.randn([2, 5, 6], { generator: new mb.Generator(3) });
+    const conv = new mb.Conv2d(2, 3, 3, { padding: 1 });
+    const batched = conv.forward(x.unsqueeze(0));
+    const single = conv.forward(x);
+    assert.deepEqual(single.shape, [3, 5, 6]);
+    assert.deepEqual(single.toTypedArray(), batched.squeeze(0).contiguous().toTypedArray());
+    const pooled = new mb.MaxPool2d(2).forward(x);
+    assert.deepEqual(pooled.shape, [2, 2, 3]);
+    assert.deepEqual(pooled.toTypedArray(), new mb.MaxPool2d(2).forward(x.unsqueeze(0)).toTypedArray());
   });
 });
