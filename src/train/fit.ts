@@ -207,15 +207,16 @@ function cloneState(model: Module): Record<string, Tensor> {
   return noGrad(() => Object.fromEntries(Object.entries(model.stateDict()).map(([k, t]) => [k, t.clone()])));
 }
 
-/** Mean loss and accuracy of `model` over `data`, in eval mode and without a graph. */
+/** Mean loss and accuracy of `model` over `data`, in eval mode and without a graph, its matmuls in `precision`. */
 export async function evaluate(
   model: Module,
   data: BatchSource,
-  opts: { loss?: (o: Tensor, t: Tensor) => Tensor; epoch?: number } = {},
+  opts: { loss?: (o: Tensor, t: Tensor) => Tensor; epoch?: number; precision?: Precision } = {},
 ): Promise<{ loss: number; accuracy: number; samples: number }> {
-  checkOptions('evaluate', opts, ['loss', 'epoch']);
+  checkOptions('evaluate', opts, ['loss', 'epoch', 'precision']);
   checkSource('evaluate', 'data', data);
-  const { loss = (o: Tensor, t: Tensor) => crossEntropy(o, t), epoch = 0 } = opts;
+  const { loss = (o: Tensor, t: Tensor) => crossEntropy(o, t), epoch = 0, precision = 'fp32' } = opts;
+  checkPrecision('evaluate', precision);
   const was = model.training;
   model.eval();
   let total = 0;
@@ -225,7 +226,7 @@ export async function evaluate(
   try {
     for await (const [x, y] of batchesOf('evaluate', data, epoch)) {
       noGrad(() => {
-        const out = model.forward(x);
+        const out = autocast(precision, () => model.forward(x));
         const b = x.shape[0]!;
         total += loss(out, y).item() * b;
         const [r, c] = correct(out, y);
@@ -440,7 +441,8 @@ export async function fit(model: Module, opts: FitOptions): Promise<FitResult> {
       skippedSteps: skipped,
     };
     if (opts.val) {
-      const v = await evaluate(model, opts.val, { loss: lossFn, epoch });
+      // Under the training precision, as PyTorch Lightning validates under its autocast.
+      const v = await evaluate(model, opts.val, { loss: lossFn, epoch, precision });
       log.valLoss = v.loss;
       log.valAccuracy = v.accuracy;
     }

@@ -434,4 +434,20 @@ forEachBackend(() => {
       /autocast: precision must be fp32, bf16, fp16/,
     );
   });
+  it('validation runs under the training precision, as PyTorch Lightning validates under its autocast', async () => {
+    const { x, y } = data(32);
+    const m = model();
+    const val = batches(x, y, 32);
+    const r = await fit(m, {
+      train: batches(x, y, 8),
+      val,
+      optimizer: new mb.SGD(m.parameters(), { lr: 0.1 }),
+      epochs: 1,
+      precision: 'bf16',
+    });
+    const bf16 = await mb.evaluate(m, val, { precision: 'bf16' });
+    const fp32 = await mb.evaluate(m, val);
+    assert.equal(r.history[0]!.valLoss, bf16.loss);
+    assert.notEqual(bf16.loss, fp32.loss, 'bf16 rounding shows in the loss');
+  });
 });
