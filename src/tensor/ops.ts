@@ -252,10 +252,16 @@ function binaryOp(op: BinaryOp, a: TensorOrScalar, b: TensorOrScalar): Tensor {
   const ta = a instanceof Tensor ? a : lift(op, a, b as Tensor);
   const tb = b instanceof Tensor ? b : lift(op, b, ta);
   const shape = broadcastShapes(op, ta.shape, tb.shape);
+  // PyTorch refuses − with a bool operand of either kind, a tensor or a scalar; invert a mask with eq(mask, false).
+  const bools = [a, b].some((v) => typeof v === 'boolean' || (v instanceof Tensor && v.dtype === 'bool'));
+  if (op === 'sub' && bools) {
+    throw new ValueError(
+      'sub',
+      "subtraction with a bool tensor is not supported: ne(a, b) gives two masks' xor, eq(mask, false) inverts one, mask.float() counts",
+    );
+  }
   if (ta.dtype === 'bool' && tb.dtype === 'bool' && op !== 'div' && op !== 'pow') {
-    // PyTorch: + and maximum of bools are or, × and minimum are and, − is refused.
-    if (op === 'sub')
-      throw new ValueError('sub', 'subtracting two bool tensors is not supported (ne gives their xor)');
+    // PyTorch: + and maximum of bools are or, × and minimum are and (− is refused above).
     return ne(binaryOp(op, cast(ta, 'int32'), cast(tb, 'int32')), 0);
   }
   let dtype = promote(ta.dtype, tb.dtype);

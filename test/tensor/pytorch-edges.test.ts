@@ -139,7 +139,14 @@ forEachBackend(() => {
     // A bool with an int number is int arithmetic (PyTorch: True + 1 is 2).
     assert.deepEqual(mb.add(b, 1).toList(), [2, 1, 2, 1]);
     assert.equal(mb.add(b, 1).dtype, 'int32');
-    assert.throws(() => mb.sub(b, c), /sub: subtracting two bool tensors is not supported/);
+    // torch refuses − with any bool operand: two masks, a mask and a number, a number tensor and True.
+    for (const [x, y] of [
+      [b, c],
+      [b, 1.5],
+      [mb.ones([4]), true],
+    ] as const) {
+      assert.throws(() => mb.sub(x, y), /sub: subtraction with a bool tensor is not supported/);
+    }
   });
 
   it('ints stay ints: neg, abs, sign, relu and pow (exact, wrapping at 32 bits); a negative int power is refused', () => {
