@@ -4,7 +4,7 @@
  * the gradient goes back to the positions the values came from) or reverses the scan (cumsum). Indices are
  * int32, this library's index type (PyTorch's are int64).
  */
-import { fmtShape, kindOf, ShapeError, ValueError } from '../errors.js';
+import { checkOptions, fmtShape, kindOf, optionKeys, ShapeError, ValueError } from '../errors.js';
 import { contiguous, customOp, empty, permute, reshape, uninitialized } from './ops.js';
 import { normDim } from './shape.js';
 import { Tensor } from './tensor.js';
@@ -94,14 +94,10 @@ export interface SortOptions {
   descending?: boolean;
 }
 
+const SORT_OPTIONS = optionKeys<SortOptions>()(['dim', 'descending']);
+
 function sortOptions(op: string, opts: SortOptions): { dim: number; descending: boolean } {
-  if (opts === null || typeof opts !== 'object')
-    throw new ValueError(op, `options must be an object (got ${kindOf(opts)})`);
-  for (const key of Object.keys(opts)) {
-    if (key !== 'dim' && key !== 'descending') {
-      throw new ValueError(op, `unknown option '${key}' (expected dim or descending)`);
-    }
-  }
+  checkOptions(op, opts, SORT_OPTIONS);
   const { dim = -1, descending = false } = opts;
   if (typeof descending !== 'boolean')
     throw new ValueError(op, `descending must be a boolean (got ${kindOf(descending)})`);
@@ -137,6 +133,8 @@ export interface TopkOptions {
   largest?: boolean;
 }
 
+const TOPK_OPTIONS = optionKeys<TopkOptions>()(['dim', 'largest']);
+
 /**
  * `torch.topk(x, k, dim, largest, sorted=True)`: the k largest (or smallest) values along `dim`, in order, and
  * their indices; among equal values the first in the input comes first; NaN counts as the largest.
@@ -146,12 +144,7 @@ export interface TopkOptions {
 export function topk(x: Tensor, k: number, opts: TopkOptions = {}): ValuesIndices {
   const op = 'topk';
   requireTensor(op, x);
-  if (opts === null || typeof opts !== 'object')
-    throw new ValueError(op, `options must be an object (got ${kindOf(opts)})`);
-  for (const key of Object.keys(opts)) {
-    if (key !== 'dim' && key !== 'largest')
-      throw new ValueError(op, `unknown option '${key}' (expected dim or largest)`);
-  }
+  checkOptions(op, opts, TOPK_OPTIONS);
   const { dim = -1, largest = true } = opts;
   if (typeof largest !== 'boolean')
     throw new ValueError(op, `largest must be a boolean (got ${kindOf(largest)})`);

@@ -98,7 +98,7 @@ forEachBackend(() => {
       [
         // PyTorch's `sorted`, as a user would write it
         () => mb.topk(x, 1, { sorted: false } as unknown as mb.TopkOptions),
-        /topk: unknown option 'sorted' \(expected dim or largest\)/,
+        /topk: unknown option 'sorted' \(expected one of dim, largest\)/,
       ],
       [() => mb.sort(x, { descending: 1 as unknown as boolean }), /sort: descending must be a boolean/],
       [() => mb.gather(x, 1, mb.tensor([[0]])), /gather: index must be an int32 Tensor \(got float32\)/],
