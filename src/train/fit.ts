@@ -168,7 +168,7 @@ async function* batchesOf(op: string, src: BatchSource, epoch: number): AsyncGen
           : kindOf(b);
       throw new ValueError(
         op,
-        `a batch must be [input, target], two tensors (got ${what}): map other batches to that form, e.g. train: (epoch) => mapped(loader)`,
+        `a batch must be [input, target], two tensors (got ${what}): give a function of the epoch that yields [x, y] from your batches, e.g. train: async function* () { for await (const b of loader) yield [b.x, b.y]; }`,
       );
     }
     any = true;
