@@ -195,7 +195,16 @@ export class DataLoader<B = Tensor[]> implements Iterable<B>, AsyncIterable<B> {
         batchSampler ?? new BatchSampler(order ?? new SequentialSampler(ds), batchSize, dropLast);
     }
     if (this.numWorkers > 0) {
-      checkSpec('the dataset', this.dataset.spec);
+      // A batched dataset without a spec (TensorDataset, PyTorch's usual partner of num_workers) is one gather
+      // per batch on this thread already: say so rather than only what workers would need.
+      const batched = !this.dataset.spec && mapStyle && readsBatches(this.dataset as Dataset);
+      checkSpec(
+        'the dataset',
+        this.dataset.spec,
+        batched
+          ? ': its batches are one gather each on this thread already, so numWorkers: 0 loses nothing'
+          : '',
+      );
       checkSpec('the collate function', this.collate.spec);
     }
   }
@@ -385,11 +394,11 @@ function indices(idx: ArrayLike<number>): Int32Array {
   return Int32Array.from(idx);
 }
 
-function checkSpec(what: string, spec: ModuleSpec | undefined): void {
+function checkSpec(what: string, spec: ModuleSpec | undefined, hint = ''): void {
   if (!spec) {
     throw new ValueError(
       'DataLoader',
-      `numWorkers > 0 needs ${what} to have a spec ({ module, export, args }) to build it in each worker, since objects cannot cross threads`,
+      `numWorkers > 0 needs ${what} to have a spec ({ module, export, args }) to build it in each worker, since objects cannot cross threads${hint}`,
     );
   }
   if (!/^([a-z][a-z\d+.-]*:|\/)/i.test(spec.module)) {

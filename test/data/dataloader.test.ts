@@ -293,6 +293,12 @@ describe('DataLoader options', () => {
       message:
         'DataLoader: numWorkers > 0 needs the dataset to have a spec ({ module, export, args }) to build it in each worker, since objects cannot cross threads',
     });
+    // A batched dataset (a TensorDataset) is told that workers would not help it.
+    const tds = new mb.TensorDataset(mb.zeros([4, 3]), mb.zeros([4]));
+    assert.throws(() => new DataLoader(tds, { numWorkers: 1 }), {
+      message:
+        /cannot cross threads: its batches are one gather each on this thread already, so numWorkers: 0 loses nothing$/,
+    });
     assert.throws(
       () => new DataLoader(new Range(4), { numWorkers: 1, collate: Object.assign((s: never[]) => s, {}) }),
       { message: /needs the collate function to have a spec/ },
