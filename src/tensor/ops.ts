@@ -1014,7 +1014,8 @@ export function stack(tensors: readonly Tensor[], dim = 0): Tensor {
 function toIndex(op: string, index: Tensor | Int32Array | readonly number[], size: number): Int32Array {
   let idx: Int32Array;
   if (index instanceof Tensor) {
-    if (index.rank > 1 || index.dtype === 'float32') {
+    // A bool mask is not a list of indices (PyTorch: "Expected dtype int32 or int64 for index").
+    if (index.rank > 1 || index.dtype !== 'int32') {
       throw new ValueError(
         op,
         `index must be a 1-D integer tensor (got ${index.dtype} ${fmtShape(index.shape)})`,

@@ -387,4 +387,13 @@ forEachBackend(() => {
     mb.max(x).backward();
     assert.deepEqual([...x.grad!.toTypedArray()], [0, 1, 0]); // torch.max(x).backward(); it was NaN everywhere
   });
+
+  it('indexSelect refuses a bool mask as an index, as torch 1.13 (it was read as indices 0 and 1)', () => {
+    const x = mb.tensor([10, 20, 30]);
+    assert.throws(
+      () => mb.indexSelect(x, 0, mb.tensor([true, false])),
+      /indexSelect: index must be a 1-D integer tensor \(got bool \[2\]\)/,
+    );
+    assert.deepEqual(mb.indexSelect(x, 0, mb.tensor(Int32Array.from([2, 0]))).toList(), [30, 10]);
+  });
 });
