@@ -25,6 +25,8 @@ import '../backend/register.js';
 import {
   checkTrainArgs,
   datasetOptions,
+  OPTIMIZERS,
+  type OptimizerName,
   RUN_SETTINGS,
   resumeSettings,
   type TrainArgs,
@@ -44,7 +46,8 @@ train options:
   --data DIR|full      a directory with Fashion-MNIST IDX files, or 'full' for the installed dataset
                        (MINIBATCH_DATA, /usr/share/datasets/fashion-mnist); default: the shipped subset
   --model mlp|mlp-bn|cnn   (mlp)          --epochs N (5)            --batch-size B (64)
-  --optimizer sgd|adamw (sgd)             --lr X (0.05 sgd, 0.001 adamw)
+  --optimizer sgd|adam|adamw|rmsprop|adagrad (sgd)
+  --lr X (0.05 sgd, 0.01 adagrad, else 0.001)
   --warmup-steps W (0)  --schedule cosine|step|constant (cosine)    --accumulate K (1)
   --precision fp32|bf16|fp16 (fp32)       --workers N (0)           --seed S (0)
   --save FILE  --resume FILE  --report FILE.html  --json  --quiet
@@ -374,7 +377,7 @@ export async function main(
           model: oneOf('model', v.model, MODEL_NAMES, 'mlp') as ModelName,
           epochs: num('epochs', v.epochs, 5),
           batchSize: num('batch-size', v['batch-size'], 64),
-          optimizer: oneOf('optimizer', v.optimizer, ['sgd', 'adamw'] as const, 'sgd'),
+          optimizer: oneOf('optimizer', v.optimizer, Object.keys(OPTIMIZERS) as OptimizerName[], 'sgd'),
           ...(v.lr !== undefined && { lr: num('lr', v.lr) }),
           warmupSteps: num('warmup-steps', v['warmup-steps'], 0),
           schedule: oneOf('schedule', v.schedule, ['cosine', 'step', 'constant'] as const, 'cosine'),

@@ -11,7 +11,9 @@ import { FashionMnistDataset } from '../data/fashion-dataset.js';
 import { fashionMnistSearchPath, loadFashionMnist, shippedFashionMnistDir } from '../data/fashion-mnist.js';
 import { ValueError } from '../errors.js';
 import { BatchNorm1d, BatchNorm2d } from '../nn/layers.js';
-import { AdamW } from '../optim/adam.js';
+import { Adagrad } from '../optim/adagrad.js';
+import { Adam, AdamW } from '../optim/adam.js';
+import { RMSprop } from '../optim/rmsprop.js';
 import { constant, cosineAnnealing, type Schedule, stepDecay } from '../optim/schedules.js';
 import { SGD } from '../optim/sgd.js';
 import type { Precision } from '../tensor/autocast.js';
@@ -29,7 +31,7 @@ export interface TrainArgs {
   model: ModelName;
   epochs: number;
   batchSize: number;
-  optimizer: 'sgd' | 'adamw';
+  optimizer: OptimizerName;
   lr?: number;
   warmupSteps: number;
   schedule: 'cosine' | 'step' | 'constant';
@@ -98,7 +100,16 @@ export const RUN_SETTINGS = {
   seed: 'seed',
 } as const;
 
-const defaultLr = (optimizer: TrainArgs['optimizer']) => (optimizer === 'sgd' ? 0.05 : 1e-3);
+/** The CLI's optimizers, each with the lr it trains the MLPs well with when --lr is not given. */
+export const OPTIMIZERS = {
+  sgd: { lr: 0.05, make: (p: Tensor[], lr: number) => new SGD(p, { lr, momentum: 0.9 }) },
+  adam: { lr: 1e-3, make: (p: Tensor[], lr: number) => new Adam(p, { lr }) },
+  adamw: { lr: 1e-3, make: (p: Tensor[], lr: number) => new AdamW(p, { lr }) },
+  rmsprop: { lr: 1e-3, make: (p: Tensor[], lr: number) => new RMSprop(p, { lr }) },
+  adagrad: { lr: 1e-2, make: (p: Tensor[], lr: number) => new Adagrad(p, { lr }) },
+} as const;
+export type OptimizerName = keyof typeof OPTIMIZERS;
+const defaultLr = (optimizer: OptimizerName) => OPTIMIZERS[optimizer].lr;
 
 /**
  * `args` for `--resume FILE`: the settings that decide the run (RUN_SETTINGS) come from the checkpoint, so the
@@ -203,10 +214,7 @@ export async function train(
   const testLoader = new DataLoader(new TensorDataset(xTest, yTest), { batchSize: 1000 });
   const updatesPerEpoch = Math.ceil(trainLoader.length / args.accumulate);
   const schedule = makeSchedule(args.schedule, lr, args.warmupSteps, updatesPerEpoch * args.epochs);
-  const optimizer =
-    args.optimizer === 'sgd'
-      ? new SGD(model.parameters(), { lr, momentum: 0.9 })
-      : new AdamW(model.parameters(), { lr });
+  const optimizer = OPTIMIZERS[args.optimizer].make(model.parameters(), lr);
 
   // fp16's loss scale is part of the run: checkpointed with it, so a resumed run scales as the original did.
   const scaler = args.precision === 'fp16' ? new GradScaler() : undefined;

@@ -51,6 +51,10 @@ it('bad flags and values: one clear line on stderr, exit code 2, no stack trace'
       /^error: minibatch: --model must be one of mlp, mlp-bn, cnn \(got 'resnet'\)/,
     ],
     [['train', '--bogus'], /^error: minibatch: Unknown option '--bogus'/],
+    [
+      ['train', '--optimizer', 'lbfgs'],
+      /^error: minibatch: --optimizer must be one of sgd, adam, adamw, rmsprop, adagrad \(got 'lbfgs'\)/,
+    ],
     [['fly'], /^error: minibatch: unknown command 'fly'/],
     [['profile', '--batch-sizes', '1,x'], /^error: minibatch: --batch-sizes expects a number \(got 'x'\)/],
   ] as const) {
@@ -159,6 +163,33 @@ it('a run resumed from its checkpoint ends exactly where the uninterrupted run e
   assert.equal(r.test_accuracy, straight.test_accuracy);
   const workers = JSON.parse((await run(...common, '--epochs', '3', '--workers', '1')).out);
   assert.equal(workers.test_loss, straight.test_loss, 'same batches from a worker thread');
+});
+
+it('--optimizer rmsprop and adagrad train, and a resumed run ends where the uninterrupted one ends', async () => {
+  const dir = tinyData();
+  const out = mkdtempSync(join(tmpdir(), 'mb-cli-opt-'));
+  for (const optimizer of ['rmsprop', 'adagrad']) {
+    const common = [
+      'train',
+      '--data',
+      dir,
+      '--batch-size',
+      '50',
+      '--json',
+      '--quiet',
+      '--optimizer',
+      optimizer,
+    ];
+    const more = ['--schedule', 'constant'];
+    const straight = JSON.parse((await run(...common, ...more, '--epochs', '2')).out);
+    const ck = join(out, `${optimizer}.safetensors`);
+    const first = await run(...common, ...more, '--epochs', '1', '--save', ck);
+    assert.equal(first.code, 0, first.err);
+    const resumed = JSON.parse((await run(...common, ...more, '--epochs', '2', '--resume', ck)).out);
+    assert.equal(resumed.train_loss, straight.train_loss, optimizer);
+    assert.equal(resumed.test_loss, straight.test_loss, optimizer);
+    assert.ok(straight.train_loss < 2.2, `${optimizer} lowers the loss (${straight.train_loss})`);
+  }
 });
 
 it('fp16: a resumed run carries on with the saved loss scale and ends where the uninterrupted run ends', async () => {
