@@ -253,8 +253,11 @@ function binaryOp(op: BinaryOp, a: TensorOrScalar, b: TensorOrScalar): Tensor {
   const tb = b instanceof Tensor ? b : lift(op, b, ta);
   const shape = broadcastShapes(op, ta.shape, tb.shape);
   // PyTorch refuses − with a bool operand of either kind, a tensor or a scalar; invert a mask with eq(mask, false).
-  const bools = [a, b].some((v) => typeof v === 'boolean' || (v instanceof Tensor && v.dtype === 'bool'));
-  if (op === 'sub' && bools) {
+  // The operands as given count too: a boolean scalar beside a float tensor lifts to float.
+  if (
+    op === 'sub' &&
+    (ta.dtype === 'bool' || tb.dtype === 'bool' || typeof a === 'boolean' || typeof b === 'boolean')
+  ) {
     throw new ValueError(
       'sub',
       "subtraction with a bool tensor is not supported: ne(a, b) gives two masks' xor, eq(mask, false) inverts one, mask.float() counts",
