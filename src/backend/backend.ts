@@ -319,7 +319,12 @@ export interface AttentionMaskView {
   strideS: number;
 }
 
-/** Geometry of a 2-D convolution or pooling window over (N, C, H, W) input. */
+/**
+ * Geometry of a 2-D convolution or pooling window over (N, C, H, W) input: kh×kw taps dh, dw apart (dilation),
+ * output pixel (oy, ox) reads input row oy·sh + i·dh - ph and column ox·sw + j·dw - pw (zero outside). ph, pw
+ * pad the top and left; the bottom and right padding only shows in Ho, Wo (PyTorch's padding='same' pads one
+ * more there when the total is odd).
+ */
 export interface ConvGeometry {
   N: number;
   C: number;
@@ -327,8 +332,12 @@ export interface ConvGeometry {
   W: number;
   kh: number;
   kw: number;
-  stride: number;
-  padding: number;
+  sh: number;
+  sw: number;
+  ph: number;
+  pw: number;
+  dh: number;
+  dw: number;
   Ho: number;
   Wo: number;
 }

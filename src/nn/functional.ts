@@ -293,50 +293,63 @@ export function layerNorm(
   return bias ? ops.add(y, bias) : y;
 }
 
+/** A size per spatial dim, PyTorch's `_size_2_t`: one number for both, or [h, w]. */
+export type Size2 = number | readonly [number, number];
+
+/**
+ * The window geometry of a convolution or max pooling (see ConvGeometry): output size
+ * ⌊(H + pads - d·(k-1) - 1) / s⌋ + 1 per axis, pads = 2·p + extra (extra: padding='same''s odd one, at the
+ * bottom or right), or with ceilMode ⌈·⌉ + 1 with PyTorch's rule that the last window starts inside the input or
+ * its left padding.
+ */
 function geometry(
   op: string,
   x: Tensor,
-  kh: number,
-  kw: number,
-  stride: number,
-  padding: number,
+  k: [number, number],
+  s: [number, number],
+  p: [number, number],
+  d: [number, number] = [1, 1],
+  extra: [number, number] = [0, 0],
+  ceilMode = false,
 ): ConvGeometry {
   if (x.rank !== 4) throw new ShapeError(op, `expected 4-D input (N, C, H, W), got ${fmtShape(x.shape)}`);
-  if (
-    !Number.isInteger(kh) ||
-    !Number.isInteger(kw) ||
-    kh < 1 ||
-    kw < 1 ||
-    !Number.isInteger(stride) ||
-    stride < 1 ||
-    !Number.isInteger(padding) ||
-    padding < 0
-  ) {
-    throw new ValueError(
-      op,
-      `kernel size and stride must be positive integers and padding a non-negative integer (got kernel ${kh}x${kw}, stride=${stride}, padding=${padding})`,
-    );
-  }
   const [N, C, H, W] = x.shape as [number, number, number, number];
-  const Ho = Math.floor((H + 2 * padding - kh) / stride) + 1;
-  const Wo = Math.floor((W + 2 * padding - kw) / stride) + 1;
+  const out = (axis: 0 | 1, n: number): number => {
+    const span = n + 2 * p[axis] + extra[axis] - d[axis] * (k[axis] - 1) - 1;
+    if (span < 0) return 0;
+    let o = (ceilMode ? Math.ceil(span / s[axis]) : Math.floor(span / s[axis])) + 1;
+    if (ceilMode && (o - 1) * s[axis] >= n + p[axis]) o--;
+    return o;
+  };
+  const [Ho, Wo] = [out(0, H), out(1, W)];
   if (Ho <= 0 || Wo <= 0) {
+    const eff = (axis: 0 | 1) => d[axis] * (k[axis] - 1) + 1;
     throw new ShapeError(
       op,
-      `kernel ${kh}x${kw} is larger than the padded input ${H + 2 * padding}x${W + 2 * padding} (input ${fmtShape(x.shape)})`,
+      `kernel ${eff(0)}x${eff(1)}${d[0] > 1 || d[1] > 1 ? ' (dilated)' : ''} is larger than the padded input ${H + 2 * p[0] + extra[0]}x${W + 2 * p[1] + extra[1]} (input ${fmtShape(x.shape)})`,
     );
   }
-  return { N, C, H, W, kh, kw, stride, padding, Ho, Wo };
+  return {
+    N,
+    C,
+    H,
+    W,
+    kh: k[0],
+    kw: k[1],
+    sh: s[0],
+    sw: s[1],
+    ph: p[0],
+    pw: p[1],
+    dh: d[0],
+    dw: d[1],
+    Ho,
+    Wo,
+  };
 }
 
-/**
- * Sliding windows as columns (im2col): (N, C, H, W) -> (N, C·kh·kw, Ho·Wo). The gradient is col2im.
- * This is how convolutions become one GEMM.
- */
-export function unfold(x: Tensor, kernelSize: number | [number, number], stride = 1, padding = 0): Tensor {
-  const [kh, kw] = typeof kernelSize === 'number' ? [kernelSize, kernelSize] : kernelSize;
-  const g = geometry('unfold', x, kh, kw, stride, padding);
-  const out = ops.empty([g.N, g.C * kh * kw, g.Ho * g.Wo]);
+/** im2col of x for geometry g as a differentiable op: (N, C, H, W) -> (N, C·kh·kw, Ho·Wo); the gradient is col2im. */
+function im2colOp(x: Tensor, g: ConvGeometry): Tensor {
+  const out = ops.empty([g.N, g.C * g.kh * g.kw, g.Ho * g.Wo]);
   kernels().im2col(ops.contiguous(x).data as Float32Array, g, out.data as Float32Array);
   return ops.customOp('unfold', [x], out, (grad) => {
     const dx = ops.empty(x.shape);
@@ -346,69 +359,160 @@ export function unfold(x: Tensor, kernelSize: number | [number, number], stride 
 }
 
 /**
- * 2-D convolution, NCHW: x (N, Cin, H, W), weight (Cout, Cin, kh, kw), bias (Cout) -> (N, Cout, Ho, Wo).
- * Lowered to im2col + one batched GEMM, so it runs on the fastest matmul the backend has.
+ * Sliding windows as columns (im2col), PyTorch's `F.unfold`: (N, C, H, W) -> (N, C·kh·kw, Ho·Wo). The gradient
+ * is col2im. This is how convolutions become one GEMM. (The arguments come in this order, not torch's.)
  */
-export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, stride = 1, padding = 0): Tensor {
+export function unfold(
+  x: Tensor,
+  kernelSize: Size2,
+  stride: Size2 = 1,
+  padding: Size2 = 0,
+  dilation: Size2 = 1,
+): Tensor {
+  const op = 'unfold';
+  const k = pair(op, 'kernel_size', kernelSize, 1);
+  const g = geometry(
+    op,
+    x,
+    k,
+    pair(op, 'stride', stride, 1),
+    pair(op, 'padding', padding, 0),
+    pair(op, 'dilation', dilation, 1),
+  );
+  return im2colOp(x, g);
+}
+
+/**
+ * 2-D convolution, NCHW, PyTorch's `F.conv2d` with its arguments in its order: x (N, Cin, H, W) or (Cin, H, W),
+ * weight (Cout, Cin/groups, kh, kw), bias (Cout) -> (N, Cout, Ho, Wo). `padding` is a size, `'valid'` (0) or
+ * `'same'` (output H×W = input's; stride 1 only; an odd total pads one more at the bottom and right, as
+ * PyTorch). Lowered to im2col + one GEMM (groups: one batched GEMM over the groups), so it runs on the fastest
+ * matmul the backend has.
+ */
+export function conv2d(
+  x: Tensor,
+  weight: Tensor,
+  bias?: Tensor | null,
+  stride: Size2 = 1,
+  padding: Size2 | 'same' | 'valid' = 0,
+  dilation: Size2 = 1,
+  groups = 1,
+): Tensor {
+  const op = 'conv2d';
   // An unbatched (C, H, W) image is a batch of one, as in PyTorch.
   if (x instanceof Tensor && x.rank === 3)
-    return conv2d(ops.unsqueeze(x, 0), weight, bias, stride, padding).squeeze(0);
-  if (weight.rank !== 4)
-    throw new ShapeError('conv2d', `weight must be (Cout, Cin, kh, kw), got ${fmtShape(weight.shape)}`);
-  const [Cout, Cin, kh, kw] = weight.shape as [number, number, number, number];
-  if (x.rank !== 4 || x.shape[1] !== Cin) {
+    return conv2d(ops.unsqueeze(x, 0), weight, bias, stride, padding, dilation, groups).squeeze(0);
+  if (!(weight instanceof Tensor) || weight.rank !== 4)
     throw new ShapeError(
-      'conv2d',
-      `expected input (N, ${Cin}, H, W) or (${Cin}, H, W) for weight ${fmtShape(weight.shape)}, got ${fmtShape(x.shape)}`,
+      op,
+      `weight must be (Cout, Cin/groups, kh, kw), got ${weight instanceof Tensor ? fmtShape(weight.shape) : kindOf(weight)}`,
+    );
+  if (!Number.isInteger(groups) || groups < 1)
+    throw new ValueError(op, `groups must be a positive integer, got ${groups}`);
+  const [Cout, Cg, kh, kw] = weight.shape as [number, number, number, number];
+  if (!(x instanceof Tensor) || x.rank !== 4 || x.shape[1] !== Cg * groups) {
+    throw new ShapeError(
+      op,
+      `expected input (N, ${Cg * groups}, H, W) or (${Cg * groups}, H, W) for weight ${fmtShape(weight.shape)}${groups > 1 ? ` and groups=${groups}` : ''}, got ${x instanceof Tensor ? fmtShape(x.shape) : kindOf(x)}`,
     );
   }
-  const cols = unfold(x, [kh, kw], stride, padding); // (N, Cin·kh·kw, L)
-  const g = geometry('conv2d', x, kh, kw, stride, padding);
-  let y = ops.matmul(weight.reshape([Cout, Cin * kh * kw]), cols); // (N, Cout, L)
-  if (bias) {
-    if (bias.rank !== 1 || bias.shape[0] !== Cout) {
-      throw new ShapeError('conv2d', `bias must be 1-D with ${Cout} elements (got ${fmtShape(bias.shape)})`);
-    }
-    y = ops.add(y, bias.reshape([Cout, 1]));
+  if (Cout % groups !== 0)
+    throw new ValueError(op, `out_channels (${Cout}) must be divisible by groups (${groups})`);
+  if (bias && (bias.rank !== 1 || bias.shape[0] !== Cout)) {
+    throw new ShapeError(op, `bias must be 1-D with ${Cout} elements (got ${fmtShape(bias.shape)})`);
   }
+  const s = pair(op, 'stride', stride, 1);
+  const d = pair(op, 'dilation', dilation, 1);
+  let p: [number, number] = [0, 0];
+  let extra: [number, number] = [0, 0];
+  if (padding === 'same') {
+    if (s[0] !== 1 || s[1] !== 1)
+      throw new ValueError(
+        op,
+        `padding='same' is not supported for strided convolutions (stride ${fmtShape(s)})`,
+      );
+    // The total padding d·(k-1) split evenly, the odd one at the bottom or right (PyTorch's _conv_forward).
+    const total: [number, number] = [d[0] * (kh - 1), d[1] * (kw - 1)];
+    p = [Math.floor(total[0] / 2), Math.floor(total[1] / 2)];
+    extra = [total[0] % 2, total[1] % 2];
+  } else if (padding !== 'valid') {
+    if (typeof padding === 'string')
+      throw new ValueError(op, `padding must be a size, 'same' or 'valid', got '${padding}'`);
+    p = pair(op, 'padding', padding, 0);
+  }
+  const g = geometry(op, x, [kh, kw], s, p, d, extra);
+  const cols = im2colOp(x, g); // (N, Cin·kh·kw, L)
+  const L = g.Ho * g.Wo;
+  const K = Cg * kh * kw;
+  // groups > 1: (G, Cout/G, K) · (N, G, K, L) -> (N, G, Cout/G, L), one batched GEMM.
+  let y =
+    groups === 1
+      ? ops.matmul(weight.reshape([Cout, K]), cols)
+      : ops
+          .matmul(weight.reshape([groups, Cout / groups, K]), cols.reshape([g.N, groups, K, L]))
+          .reshape([g.N, Cout, L]);
+  if (bias) y = ops.add(y, bias.reshape([Cout, 1]));
   return y.reshape([g.N, Cout, g.Ho, g.Wo]);
 }
 
 /**
- * Max pooling over k×k windows (stride defaults to k), NCHW. The gradient goes to the first maximum of each
- * window, as in PyTorch.
+ * Max pooling, PyTorch's `F.max_pool2d` with its arguments in its order (stride defaults to the kernel size), over
+ * (N, C, H, W) or (C, H, W). The window is padded with -Infinity; the gradient goes to the first maximum of each
+ * window (a NaN counts as the maximum), as in PyTorch.
  */
-export function maxPool2d(x: Tensor, kernelSize: number, stride = kernelSize, padding = 0): Tensor {
+export function maxPool2d(
+  x: Tensor,
+  kernelSize: Size2,
+  stride?: Size2 | null,
+  padding: Size2 = 0,
+  dilation: Size2 = 1,
+  ceilMode = false,
+): Tensor {
+  const op = 'maxPool2d';
   if (x instanceof Tensor && x.rank === 3)
-    return maxPool2d(ops.unsqueeze(x, 0), kernelSize, stride, padding).squeeze(0);
-  const g = geometry('maxPool2d', x, kernelSize, kernelSize, stride, padding);
-  if (padding * 2 > kernelSize)
-    throw new ValueError(
-      'maxPool2d',
-      `pad should be at most half of effective kernel size, but got pad=${padding} and kernel_size=${kernelSize}`,
-    );
-  const { N, C, H, W, Ho, Wo } = g;
+    return maxPool2d(ops.unsqueeze(x, 0), kernelSize, stride, padding, dilation, ceilMode).squeeze(0);
+  if (!(x instanceof Tensor)) throw new ValueError(op, `input must be a Tensor (got ${kindOf(x)})`);
+  const k = pair(op, 'kernel_size', kernelSize, 1);
+  const p = pair(op, 'padding', padding, 0);
+  for (const i of [0, 1]) {
+    if (2 * p[i]! > k[i]!)
+      throw new ValueError(
+        op,
+        `pad should be at most half of kernel size, but got pad=${p[i]} and kernel_size=${k[i]}`,
+      );
+  }
+  const g = geometry(
+    op,
+    x,
+    k,
+    pair(op, 'stride', stride ?? kernelSize, 1),
+    p,
+    pair(op, 'dilation', dilation, 1),
+    [0, 0],
+    ceilMode,
+  );
+  const { N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo } = g;
   const xd = ops.contiguous(x).data as Float32Array;
   const out = ops.empty([N, C, Ho, Wo]);
   const od = out.data as Float32Array;
   const arg = new Int32Array(od.length); // flat index into x of each window's max
-  for (let p = 0, o = 0; p < N * C; p++) {
-    const base = p * H * W;
+  for (let q = 0, o = 0; q < N * C; q++) {
+    const base = q * H * W;
     for (let oy = 0; oy < Ho; oy++) {
       for (let ox = 0; ox < Wo; ox++, o++) {
         let best = -Infinity;
         let bi = -1;
-        for (let i = 0; i < kernelSize; i++) {
-          const y = oy * stride + i - padding;
+        scan: for (let i = 0; i < kh; i++) {
+          const y = oy * sh + i * dh - ph;
           if (y < 0 || y >= H) continue;
-          for (let j = 0; j < kernelSize; j++) {
-            const xx = ox * stride + j - padding;
+          for (let j = 0; j < kw; j++) {
+            const xx = ox * sw + j * dw - pw;
             if (xx < 0 || xx >= W) continue;
             const v = xd[base + y * W + xx]!;
             if (v > best || Number.isNaN(v) || bi < 0) {
               best = v;
               bi = base + y * W + xx;
-              if (Number.isNaN(v)) break;
+              if (Number.isNaN(v)) break scan;
             }
           }
         }
@@ -417,7 +521,7 @@ export function maxPool2d(x: Tensor, kernelSize: number, stride = kernelSize, pa
       }
     }
   }
-  return ops.customOp('maxPool2d', [x], out, (grad) => {
+  return ops.customOp(op, [x], out, (grad) => {
     const gd = ops.contiguous(grad).data as Float32Array;
     const dx = ops.empty(x.shape);
     const dd = dx.data as Float32Array;
@@ -485,8 +589,8 @@ function poolInput(op: string, x: Tensor): void {
   if (x.dtype !== 'float32') throw new ValueError(op, `expected a float32 input, got ${x.dtype}`);
 }
 
-/** A pair from a number or a [h, w] pair, each a checked integer. */
-function pair(
+/** A pair from a number or a [h, w] pair, each a checked integer (`op` names the caller in the error). */
+export function pair(
   op: string,
   name: string,
   v: number | readonly [number, number],

@@ -354,63 +354,140 @@ export class LayerNorm extends Module {
   }
 }
 
-type Conv2dOptions = InitOptions & { stride?: number; padding?: number };
-// PyTorch's dilation, groups, padding_mode... are refused, not ignored.
-const CONV2D_OPTIONS = optionKeys<Conv2dOptions>()(['bias', 'generator', 'stride', 'padding']);
+type Conv2dOptions = InitOptions & {
+  stride?: F.Size2;
+  /** A size, `'valid'` (no padding) or `'same'` (the input's H×W out; stride 1 only). */
+  padding?: F.Size2 | 'same' | 'valid';
+  dilation?: F.Size2;
+  /** Channels split into this many groups convolved separately (groups = in_channels: depthwise). */
+  groups?: number;
+};
+// PyTorch's padding_mode (other than zeros), device and dtype are refused, not ignored.
+const CONV2D_OPTIONS = optionKeys<Conv2dOptions>()([
+  'bias',
+  'generator',
+  'stride',
+  'padding',
+  'dilation',
+  'groups',
+]);
 
-/** 2-D convolution on NCHW images. weight: (Cout, Cin, k, k), bias: (Cout). */
+/**
+ * `nn.Conv2d` on NCHW images: see functional `conv2d`. weight: (Cout, Cin/groups, kh, kw), bias: (Cout), both
+ * U(-1/√fan_in, 1/√fan_in) with fan_in = Cin/groups·kh·kw, as PyTorch.
+ */
 export class Conv2d extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor | null;
-  readonly stride: number;
-  readonly padding: number;
+  readonly kernelSize: [number, number];
+  readonly stride: [number, number];
+  readonly padding: [number, number] | 'same' | 'valid';
+  readonly dilation: [number, number];
+  readonly groups: number;
   constructor(
     readonly inChannels: number,
     readonly outChannels: number,
-    readonly kernelSize: number,
+    kernelSize: F.Size2,
     opts: Conv2dOptions = {},
   ) {
     super();
-    const { stride = 1, padding = 0, bias = true, generator = defaultGenerator } = opts;
-    checkOptions('Conv2d', opts, CONV2D_OPTIONS);
-    positiveInt('Conv2d', 'in_channels', inChannels);
-    positiveInt('Conv2d', 'out_channels', outChannels);
-    positiveInt('Conv2d', 'kernel_size', kernelSize);
-    positiveInt('Conv2d', 'stride', stride);
-    nonNegativeInt('Conv2d', 'padding', padding);
-    this.stride = stride;
-    this.padding = padding;
-    const fanIn = inChannels * kernelSize * kernelSize;
+    const op = 'Conv2d';
+    const {
+      stride = 1,
+      padding = 0,
+      dilation = 1,
+      groups = 1,
+      bias = true,
+      generator = defaultGenerator,
+    } = opts;
+    checkOptions(op, opts, CONV2D_OPTIONS);
+    positiveInt(op, 'in_channels', inChannels);
+    positiveInt(op, 'out_channels', outChannels);
+    positiveInt(op, 'groups', groups);
+    if (inChannels % groups !== 0 || outChannels % groups !== 0)
+      throw new ValueError(
+        op,
+        `in_channels (${inChannels}) and out_channels (${outChannels}) must be divisible by groups (${groups})`,
+      );
+    this.kernelSize = F.pair(op, 'kernel_size', kernelSize, 1);
+    this.stride = F.pair(op, 'stride', stride, 1);
+    this.dilation = F.pair(op, 'dilation', dilation, 1);
+    if (padding === 'same' || padding === 'valid') {
+      if (padding === 'same' && (this.stride[0] !== 1 || this.stride[1] !== 1))
+        throw new ValueError(op, "padding='same' is not supported for strided convolutions");
+      this.padding = padding;
+    } else if (typeof padding === 'string') {
+      throw new ValueError(op, `padding must be a size, 'same' or 'valid', got '${padding}'`);
+    } else {
+      this.padding = F.pair(op, 'padding', padding, 0);
+    }
+    this.groups = groups;
+    const [kh, kw] = this.kernelSize;
+    const fanIn = (inChannels / groups) * kh * kw;
     this.weight = this.registerParameter(
       'weight',
-      initUniform([outChannels, inChannels, kernelSize, kernelSize], fanIn, generator),
+      initUniform([outChannels, inChannels / groups, kh, kw], fanIn, generator),
     );
     this.bias = this.registerParameter('bias', bias ? initUniform([outChannels], fanIn, generator) : null);
   }
   forward(x: Tensor): Tensor {
-    return F.conv2d(x, this.weight, this.bias, this.stride, this.padding);
+    return F.conv2d(x, this.weight, this.bias, this.stride, this.padding, this.dilation, this.groups);
   }
   override extraRepr(): string {
-    return `${this.inChannels}, ${this.outChannels}, kernel_size=(${this.kernelSize}, ${this.kernelSize}), stride=(${this.stride}, ${this.stride})${this.padding ? `, padding=(${this.padding}, ${this.padding})` : ''}${this.bias ? '' : ', bias=False'}`;
+    // PyTorch's: padding, dilation and groups only where not the default.
+    const t = (p: readonly number[]) => `(${p.join(', ')})`;
+    const pad = this.padding;
+    return [
+      `${this.inChannels}, ${this.outChannels}, kernel_size=${t(this.kernelSize)}, stride=${t(this.stride)}`,
+      typeof pad === 'string' ? `padding=${pad}` : pad[0] || pad[1] ? `padding=${t(pad)}` : '',
+      this.dilation[0] !== 1 || this.dilation[1] !== 1 ? `dilation=${t(this.dilation)}` : '',
+      this.groups !== 1 ? `groups=${this.groups}` : '',
+      this.bias ? '' : 'bias=False',
+    ]
+      .filter(Boolean)
+      .join(', ');
   }
 }
 
+export interface MaxPool2dOptions {
+  /** Spacing of the window's taps (default 1). */
+  dilation?: F.Size2;
+  /** Round the output size up instead of down (default false); a window must still start inside the input. */
+  ceilMode?: boolean;
+}
+
+/** `nn.MaxPool2d`: see functional `maxPool2d`. stride defaults to the kernel size. */
 export class MaxPool2d extends Module {
+  readonly dilation: F.Size2;
+  readonly ceilMode: boolean;
   constructor(
-    readonly kernelSize: number,
-    readonly stride = kernelSize,
-    readonly padding = 0,
+    readonly kernelSize: F.Size2,
+    readonly stride: F.Size2 = kernelSize,
+    readonly padding: F.Size2 = 0,
+    opts: MaxPool2dOptions = {},
   ) {
     super();
-    positiveInt('MaxPool2d', 'kernel_size', kernelSize);
-    positiveInt('MaxPool2d', 'stride', stride);
-    nonNegativeInt('MaxPool2d', 'padding', padding);
+    const op = 'MaxPool2d';
+    checkOptions(op, opts, ['dilation', 'ceilMode']);
+    const k = F.pair(op, 'kernel_size', kernelSize, 1);
+    F.pair(op, 'stride', stride, 1);
+    const p = F.pair(op, 'padding', padding, 0);
+    for (const i of [0, 1]) {
+      if (2 * p[i]! > k[i]!)
+        throw new ValueError(
+          op,
+          `pad should be at most half of kernel size, but got pad=${p[i]} and kernel_size=${k[i]}`,
+        );
+    }
+    this.dilation = opts.dilation ?? 1;
+    F.pair(op, 'dilation', this.dilation, 1);
+    this.ceilMode = opts.ceilMode ?? false;
   }
   forward(x: Tensor): Tensor {
-    return F.maxPool2d(x, this.kernelSize, this.stride, this.padding);
+    return F.maxPool2d(x, this.kernelSize, this.stride, this.padding, this.dilation, this.ceilMode);
   }
   override extraRepr(): string {
-    return `kernel_size=${this.kernelSize}, stride=${this.stride}, padding=${this.padding}, dilation=1, ceil_mode=False`;
+    return `kernel_size=${fmtPair(this.kernelSize)}, stride=${fmtPair(this.stride)}, padding=${fmtPair(this.padding)}, dilation=${fmtPair(this.dilation)}, ceil_mode=${this.ceilMode ? 'True' : 'False'}`;
   }
 }
 

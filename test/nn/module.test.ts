@@ -167,23 +167,45 @@ forEachBackend(() => {
   it('Conv2d and MaxPool2d refuse options they do not have and non-integer geometry, naming the layer', () => {
     const bad = (fn: () => unknown, re: RegExp) => assert.throws(fn, re);
     bad(
-      () => new mb.Conv2d(1, 1, 3, { dilation: 2 } as object),
-      /Conv2d: unknown option 'dilation' \(expected one of bias, generator, stride, padding\)/,
+      () => new mb.Conv2d(1, 1, 3, { paddingMode: 'reflect' } as object),
+      /Conv2d: unknown option 'paddingMode' \(expected one of bias, generator, stride, padding, dilation, groups\)/,
     );
-    bad(() => new mb.Conv2d(2, 2, 3, { groups: 2 } as object), /Conv2d: unknown option 'groups'/);
-    bad(() => new mb.Conv2d(1, 1, 3, { stride: 1.5 }), /Conv2d: stride must be a positive integer, got 1.5/);
-    bad(() => new mb.Conv2d(1, 1, 3, { stride: 0 }), /Conv2d: stride must be a positive integer, got 0/);
+    bad(
+      () => new mb.Conv2d(1, 1, 3, { stride: 1.5 }),
+      /Conv2d: stride must be a positive integer or a pair of them, got 1.5/,
+    );
+    bad(
+      () => new mb.Conv2d(1, 1, 3, { stride: 0 }),
+      /Conv2d: stride must be a positive integer or a pair of them, got 0/,
+    );
     bad(
       () => new mb.Conv2d(1, 1, 3, { padding: 0.5 }),
-      /Conv2d: padding must be a non-negative integer, got 0.5/,
+      /Conv2d: padding must be a non-negative integer or a pair of them, got 0.5/,
     );
-    bad(() => new mb.MaxPool2d(2.5), /MaxPool2d: kernel_size must be a positive integer, got 2.5/);
-    bad(() => new mb.MaxPool2d(2, 1.5), /MaxPool2d: stride must be a positive integer, got 1.5/);
-    bad(() => new mb.MaxPool2d(0), /MaxPool2d: kernel_size must be a positive integer, got 0/);
+    bad(
+      () => new mb.Conv2d(1, 1, 3, { padding: 'full' as 'same' }),
+      /Conv2d: padding must be a size, 'same' or 'valid', got 'full'/,
+    );
+    bad(
+      () => new mb.MaxPool2d(2.5),
+      /MaxPool2d: kernel_size must be a positive integer or a pair of them, got 2.5/,
+    );
+    bad(
+      () => new mb.MaxPool2d(2, 1.5),
+      /MaxPool2d: stride must be a positive integer or a pair of them, got 1.5/,
+    );
+    bad(
+      () => new mb.MaxPool2d(0),
+      /MaxPool2d: kernel_size must be a positive integer or a pair of them, got 0/,
+    );
     // The functional forms check too.
     bad(
       () => mb.functional.maxPool2d(mb.randn([1, 1, 7, 7]), 2, 1.5),
-      /maxPool2d: kernel size and stride must be positive integers/,
+      /maxPool2d: stride must be a positive integer or a pair of them, got 1.5/,
+    );
+    bad(
+      () => mb.functional.conv2d(mb.randn([1, 1, 7, 7]), mb.randn([1, 1, 3, 3]), null, 1, 'full' as 'same'),
+      /conv2d: padding must be a size, 'same' or 'valid', got 'full'/,
     );
   });
 

@@ -556,7 +556,7 @@ function batchNormBackward(
 
 /** cols[n, (c·kh + i)·kw + j, oy·Wo + ox] = x[n, c, oy·stride + i - pad, ox·stride + j - pad] (0 outside). */
 function im2col(x: Float32Array, g: ConvGeometry, cols: Float32Array): void {
-  const { N, C, H, W, kh, kw, stride, padding, Ho, Wo } = g;
+  const { N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo } = g;
   const L = Ho * Wo;
   let o = 0;
   for (let n = 0; n < N; n++) {
@@ -565,14 +565,14 @@ function im2col(x: Float32Array, g: ConvGeometry, cols: Float32Array): void {
       for (let i = 0; i < kh; i++) {
         for (let j = 0; j < kw; j++, o += L) {
           for (let oy = 0; oy < Ho; oy++) {
-            const y = oy * stride + i - padding;
+            const y = oy * sh + i * dh - ph;
             const row = o + oy * Wo;
             if (y < 0 || y >= H) {
               cols.fill(0, row, row + Wo);
               continue;
             }
             for (let ox = 0; ox < Wo; ox++) {
-              const xx = ox * stride + j - padding;
+              const xx = ox * sw + j * dw - pw;
               cols[row + ox] = xx >= 0 && xx < W ? x[xb + y * W + xx]! : 0;
             }
           }
@@ -583,7 +583,7 @@ function im2col(x: Float32Array, g: ConvGeometry, cols: Float32Array): void {
 }
 
 function col2im(cols: Float32Array, g: ConvGeometry, dx: Float32Array): void {
-  const { N, C, H, W, kh, kw, stride, padding, Ho, Wo } = g;
+  const { N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo } = g;
   const L = Ho * Wo;
   let o = 0;
   for (let n = 0; n < N; n++) {
@@ -592,10 +592,10 @@ function col2im(cols: Float32Array, g: ConvGeometry, dx: Float32Array): void {
       for (let i = 0; i < kh; i++) {
         for (let j = 0; j < kw; j++, o += L) {
           for (let oy = 0; oy < Ho; oy++) {
-            const y = oy * stride + i - padding;
+            const y = oy * sh + i * dh - ph;
             if (y < 0 || y >= H) continue;
             for (let ox = 0; ox < Wo; ox++) {
-              const xx = ox * stride + j - padding;
+              const xx = ox * sw + j * dw - pw;
               if (xx >= 0 && xx < W) dx[xb + y * W + xx]! += cols[o + oy * Wo + ox]!;
             }
           }

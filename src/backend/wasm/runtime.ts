@@ -63,8 +63,12 @@ export interface Im2colArgs {
   W: number;
   kh: number;
   kw: number;
-  stride: number;
-  padding: number;
+  sh: number;
+  sw: number;
+  ph: number;
+  pw: number;
+  dh: number;
+  dw: number;
   Ho: number;
   Wo: number;
 }
@@ -743,14 +747,14 @@ export class WasmRuntime {
   /** cols (P, kh·kw, Ho·Wo) = im2col of x (P, H, W). */
   im2col(x: number, g: Im2colArgs, cols: number): void {
     const work = g.planes * g.kh * g.kw * g.Ho * g.Wo;
-    const args = [x, g.planes, g.H, g.W, g.kh, g.kw, g.stride, g.padding, g.Ho, g.Wo, cols];
+    const args = [x, g.planes, g.H, g.W, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.Ho, g.Wo, cols];
     this.call('im2col', Math.min(g.planes, work / ELEMENTWISE_MIN_PER_THREAD), args);
   }
 
   /** dx (P, H, W) += col2im of cols (P, kh·kw, Ho·Wo). */
   col2im(cols: number, g: Im2colArgs, dx: number): void {
     const work = g.planes * g.kh * g.kw * g.Ho * g.Wo;
-    const args = [cols, g.planes, g.H, g.W, g.kh, g.kw, g.stride, g.padding, g.Ho, g.Wo, dx];
+    const args = [cols, g.planes, g.H, g.W, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.Ho, g.Wo, dx];
     this.call('col2im', Math.min(g.planes, work / ELEMENTWISE_MIN_PER_THREAD), args);
   }
 

@@ -120,8 +120,12 @@ export interface Kernels {
     W: number,
     kh: number,
     kw: number,
-    stride: number,
-    pad: number,
+    sh: number,
+    sw: number,
+    ph: number,
+    pw: number,
+    dh: number,
+    dw: number,
     Ho: number,
     Wo: number,
     cols: number,
@@ -134,8 +138,12 @@ export interface Kernels {
     W: number,
     kh: number,
     kw: number,
-    stride: number,
-    pad: number,
+    sh: number,
+    sw: number,
+    ph: number,
+    pw: number,
+    dh: number,
+    dw: number,
     Ho: number,
     Wo: number,
     dx: number,
@@ -747,13 +755,47 @@ const runners: { [T in TaskName]: Runner } = {
       a[11]!,
     );
   }, 3),
-  // args: x, planes (N·C), H, W, kh, kw, stride, pad, Ho, Wo, cols; chunks are runs of planes.
+  // args: x, planes (N·C), H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cols; chunks are runs of planes.
   im2col: rows((k, a, p, n) => {
-    k.im2col(a[0]!, p, p + n, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, a[9]!, a[10]!);
+    k.im2col(
+      a[0]!,
+      p,
+      p + n,
+      a[2]!,
+      a[3]!,
+      a[4]!,
+      a[5]!,
+      a[6]!,
+      a[7]!,
+      a[8]!,
+      a[9]!,
+      a[10]!,
+      a[11]!,
+      a[12]!,
+      a[13]!,
+      a[14]!,
+    );
   }, 1),
-  // args: cols, planes (N·C), H, W, kh, kw, stride, pad, Ho, Wo, dx.
+  // args: cols, planes (N·C), H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dx.
   col2im: rows((k, a, p, n) => {
-    k.col2im(a[0]!, p, p + n, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, a[9]!, a[10]!);
+    k.col2im(
+      a[0]!,
+      p,
+      p + n,
+      a[2]!,
+      a[3]!,
+      a[4]!,
+      a[5]!,
+      a[6]!,
+      a[7]!,
+      a[8]!,
+      a[9]!,
+      a[10]!,
+      a[11]!,
+      a[12]!,
+      a[13]!,
+      a[14]!,
+    );
   }, 1),
   // args: x, out, n.
   erf: flat((k, a, o, len) => k.erf(a[0]! + o, a[1]! + o, len), 2),

@@ -113,19 +113,37 @@ describe('wasm kernels: BatchNorm, im2col, comparisons, where, argmax', { skip: 
     }
   }
 
-  const convs: Omit<ConvGeometry, 'Ho' | 'Wo'>[] = [
-    { N: 2, C: 3, H: 8, W: 8, kh: 3, kw: 3, stride: 1, padding: 1 },
-    { N: 8, C: 16, H: 14, W: 14, kh: 3, kw: 3, stride: 1, padding: 1 },
-    { N: 4, C: 8, H: 17, W: 15, kh: 5, kw: 3, stride: 2, padding: 2 },
-    { N: 2, C: 16, H: 32, W: 32, kh: 2, kw: 2, stride: 2, padding: 0 },
-    { N: 3, C: 6, H: 28, W: 28, kh: 5, kw: 5, stride: 1, padding: 0 },
-    { N: 2, C: 4, H: 9, W: 33, kh: 3, kw: 7, stride: 3, padding: 3 },
+  // Square and rectangular windows, strided, padded, dilated.
+  type Conv = [
+    N: number,
+    C: number,
+    H: number,
+    W: number,
+    kh: number,
+    kw: number,
+    sh: number,
+    sw: number,
+    ph: number,
+    pw: number,
+    dh: number,
+    dw: number,
   ];
-  for (const c of convs) {
+  const convs: Conv[] = [
+    [2, 3, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1],
+    [8, 16, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1],
+    [4, 8, 17, 15, 5, 3, 2, 2, 2, 2, 1, 1],
+    [2, 16, 32, 32, 2, 2, 2, 2, 0, 0, 1, 1],
+    [3, 6, 28, 28, 5, 5, 1, 1, 0, 0, 1, 1],
+    [2, 4, 9, 33, 3, 7, 3, 3, 3, 3, 1, 1],
+    [2, 5, 13, 19, 3, 2, 2, 1, 1, 0, 2, 3],
+    [3, 4, 16, 12, 3, 3, 1, 3, 2, 4, 2, 2],
+  ];
+  for (const [N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw] of convs) {
+    const c = { N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw };
     const g: ConvGeometry = {
       ...c,
-      Ho: Math.floor((c.H + 2 * c.padding - c.kh) / c.stride) + 1,
-      Wo: Math.floor((c.W + 2 * c.padding - c.kw) / c.stride) + 1,
+      Ho: Math.floor((H + 2 * ph - dh * (kh - 1) - 1) / sh) + 1,
+      Wo: Math.floor((W + 2 * pw - dw * (kw - 1) - 1) / sw) + 1,
     };
     test(`im2col / col2im ${JSON.stringify(c)}`, () => {
       const nx = g.N * g.C * g.H * g.W;

@@ -528,7 +528,10 @@ export function bnBackward(
   }
 }
 
-/** cols[p, (i·kw + j), oy·Wo + ox] = x[p, oy·stride + i - pad, ox·stride + j - pad] (0 outside). */
+/**
+ * cols[p, (i·kw + j), oy·Wo + ox] = x[p, oy·sh + i·dh - ph, ox·sw + j·dw - pw] (0 outside); see ConvGeometry.
+ * [lo, hi) is the run of ox whose column falls inside [0, W), found once per tap.
+ */
 export function im2col(
   x: usize,
   p0: i32,
@@ -537,8 +540,12 @@ export function im2col(
   W: i32,
   kh: i32,
   kw: i32,
-  stride: i32,
-  pad: i32,
+  sh: i32,
+  sw: i32,
+  ph: i32,
+  pw: i32,
+  dh: i32,
+  dw: i32,
   Ho: i32,
   Wo: i32,
   cols: usize,
@@ -549,25 +556,25 @@ export function im2col(
     let o = cols + ((<usize>p * <usize>(kh * kw * L)) << 2);
     for (let i = 0; i < kh; i++) {
       for (let j = 0; j < kw; j++, o += <usize>L << 2) {
-        // ox range with xx = ox·stride + j - pad inside [0, W).
+        const x0 = j * dw - pw;
         let lo = 0;
-        while (lo < Wo && lo * stride + j - pad < 0) lo++;
+        while (lo < Wo && lo * sw + x0 < 0) lo++;
         let hi = Wo;
-        while (hi > lo && (hi - 1) * stride + j - pad >= W) hi--;
+        while (hi > lo && (hi - 1) * sw + x0 >= W) hi--;
         for (let oy = 0; oy < Ho; oy++) {
-          const y = oy * stride + i - pad;
+          const y = oy * sh + i * dh - ph;
           const row = o + ((<usize>(oy * Wo)) << 2);
           if (y < 0 || y >= H) {
             memory.fill(row, 0, <usize>Wo << 2);
             continue;
           }
           if (lo > 0) memory.fill(row, 0, <usize>lo << 2);
-          const src = xb + ((<usize>(y * W + j - pad)) << 2);
-          if (stride == 1) {
+          const src = xb + ((<usize>(y * W + x0)) << 2);
+          if (sw == 1) {
             if (hi > lo) memory.copy(row + (<usize>lo << 2), src + (<usize>lo << 2), <usize>(hi - lo) << 2);
           } else {
             for (let ox = lo; ox < hi; ox++) {
-              store<f32>(row + (<usize>ox << 2), load<f32>(src + (<usize>(ox * stride) << 2)));
+              store<f32>(row + (<usize>ox << 2), load<f32>(src + (<usize>(ox * sw) << 2)));
             }
           }
           if (hi < Wo) memory.fill(row + (<usize>hi << 2), 0, <usize>(Wo - hi) << 2);
@@ -586,8 +593,12 @@ export function col2im(
   W: i32,
   kh: i32,
   kw: i32,
-  stride: i32,
-  pad: i32,
+  sh: i32,
+  sw: i32,
+  ph: i32,
+  pw: i32,
+  dh: i32,
+  dw: i32,
   Ho: i32,
   Wo: i32,
   dx: usize,
@@ -598,16 +609,17 @@ export function col2im(
     let o = cols + ((<usize>p * <usize>(kh * kw * L)) << 2);
     for (let i = 0; i < kh; i++) {
       for (let j = 0; j < kw; j++, o += <usize>L << 2) {
+        const x0 = j * dw - pw;
         let lo = 0;
-        while (lo < Wo && lo * stride + j - pad < 0) lo++;
+        while (lo < Wo && lo * sw + x0 < 0) lo++;
         let hi = Wo;
-        while (hi > lo && (hi - 1) * stride + j - pad >= W) hi--;
+        while (hi > lo && (hi - 1) * sw + x0 >= W) hi--;
         for (let oy = 0; oy < Ho; oy++) {
-          const y = oy * stride + i - pad;
+          const y = oy * sh + i * dh - ph;
           if (y < 0 || y >= H) continue;
           const row = o + ((<usize>(oy * Wo)) << 2);
-          const dst = xb + ((<usize>(y * W + j - pad)) << 2);
-          if (stride == 1) {
+          const dst = xb + ((<usize>(y * W + x0)) << 2);
+          if (sw == 1) {
             let ox = lo;
             for (; ox + 4 <= hi; ox += 4) {
               const a = dst + (<usize>ox << 2);
@@ -619,7 +631,7 @@ export function col2im(
             }
           } else {
             for (let ox = lo; ox < hi; ox++) {
-              const a = dst + (<usize>(ox * stride) << 2);
+              const a = dst + (<usize>(ox * sw) << 2);
               store<f32>(a, load<f32>(a) + load<f32>(row + (<usize>ox << 2)));
             }
           }
