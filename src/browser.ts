@@ -86,7 +86,7 @@ export { Module } from './nn/module.js';
 export * from './nn/transformer.js';
 export { Adagrad } from './optim/adagrad.js';
 export { Adam, AdamW } from './optim/adam.js';
-export { clipGradNorm, clipGradValue } from './optim/clip.js';
+export { type ClipGradNormOptions, clipGradNorm, clipGradValue } from './optim/clip.js';
 export { Optimizer, type OptimizerStateDict } from './optim/optimizer.js';
 export { RMSprop } from './optim/rmsprop.js';
 export * from './optim/schedules.js';

@@ -182,6 +182,12 @@ export class WeightedRandomSampler implements Sampler {
     checkPositive(op, 'num_samples', numSamples);
     this.weights = Float64Array.from(weights);
     this.replacement = options.replacement ?? true;
+    if (typeof this.replacement !== 'boolean') {
+      throw new ValueError(
+        op,
+        `replacement should be a boolean value, but got replacement=${String(options.replacement)}`,
+      );
+    }
     // Checked here rather than at each epoch's draw (where torch.multinomial checks), with its messages.
     if (this.weights.some((w) => !Number.isFinite(w) || w < 0)) {
       throw new ValueError(op, 'probability tensor contains either `inf`, `nan` or element < 0');
@@ -339,17 +345,21 @@ export class VariableBatchSampler implements Sampler<Int32Array> {
   *[Symbol.iterator](): Iterator<Int32Array> {
     const epoch = this.nextEpoch++;
     let step = 0;
-    let batch = new Int32Array(this.sizeAt(epoch, step));
+    // A batch's size is asked for when its first index arrives: never one past the data (a schedule may end
+    // there, with 0 or a huge size).
+    let batch: Int32Array | null = null;
     let k = 0;
     for (const index of this.sampler) {
+      batch ??= new Int32Array(this.sizeAt(epoch, step));
       batch[k++] = index;
       if (k === batch.length) {
         yield batch;
-        batch = new Int32Array(this.sizeAt(epoch, ++step));
+        batch = null;
+        step++;
         k = 0;
       }
     }
-    if (k > 0 && !this.dropLast) yield batch.slice(0, k);
+    if (batch && k > 0 && !this.dropLast) yield batch.slice(0, k);
   }
 }
 

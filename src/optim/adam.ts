@@ -90,6 +90,11 @@ export class Adam extends Optimizer<AdamHyperparameters, AdamState> {
   protected override check(g: AdamHyperparameters): void {
     super.check(g);
     this.require(g.eps >= 0, `Invalid epsilon value: ${g.eps}`);
+    // One beta would leave beta2 undefined and every parameter NaN after the first step.
+    this.require(
+      Array.isArray(g.betas) && g.betas.length === 2,
+      `betas must be a pair [beta1, beta2], got ${JSON.stringify(g.betas)}`,
+    );
     g.betas.forEach((b, i) => {
       this.require(b >= 0 && b < 1, `Invalid beta parameter at index ${i}: ${b}`);
     });

@@ -2,7 +2,7 @@
  * Gradient clipping, in place on `.grad` (PyTorch `torch.nn.utils.clip_grad_norm_` / `clip_grad_value_`).
  * Parameters without a gradient are skipped. Gradients are contiguous float32 (autograd makes them so).
  */
-import { ValueError } from '../errors.js';
+import { checkOptions, ValueError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 
 function grads(op: string, params: Iterable<Tensor> | Tensor): Float32Array[] {
@@ -32,6 +32,11 @@ function norm(values: ArrayLike<number>, normType: number): number {
   return normType === Infinity ? acc : normType === 2 ? Math.sqrt(acc) : acc ** (1 / normType);
 }
 
+export interface ClipGradNormOptions {
+  /** Throw, leaving the gradients alone, when the total norm is NaN or infinite (default false, as PyTorch). */
+  errorIfNonfinite?: boolean;
+}
+
 /**
  * Scale all gradients together so that their total norm is at most `maxNorm`, and return that total norm
  * (before clipping; NaN or Infinity if a gradient is not finite, the gradients are then scaled by 0 or NaN as in
@@ -43,12 +48,19 @@ function norm(values: ArrayLike<number>, normType: number): number {
  * const total = clipGradNorm(model.parameters(), 1.0);
  * opt.step();
  */
-export function clipGradNorm(params: Iterable<Tensor> | Tensor, maxNorm: number, normType = 2): number {
-  if (!(maxNorm >= 0)) throw new ValueError('clipGradNorm', `maxNorm must be >= 0 (got ${maxNorm})`);
+export function clipGradNorm(
+  params: Iterable<Tensor> | Tensor,
+  maxNorm: number,
+  normType = 2,
+  opts: ClipGradNormOptions = {},
+): number {
+  const op = 'clipGradNorm';
+  if (!(maxNorm >= 0)) throw new ValueError(op, `maxNorm must be >= 0 (got ${maxNorm})`);
   if (!(normType > 0)) {
-    throw new ValueError('clipGradNorm', `normType must be > 0 or Infinity (got ${normType})`);
+    throw new ValueError(op, `normType must be > 0 or Infinity (got ${normType})`);
   }
-  const gs = grads('clipGradNorm', params);
+  checkOptions(op, opts, ['errorIfNonfinite']);
+  const gs = grads(op, params);
   if (gs.length === 0) return 0;
   const f = Math.fround;
   const total = f(
@@ -57,6 +69,13 @@ export function clipGradNorm(params: Iterable<Tensor> | Tensor, maxNorm: number,
       normType,
     ),
   );
+  if (opts.errorIfNonfinite && !Number.isFinite(total)) {
+    // PyTorch's message; the gradients are left as they are.
+    throw new ValueError(
+      op,
+      `the total norm of order ${normType} for gradients from \`parameters\` is non-finite (${total}), so it cannot be clipped. To disable this error and scale the gradients by the non-finite norm anyway, leave errorIfNonfinite false`,
+    );
+  }
   // PyTorch computes `max_norm / (total + 1e-6)` on a float32 tensor as `reciprocal(total + 1e-6) * max_norm`.
   const coef = Math.min(f(f(1 / f(total + f(1e-6))) * f(maxNorm)), 1);
   for (const g of gs) for (let i = 0; i < g.length; i++) g[i] = g[i]! * coef;

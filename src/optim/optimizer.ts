@@ -8,7 +8,7 @@
  * get no state, as in PyTorch. The loops write storage directly and record nothing, so no `noGrad` is needed.
  */
 import { bumpVersion } from '../autograd/engine.js';
-import { checkOptions, fmtShape, ShapeError, ValueError } from '../errors.js';
+import { checkOptions, fmtShape, kindOf, ShapeError, ValueError } from '../errors.js';
 import { clearGrad } from '../tensor/ops.js';
 import { isContiguous, sameShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -39,8 +39,11 @@ export type ParamGroup<H extends Hyperparameters = Hyperparameters> = H & {
 /** Hyper-parameters as a constructor takes them: all optional, lr a number or a {@link Schedule}. */
 export type Options<H extends Hyperparameters> = Partial<Omit<H, 'lr'>> & { lr?: number | Schedule };
 
-/** A parameter group as a constructor takes it: tensors plus the options that differ from the defaults. */
-export type GroupOptions<H extends Hyperparameters> = Options<H> & { params: readonly Tensor[] };
+/**
+ * A parameter group as a constructor takes it: tensors (one tensor is a group of one, as in PyTorch) plus the
+ * options that differ from the defaults.
+ */
+export type GroupOptions<H extends Hyperparameters> = Options<H> & { params: Tensor | Iterable<Tensor> };
 
 /** What an optimizer optimizes: tensors (one group), or groups of them with their own options. */
 export type Params<H extends Hyperparameters> = Iterable<Tensor> | readonly GroupOptions<H>[];
@@ -122,7 +125,11 @@ export abstract class Optimizer<H extends Hyperparameters, S extends object> {
   addParamGroup(options: GroupOptions<H>): void {
     const op = this.constructor.name;
     checkOptions(op, options, ['params', ...Object.keys(this.defaults)]);
-    const { params, lr, ...rest } = { ...this.defaults, ...options };
+    const { params: given, lr, ...rest } = { ...this.defaults, ...options };
+    // One tensor is a list of one, as in PyTorch's add_param_group.
+    const params = given instanceof Tensor ? [given] : given;
+    if (typeof (params as Partial<Iterable<Tensor>> | null)?.[Symbol.iterator] !== 'function')
+      throw new ValueError(op, `params must be a Tensor or an iterable of them (got ${kindOf(params)})`);
     const seen = new Set(this.paramGroups.flatMap((g) => g.params));
     for (const p of params) {
       if (!(p instanceof Tensor)) {

@@ -14,19 +14,41 @@
 import { type BackwardOptions, type Node, runBackward } from '../autograd/engine.js';
 import { accumulateGrad, gradRules } from '../autograd/grad.js';
 import type { View } from '../backend/backend.js';
-import { checkOptions, fmtShape, ShapeError, ValueError } from '../errors.js';
+import { checkOptions, fmtShape, kindOf, ShapeError, ValueError } from '../errors.js';
 import type { DType, TypedArray } from './dtype.js';
 import * as indexing from './indexing.js';
 import * as ops from './ops.js';
 import { formatTensor } from './print.js';
-import { contiguousStrides, numel } from './shape.js';
+import { contiguousStrides, numel, sameShape } from './shape.js';
 
 export type Scalar = number | boolean;
 export type TensorOrScalar = Tensor | Scalar;
 
 export class Tensor implements View {
+  #grad: Tensor | null = null;
   /** Gradient accumulated by `backward` (leaves with requiresGrad only), until zeroed. */
-  grad: Tensor | null = null;
+  get grad(): Tensor | null {
+    return this.#grad;
+  }
+  /**
+   * Assign a gradient, PyTorch's `p.grad = g`: it must have this tensor's shape and dtype (the optimizers read it
+   * as a flat run of this tensor's size). A strided view (a transpose, a slice, an expand) is kept as a dense copy.
+   */
+  set grad(g: Tensor | null) {
+    if (g !== null) {
+      if (!(g instanceof Tensor))
+        throw new ValueError('grad', `assigned grad must be a Tensor or null (got ${kindOf(g)})`);
+      if (!sameShape(g.shape, this.shape))
+        throw new ShapeError(
+          'grad',
+          `assigned grad has shape ${fmtShape(g.shape)}, but the tensor has ${fmtShape(this.shape)}`,
+        );
+      if (g.dtype !== this.dtype)
+        throw new ValueError('grad', `assigned grad has dtype ${g.dtype}, but the tensor is ${this.dtype}`);
+      g = ops.contiguous(g);
+    }
+    this.#grad = g;
+  }
   /** The op that produced this tensor, while a graph is recorded. Internal. */
   _node: Node | null = null;
   /** Set on the 16-bit stand-in a graph keeps for an activation under autocast (see ops.packActivation). */

@@ -293,6 +293,9 @@ describe('WeightedRandomSampler', () => {
     assert.throws(() => new WeightedRandomSampler([1, 0, 1], 3, { replacement: false }), {
       message: 'WeightedRandomSampler: cannot draw 3 samples without replacement from 2 non-zero weights',
     });
+    assert.throws(() => new WeightedRandomSampler([1, 2], 1, { replacement: 'no' as unknown as boolean }), {
+      message: 'WeightedRandomSampler: replacement should be a boolean value, but got replacement=no',
+    });
   });
 });
 
@@ -304,6 +307,19 @@ describe('VariableBatchSampler', () => {
     const d = new VariableBatchSampler(new SequentialSampler(6), [1, 2], true);
     assert.equal(d.length, 3);
     assert.deepEqual(lists(d), [[0], [1, 2], [3, 4]]);
+  });
+
+  it('asks for a batch size only when a batch starts: a schedule may end with the data', () => {
+    const asked: number[] = [];
+    const s = new VariableBatchSampler(new SequentialSampler(6), (_epoch, step) => {
+      asked.push(step);
+      return step < 2 ? 3 : 0;
+    });
+    assert.deepEqual(lists(s), [
+      [0, 1, 2],
+      [3, 4, 5],
+    ]);
+    assert.deepEqual(asked, [0, 1]);
   });
 
   it('keeps a last batch that fits exactly, with or without dropLast', () => {

@@ -124,6 +124,8 @@ forEachBackend(() => {
         [{ eps: -1e-8 }, 'Invalid epsilon value: -1e-8'],
         [{ betas: [1, 0.999] }, 'Invalid beta parameter at index 0: 1'],
         [{ betas: [0.9, -0.1] }, 'Invalid beta parameter at index 1: -0.1'],
+        // One beta left beta2 undefined and every parameter NaN after the first step.
+        [{ betas: [0.9] as unknown as [number, number] }, 'betas must be a pair [beta1, beta2], got [0.9]'],
         [{ weightDecay: -0.01 }, 'Invalid weight_decay value: -0.01'],
       ];
       for (const [options, message] of bad) {

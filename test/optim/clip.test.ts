@@ -49,6 +49,22 @@ forEachBackend(() => {
       assert.deepEqual(grads(ps), [Number.NaN, 0, 0]);
     });
 
+    it('errorIfNonfinite throws on a NaN or infinite total and leaves the gradients alone', () => {
+      const ps = params();
+      ps[0]!.grad = mb.tensor([Number.NaN, 1]);
+      assert.throws(
+        () => clipGradNorm(ps, 1, 2, { errorIfNonfinite: true }),
+        /clipGradNorm: the total norm of order 2 for gradients from `parameters` is non-finite \(NaN\)/,
+      );
+      assert.deepEqual(grads(ps), [Number.NaN, 1, 12]);
+      // A finite total clips as without the option; a misspelt option is refused, not ignored.
+      assert.equal(clipGradNorm(params(), 6.5, 2, { errorIfNonfinite: true }), 13);
+      assert.throws(
+        () => clipGradNorm(params(), 1, 2, { error_if_nonfinite: true } as object),
+        /clipGradNorm: unknown option 'error_if_nonfinite'/,
+      );
+    });
+
     it('no gradients: total 0', () => {
       assert.equal(clipGradNorm([mb.tensor([1], { requiresGrad: true })], 1), 0);
     });

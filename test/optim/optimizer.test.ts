@@ -429,6 +429,64 @@ forEachBackend(() => {
       assert.deepEqual(m.bias!.grad!.toTypedArray(), Float32Array.from([14, 4]));
     });
 
+    it('a gradient assigned by hand is checked and read as its values, whatever its strides', () => {
+      // SGD with lr 1 from zeros: the parameter becomes -grad, element by element (torch 1.13's values).
+      const step = (grad: mb.Tensor) => {
+        const p = mb.zeros([2, 2], { requiresGrad: true });
+        p.grad = grad;
+        new SGD([p], { lr: 1 }).step();
+        return [...(p.toTypedArray() as Float32Array)];
+      };
+      const g = mb.tensor([
+        [1, 2],
+        [3, 4],
+      ]);
+      assert.deepEqual(step(g.transpose(0, 1)), [-1, -3, -2, -4]);
+      assert.deepEqual(
+        step(
+          mb
+            .tensor([
+              [9, 9, 9],
+              [1, 2, 9],
+              [3, 4, 9],
+            ])
+            .slice(0, 1, 3)
+            .slice(1, 0, 2),
+        ),
+        [-1, -2, -3, -4],
+      );
+      assert.deepEqual(step(mb.tensor([[1, 2]]).expand([2, 2])), [-1, -2, -1, -2]);
+      const p = mb.zeros([2, 2], { requiresGrad: true });
+      assert.throws(
+        () => {
+          p.grad = mb.tensor([1, 2, 3]);
+        },
+        (e: unknown) =>
+          e instanceof ShapeError &&
+          e.message === 'grad: assigned grad has shape [3], but the tensor has [2,2]',
+      );
+      assert.throws(() => {
+        p.grad = mb.zeros([2, 2], { dtype: 'int32' });
+      }, /grad: assigned grad has dtype int32, but the tensor is float32/);
+      assert.throws(() => {
+        p.grad = [1, 2, 3, 4] as unknown as mb.Tensor;
+      }, /grad: assigned grad must be a Tensor or null \(got an array\)/);
+      p.grad = null;
+      assert.equal(p.grad, null);
+    });
+
+    it('addParamGroup takes one tensor as a group of one, as PyTorch', () => {
+      const a = mb.tensor([1], { requiresGrad: true });
+      const b = mb.tensor([1], { requiresGrad: true });
+      const opt = new SGD([a], { lr: 0.1 });
+      opt.addParamGroup({ params: b, lr: 0.5 });
+      assert.deepEqual(opt.paramGroups[1]!.params, [b]);
+      assert.throws(
+        () => opt.addParamGroup({ params: 3 as unknown as mb.Tensor }),
+        /SGD: params must be a Tensor or an iterable of them \(got number\)/,
+      );
+    });
+
     it('rejects what it cannot optimize, with PyTorch-like messages', () => {
       const w = mb.tensor([1, 2], { requiresGrad: true });
       assert.throws(() => new SGD([]), /SGD: optimizer got an empty parameter list/);
