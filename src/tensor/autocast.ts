@@ -61,8 +61,13 @@ function halfUnits(x: number): number {
 
 const bitsOf = (a: Float32Array) => new Uint32Array(a.buffer, a.byteOffset, a.length);
 
-/** Values as 16-bit patterns (round to nearest even). */
-export function packBits(a: Float32Array, precision: Precision): Uint16Array {
+/**
+ * Values as 16-bit patterns (round to nearest even). A finite value past fp16's range becomes Infinity, or, with
+ * `finite`, makes the call return null (nothing to keep: the caller keeps float32).
+ */
+export function packBits(a: Float32Array, precision: Precision, finite?: false): Uint16Array;
+export function packBits(a: Float32Array, precision: Precision, finite: true): Uint16Array | null;
+export function packBits(a: Float32Array, precision: Precision, finite = false): Uint16Array | null {
   const out = new Uint16Array(a.length);
   const u = bitsOf(a);
   if (precision === 'bf16') {
@@ -79,6 +84,7 @@ export function packBits(a: Float32Array, precision: Precision): Uint16Array {
     if (abs >= F16_MIN_NORMAL && abs < F16_OVERFLOW)
       out[i] = sign | ((((abs + 0xfff + ((abs >>> 13) & 1)) & 0x7fffe000) - 0x38000000) >>> 13);
     else if (abs < F16_MIN_NORMAL) out[i] = sign | halfUnits(a[i]!);
+    else if (finite && abs < 0x7f800000) return null;
     else out[i] = sign | (abs > 0x7f800000 ? 0x7e00 : 0x7c00);
   }
   return out;

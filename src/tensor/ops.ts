@@ -139,8 +139,12 @@ const READS_NO_VALUES = new Set<Primitive>([
 /** Activations smaller than this stay float32: packing costs a pass and saves little. */
 const MIN_PACKED = 1024;
 const packedOf = new WeakMap<Tensor, Tensor>();
-/** 16-bit copies of whole storages, per precision: the views of one storage share one copy. */
-const packedStorage = new WeakMap<object, Partial<Record<Precision, Uint16Array>>>();
+/**
+ * 16-bit copies of whole storages, per precision: the views of one storage share one copy. null: a storage
+ * with a finite value past fp16's range, kept in float32 (packed, it would come back Infinity: exp(12)'s
+ * gradient was Infinity).
+ */
+const packedStorage = new WeakMap<object, Partial<Record<Precision, Uint16Array | null>>>();
 
 /**
  * The stand-in a graph node keeps for an activation under 16-bit autocast: same shape, strides and offset,
@@ -156,7 +160,9 @@ export function packActivation(x: Tensor, precision: Precision = autocastPrecisi
   if (!p) {
     let copies = packedStorage.get(x.data);
     if (!copies) packedStorage.set(x.data, (copies = {}));
-    const bits = (copies[precision] ??= packBits(x.data as Float32Array, precision));
+    if (copies[precision] === undefined) copies[precision] = packBits(x.data as Float32Array, precision, true);
+    const bits = copies[precision];
+    if (!bits) return x;
     p = new Tensor(new Float32Array(0), 'float32', x.shape, x.strides, x.offset, x.requiresGrad);
     p._node = x._node;
     p.packed = { precision, bits };

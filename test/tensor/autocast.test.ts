@@ -3,7 +3,7 @@ import { it } from 'node:test';
 import * as mb from '../../src/index.js';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../src/io/safetensors.js';
 import { packBits, roundInPlace, unpackBits } from '../../src/tensor/autocast.js';
-import { forEachBackend } from '../helpers.js';
+import { assertClose, forEachBackend } from '../helpers.js';
 
 it('the array conversions give the bits of the scalar converters (every half, 400k float32 patterns)', () => {
   // Every float32 class: normals, fp16 subnormals and their boundaries, overflow to inf, inf, NaN, ±0; random
@@ -132,6 +132,18 @@ forEachBackend(() => {
       });
     });
   }
+
+  it('an activation with a finite value past fp16 range is kept in float32, so its gradient stays finite', () => {
+    // exp(12) = 162754.8 > 65504: stored as fp16 it came back Infinity and so did d mean(exp(x)) / dx.
+    const grad = (v: number) => {
+      const x = mb.full([64, 32], v).requiresGrad_();
+      mb.autocast('fp16', () => mb.mean(mb.exp(x))).backward();
+      return x.grad!;
+    };
+    assertClose(grad(12), mb.full([64, 32], Math.exp(12) / 2048), { rtol: 1e-6, label: 'exp(12)' });
+    // Within range the kept exp(1) is the fp16 value 2.71875 (e rounded), as before.
+    assertClose(grad(1), mb.full([64, 32], 2.71875 / 2048), { rtol: 1e-7, label: 'exp(1)' });
+  });
 
   it('fp32 outside autocast keeps float32 activations; 16-bit rounding is round-to-nearest-even', () => {
     const { model, x, y } = setup();
