@@ -48,9 +48,9 @@ export function linear(
   }
   // One fused op: the bias (and ReLU) ride in the GEMM's epilogue, and the backward writes dW in the (out, in)
   // layout directly instead of a transposed view of xᵀ·g that accumulation would then add strided. Under
-  // autocast the product is rounded to 16 bits before the bias, so the epilogue is separate kernels (still one
-  // op); a 1-D x in float32 takes a separate ReLU op.
-  const fused = autocastPrecision() === 'fp32' && x.rank >= 2;
+  // autocast that is PyTorch's addmm: x·Wᵀ + b rounded to 16 bits once (see matmulFused). A 1-D x takes
+  // separate kernels (still one op), and in float32 a separate ReLU op.
+  const fused = x.rank >= 2;
   const relu = opts.relu ?? false;
   // The ReLU is part of this op (its mask read from the output in backward) except for a 1-D x in float32.
   const ownRelu = relu && (fused || autocastPrecision() !== 'fp32');

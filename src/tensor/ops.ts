@@ -160,7 +160,8 @@ export function packActivation(x: Tensor, precision: Precision = autocastPrecisi
   if (!p) {
     let copies = packedStorage.get(x.data);
     if (!copies) packedStorage.set(x.data, (copies = {}));
-    if (copies[precision] === undefined) copies[precision] = packBits(x.data as Float32Array, precision, true);
+    if (copies[precision] === undefined)
+      copies[precision] = packBits(x.data as Float32Array, precision, true);
     const bits = copies[precision];
     if (!bits) return x;
     p = new Tensor(new Float32Array(0), 'float32', x.shape, x.strides, x.offset, x.requiresGrad);
@@ -565,10 +566,16 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
 
 /**
  * relu?(a·b + bias) in one GEMM pass (linear's forward): a and b at least 2-D, bias a dense float32 (N).
- * Outside autograd (the caller records the fused op) and float32 only: autocast rounds the product itself.
+ * Outside autograd (the caller records the fused op). Under autocast it is PyTorch's addmm: operands and bias
+ * rounded to 16 bits, the product accumulated in float32 plus the bias, and that sum rounded once.
  */
 export function matmulFused(a: Tensor, b: Tensor, epilogue: MatmulEpilogue): Tensor {
-  if (autocastPrecision() !== 'fp32') throw new StateError('matmulFused', 'not available under autocast');
+  const precision = autocastPrecision();
+  if (precision !== 'fp32' && epilogue.bias) {
+    const bias = Float32Array.from(epilogue.bias);
+    roundInPlace(bias, precision);
+    epilogue = { ...epilogue, bias };
+  }
   return matmulWith(a, b, epilogue);
 }
 

@@ -133,6 +133,20 @@ forEachBackend(() => {
     });
   }
 
+  it("under autocast linear is PyTorch's addmm: x·Wᵀ + b in float32, rounded once (torch 1.13's bf16 values)", () => {
+    // x·Wᵀ = 1 + u/2 (half a 16-bit ulp u at 1: a tie that rounds down to 1) and b = u/2: rounded once the
+    // sum is 1 + u; rounding the product before adding the bias gave 1 + u/2, not even a 16-bit value.
+    for (const [precision, u] of [
+      ['bf16', 2 ** -7],
+      ['fp16', 2 ** -10],
+    ] as const) {
+      const x = mb.tensor([[1, u / 2]]);
+      const w = mb.tensor([[1, 1]], { requiresGrad: true });
+      const y = mb.autocast(precision, () => mb.functional.linear(x, w, mb.tensor([u / 2])));
+      assert.equal(y.item(), 1 + u, precision);
+    }
+  });
+
   it('an activation with a finite value past fp16 range is kept in float32, so its gradient stays finite', () => {
     // exp(12) = 162754.8 > 65504: stored as fp16 it came back Infinity and so did d mean(exp(x)) / dx.
     const grad = (v: number) => {
