@@ -727,9 +727,10 @@ export function embedding(indices: Tensor, weight: Tensor, paddingIdx: number | 
   return ops.customOp('embedding', [weight], out, (g) => {
     let g2 = ops.reshape(g, [flat.length, D]);
     if (pad !== null) {
-      const keep = new Float32Array(flat.length);
+      // Zeroed by selection, not by a product with 0: an Inf or NaN gradient there must not reach the row.
+      const keep = new Uint8Array(flat.length);
       for (let k = 0; k < flat.length; k++) keep[k] = flat[k] === pad ? 0 : 1;
-      g2 = ops.mul(g2, new Tensor(keep, 'float32', [flat.length, 1]));
+      g2 = ops.where(new Tensor(keep, 'bool', [flat.length, 1]), g2, 0);
     }
     return [ops.indexAdd([V, D], 0, flat, g2)];
   });

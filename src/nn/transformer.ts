@@ -229,6 +229,15 @@ export class MultiheadAttention extends Module {
   ): { mask: Tensor | null; isCausal: boolean } {
     const H = this.numHeads;
     const masks: Tensor[] = [];
+    // PyTorch's convention here, the opposite of scaledDotProductAttention's bool mask: true = blocked.
+    for (const name of ['attnMask', 'keyPaddingMask'] as const) {
+      const m = opts[name];
+      if (m && m.dtype !== 'bool' && m.dtype !== 'float32')
+        throw new ValueError(
+          'MultiheadAttention',
+          `${name} must be bool (true = not allowed to attend) or float32 (added to the scores), got ${m.dtype}`,
+        );
+    }
     const am = opts.attnMask;
     if (am) {
       const ok =

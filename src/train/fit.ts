@@ -75,8 +75,11 @@ export interface FitOptions {
   accumulateSteps?: number;
   /**
    * Learning rate per optimizer update (not per micro-batch), for the first parameter group; the other groups
-   * keep their ratio to it (PyTorch's schedulers scale each group's own base lr alike), and a group whose lr is
-   * 0 (frozen) stays at 0. A PyTorch-style scheduler becomes one with `asSchedule`.
+   * keep their ratio to it, and a group whose lr is 0 (frozen) stays at 0. A PyTorch-style scheduler becomes one
+   * with `asSchedule`. The ratio is what PyTorch's multiplicative schedulers do per group (LinearLR, StepLR,
+   * MultiStepLR, ExponentialLR); a schedule with a floor, such as CosineAnnealingLR's etaMin, has its floor
+   * scaled too, where PyTorch gives every group the same floor: for that, step the scheduler on the optimizer
+   * in a loop of your own.
    */
   schedule?: Schedule;
   precision?: Precision;

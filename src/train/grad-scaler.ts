@@ -165,6 +165,34 @@ export class GradScaler {
    * scaler.loadStateDict(ckpt.scaler);
    */
   loadStateDict(state: GradScalerState): void {
+    const op = 'GradScaler.loadStateDict';
+    // Checked whole before anything changes: a PyTorch dict (growth_factor, _growth_tracker) left the factors
+    // undefined and the scale NaN after the first overflow.
+    if (typeof state !== 'object' || state === null)
+      throw new ValueError(
+        op,
+        `expected a GradScaler state dict, got ${state === null ? 'null' : typeof state}`,
+      );
+    const keys = ['scale', 'growthFactor', 'backoffFactor', 'growthInterval', 'growthTracker'] as const;
+    const missing = keys.filter((k) => typeof state[k] !== 'number');
+    if (missing.length) {
+      throw new ValueError(
+        op,
+        `the state dict lacks the numbers ${missing.join(', ')} (it has ${Object.keys(state).join(', ') || 'nothing'}): a GradScaler's stateDict() holds ${keys.join(', ')}`,
+      );
+    }
+    const { scale, growthFactor, backoffFactor, growthInterval, growthTracker } = state;
+    const ok =
+      scale > 0 &&
+      Number.isFinite(scale) &&
+      growthFactor > 1 &&
+      backoffFactor > 0 &&
+      backoffFactor < 1 &&
+      Number.isInteger(growthInterval) &&
+      growthInterval >= 1 &&
+      Number.isInteger(growthTracker) &&
+      growthTracker >= 0;
+    if (!ok) throw new ValueError(op, `out-of-range values in ${JSON.stringify(state)}`);
     this.current = Math.fround(state.scale);
     this.growthFactor = state.growthFactor;
     this.backoffFactor = state.backoffFactor;

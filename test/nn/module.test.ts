@@ -363,6 +363,15 @@ forEachBackend(() => {
     assert.deepEqual(e.weight.narrow(0, 4, 1).toList(), [[0, 0, 0]]);
     assert.deepEqual(Object.keys(e.stateDict()), ['weight']);
     assert.deepEqual(e.forward(mb.tensor(Int32Array.from([4, 0]))).shape, [2, 3]);
+    // The padding row gets no gradient, even an Inf or NaN one (torch 1.13: zeros; a product with 0 gave NaN).
+    e.forward(mb.tensor(Int32Array.from([4, 1]))).backward(
+      mb.tensor([
+        [Infinity, Number.NaN, 1],
+        [1, 2, 3],
+      ]),
+    );
+    assert.deepEqual(e.weight.grad!.narrow(0, 4, 1).toList(), [[0, 0, 0]]);
+    assert.deepEqual(e.weight.grad!.narrow(0, 1, 1).toList(), [[1, 2, 3]]);
     assert.throws(
       () => e.forward(mb.tensor([1, 2])),
       /embedding: indices must be an int32 tensor \(got float32\)/,

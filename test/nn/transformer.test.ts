@@ -144,6 +144,13 @@ forEachBackend(() => {
         }),
       /MultiheadAttention: keyPaddingMask must be \[2,5\] \(N, S\), got \[5\]/,
     );
+    assert.throws(
+      () =>
+        mha.forward(mb.zeros([2, 5, 8]), mb.zeros([2, 5, 8]), mb.zeros([2, 5, 8]), {
+          keyPaddingMask: mb.zeros([2, 5], { dtype: 'int32' }),
+        }),
+      /MultiheadAttention: keyPaddingMask must be bool \(true = not allowed to attend\) or float32 \(added to the scores\), got int32/,
+    );
   });
 
   it("TransformerEncoderLayer has PyTorch's state-dict keys and gradients reach every parameter", () => {

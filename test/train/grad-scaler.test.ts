@@ -106,6 +106,27 @@ describe('GradScaler', () => {
     }
   });
 
+  it("loadStateDict refuses PyTorch's keys and bad values, changing nothing", () => {
+    const s = new GradScaler({ initScale: 1024 });
+    const torchDict = {
+      scale: 2048,
+      growth_factor: 2,
+      backoff_factor: 0.5,
+      growth_interval: 2000,
+      _growth_tracker: 5,
+    };
+    assert.throws(
+      () => s.loadStateDict(torchDict as never),
+      /GradScaler.loadStateDict: the state dict lacks the numbers growthFactor, backoffFactor, growthInterval, growthTracker/,
+    );
+    assert.throws(
+      () => s.loadStateDict({ ...s.stateDict(), backoffFactor: 2 }),
+      /GradScaler.loadStateDict: out-of-range values/,
+    );
+    assert.throws(() => s.loadStateDict(null as never), /expected a GradScaler state dict, got null/);
+    assert.equal(s.scale, 1024);
+  });
+
   it('when disabled, is the identity', () => {
     const scaler = new GradScaler({ enabled: false });
     const g = new Float32Array([2, Infinity]);
