@@ -4,10 +4,11 @@
  * Two forms of the same curves:
  * - pure functions of the step, `(step) => lr` (llm.c `schedulers.h`, optax): an optimizer takes
  *   `number | Schedule`, and a schedule can be printed without training;
- * - PyTorch's stateful schedulers (`LinearLR`, `CosineAnnealingLR`, `StepLR`, `SequentialLR`, `OneCycleLR`),
- *   which rewrite `optimizer.paramGroups[i].lr` on each `step()` with PyTorch's own (often recursive) formulas,
- *   so a training script ported from PyTorch gets its learning rates step for step, quirks included;
- *   `ReduceLROnPlateau`, which steps on a validation metric instead of a step count.
+ * - PyTorch's stateful schedulers (`LambdaLR`, `MultiplicativeLR`, `ConstantLR`, `LinearLR`, `PolynomialLR`,
+ *   `StepLR`, `MultiStepLR`, `ExponentialLR`, `CosineAnnealingLR`, `CosineAnnealingWarmRestarts`, `CyclicLR`,
+ *   `OneCycleLR`, `SequentialLR`), which rewrite `optimizer.paramGroups[i].lr` on each `step()` with PyTorch's
+ *   own (often recursive) formulas, so a training script ported from PyTorch gets its learning rates step for
+ *   step, quirks included; `ReduceLROnPlateau`, which steps on a validation metric instead of a step count.
  *
  * Step t counts from 0: `schedule(t)` is the lr of the t-th optimizer step, which is what a PyTorch optimizer
  * sees after `t` calls of `scheduler.step()` (PyTorch's `last_epoch`).
@@ -148,6 +149,12 @@ export interface Scheduler {
 /** A scheduler's hyper-parameter as its state dict keeps it: JSON-able. */
 export type SchedulerOption = number | boolean | string | readonly number[];
 
+/**
+ * A function a scheduler calls with the step (LambdaLR's `lrLambda`, CyclicLR's `scaleFn`). Code is not in a
+ * state dict (PyTorch does not save a plain function either): build the scheduler with it again, then load.
+ */
+export type StepFunction = (step: number) => number;
+
 /** `LRScheduler.stateDict()`: PyTorch's `last_epoch`, `base_lrs`, `_last_lr` and the hyper-parameters. */
 export interface SchedulerState {
   lastEpoch: number;
@@ -161,8 +168,8 @@ export interface SchedulerState {
  * those as the base lrs and performs step 0. `step()` applies the recursive (chainable) formula to the groups'
  * current lr; `step(epoch)` (what SequentialLR uses at a milestone) jumps to the closed form at `epoch`.
  * NOTE: as in PyTorch, `loadStateDict` restores the scheduler only; the optimizer's lr comes back with the
- * optimizer's own state. A subclass keeps its hyper-parameters in `options`, not in fields of its own: the base
- * constructor already calls `chainedLr`, before a subclass's fields are initialized.
+ * optimizer's own state. A subclass keeps its hyper-parameters in `options` and its functions in `fns`, not in
+ * fields of its own: the base constructor already calls `chainedLr`, before a subclass's fields are initialized.
  */
 export abstract class LRScheduler<O extends Record<string, SchedulerOption> = Record<string, SchedulerOption>>
   implements Scheduler
@@ -175,6 +182,8 @@ export abstract class LRScheduler<O extends Record<string, SchedulerOption> = Re
   constructor(
     readonly optimizer: OptimizerLike,
     protected readonly options: O,
+    /** Functions of the step the formulas call; not in the state dict. */
+    protected readonly fns: readonly StepFunction[] = [],
   ) {
     for (const g of optimizer.paramGroups) g.initialLr ??= g.lr;
     this.baseLrs = optimizer.paramGroups.map((g) => g.initialLr!);
@@ -213,29 +222,32 @@ export abstract class LRScheduler<O extends Record<string, SchedulerOption> = Re
       lastEpoch: this.lastEpoch,
       baseLrs: [...this.baseLrs],
       lastLr: [...this.lastLr],
-      options: { ...this.options },
+      options: copyOptions(this.options),
     };
   }
 
   /**
-   * Continue from a {@link stateDict} snapshot of the same kind of scheduler.
+   * Continue from a {@link stateDict} snapshot of the same kind of scheduler, for as many parameter groups.
+   * Anything else (a PyTorch `state_dict()`, null) is refused before the scheduler is touched.
    *
    * @example
    * sched.loadStateDict(JSON.parse(readFileSync('sched.json', 'utf8')));
    */
   loadStateDict(state: SchedulerState): void {
-    const want = Object.keys(this.options).sort().join(',');
-    const got = Object.keys(state.options).sort().join(',');
-    if (got !== want) {
-      throw new ValueError(
-        'loadStateDict',
-        `state is for another scheduler (got options ${got}, expected ${want})`,
-      );
-    }
+    const op = `${this.constructor.name}.loadStateDict`;
+    checkState(op, state, this.stateKeys(), Object.keys(this.options));
+    const groups = this.optimizer.paramGroups.length;
+    checkGroupCount(op, 'baseLrs', state.baseLrs, groups);
+    checkGroupCount(op, 'lastLr', state.lastLr, groups);
     this.lastEpoch = state.lastEpoch;
     this.baseLrs = [...state.baseLrs];
     this.lastLr = [...state.lastLr];
-    Object.assign(this.options, state.options);
+    Object.assign(this.options, copyOptions(state.options));
+  }
+
+  /** The keys of this scheduler's {@link stateDict}, all required by {@link loadStateDict}. */
+  protected stateKeys(): readonly string[] {
+    return SCHEDULER_STATE_KEYS;
   }
 
   /** PyTorch `get_lr()`: the next lr of each group from its current one, at `this.lastEpoch`. */
@@ -439,6 +451,263 @@ export class ExponentialLR extends LRScheduler<{ gamma: number }> {
   }
 }
 
+/** Options of {@link LambdaLR}. */
+export interface LambdaLROptions {
+  /** The lr's factor at step t (of the base lr), for every group or one function per group. */
+  lrLambda: StepFunction | readonly StepFunction[];
+}
+
+/**
+ * `torch.optim.lr_scheduler.LambdaLR`: `lr = base * lrLambda(t)`, one function for every group or one per
+ * group. As in PyTorch the functions are not in the state dict: build the scheduler with the same functions,
+ * then load the state. A function that returns anything but a finite number is refused at that step.
+ *
+ * @example
+ * const sched = new LambdaLR(opt, { lrLambda: (t) => Math.min(1, (t + 1) / 100) }); // 100 warm-up steps
+ * new LambdaLR(opt2, { lrLambda: [(t) => Math.floor(t / 30), (t) => 0.95 ** t] }); // a function per group
+ */
+export class LambdaLR extends LRScheduler<Record<string, never>> {
+  constructor(optimizer: OptimizerLike, options: LambdaLROptions) {
+    checkOptions('LambdaLR', options, optionKeys<LambdaLROptions>()(['lrLambda']));
+    const { lrLambda } = options ?? {}; // a JavaScript caller may leave it out: lrLambda is then refused
+    super(optimizer, {}, perGroupFunctions('LambdaLR', 'lrLambda', lrLambda, optimizer.paramGroups.length));
+  }
+
+  protected chainedLr(): number[] {
+    return this.baseLrs.map((base, i) => this.closedFormLr(base, i));
+  }
+
+  protected closedFormLr(base: number, group: number): number {
+    return base * callStepFunction('LambdaLR', 'lrLambda', this.fns[group]!, this.lastEpoch, group);
+  }
+}
+
+/** Options of {@link MultiplicativeLR}. */
+export interface MultiplicativeLROptions {
+  /** The factor the current lr is multiplied by at step t >= 1, for every group or one function per group. */
+  lrLambda: StepFunction | readonly StepFunction[];
+}
+
+/**
+ * `torch.optim.lr_scheduler.MultiplicativeLR`: `lr_t = lr_{t-1} * lrLambda(t)` from step 1 on. As in LambdaLR,
+ * the functions are not in the state dict. PyTorch has no closed form for it: `step(epoch)` (SequentialLR's
+ * restart) multiplies the current lr by `lrLambda(epoch)`, and leaves it at epoch 0.
+ *
+ * @example
+ * const sched = new MultiplicativeLR(opt, { lrLambda: () => 0.95 }); // 0.1, 0.095, 0.09025, ...
+ */
+export class MultiplicativeLR extends LRScheduler<Record<string, never>> {
+  constructor(optimizer: OptimizerLike, options: MultiplicativeLROptions) {
+    checkOptions('MultiplicativeLR', options, optionKeys<MultiplicativeLROptions>()(['lrLambda']));
+    const { lrLambda } = options ?? {};
+    super(
+      optimizer,
+      {},
+      perGroupFunctions('MultiplicativeLR', 'lrLambda', lrLambda, optimizer.paramGroups.length),
+    );
+  }
+
+  protected chainedLr(current: number[]): number[] {
+    return current.map((lr, i) => this.next(lr, i));
+  }
+
+  protected closedFormLr(_base: number, group: number): number {
+    return this.next(this.optimizer.paramGroups[group]!.lr, group);
+  }
+
+  private next(lr: number, group: number): number {
+    const t = this.lastEpoch;
+    return t > 0 ? lr * callStepFunction('MultiplicativeLR', 'lrLambda', this.fns[group]!, t, group) : lr;
+  }
+}
+
+/** Options of {@link ConstantLR}, PyTorch's defaults. */
+export interface ConstantLROptions {
+  /** Factor of the lr until `totalIters`, in (0, 1] (default 1/3). */
+  factor?: number;
+  /** Steps at the reduced lr (default 5). */
+  totalIters?: number;
+}
+
+/**
+ * `torch.optim.lr_scheduler.ConstantLR`: `base * factor` for the first `totalIters` steps, then `base`; computed
+ * as PyTorch does, by multiplying the current lr by `factor` at step 0 and by `1 / factor` at `totalIters`.
+ * PyTorch takes factor 0 and then divides by zero at `totalIters`: it is refused here.
+ *
+ * @example
+ * const sched = new ConstantLR(opt, { factor: 0.5, totalIters: 4 }); // 0.05: 0.025 for 4 steps, then 0.05
+ */
+export class ConstantLR extends LRScheduler<Required<ConstantLROptions>> {
+  constructor(optimizer: OptimizerLike, options: ConstantLROptions = {}) {
+    checkOptions('ConstantLR', options, optionKeys<ConstantLROptions>()(['factor', 'totalIters']));
+    const { factor = 1 / 3, totalIters = 5 } = options;
+    if (!(factor > 0 && factor <= 1)) {
+      throw new ValueError(
+        'ConstantLR',
+        `factor must be in (0, 1]: the lr is multiplied by it, then divided by it at totalIters (got ${factor})`,
+      );
+    }
+    checkCount('ConstantLR', 'totalIters', totalIters, 1);
+    super(optimizer, { factor, totalIters });
+  }
+
+  protected chainedLr(current: number[]): number[] {
+    const { factor, totalIters } = this.options;
+    const t = this.lastEpoch;
+    if (t === 0) return current.map((lr) => lr * factor);
+    if (t !== totalIters) return current;
+    return current.map((lr) => lr * (1 / factor));
+  }
+
+  protected closedFormLr(base: number): number {
+    const { factor, totalIters } = this.options;
+    return base * (factor + (this.lastEpoch >= totalIters ? 1 - factor : 0));
+  }
+}
+
+/** Options of {@link PolynomialLR}, PyTorch's defaults. */
+export interface PolynomialLROptions {
+  /** Steps to decay the lr to 0 over (default 5). */
+  totalIters?: number;
+  /** Power of the polynomial, >= 0 (default 1: linear). */
+  power?: number;
+}
+
+/**
+ * `torch.optim.lr_scheduler.PolynomialLR`: `lr = base * (1 - min(t, T) / T) ** power`, 0 from `totalIters` on;
+ * computed as PyTorch does, by multiplying the current lr by `((1 - t/T) / (1 - (t-1)/T)) ** power`.
+ *
+ * @example
+ * const sched = new PolynomialLR(opt, { totalIters: 4 }); // 0.001: 0.00075, 0.0005, 0.00025, 0, 0, ...
+ */
+export class PolynomialLR extends LRScheduler<Required<PolynomialLROptions>> {
+  constructor(optimizer: OptimizerLike, options: PolynomialLROptions = {}) {
+    checkOptions('PolynomialLR', options, optionKeys<PolynomialLROptions>()(['totalIters', 'power']));
+    const { totalIters = 5, power = 1 } = options;
+    checkCount('PolynomialLR', 'totalIters', totalIters, 1);
+    if (!(power >= 0 && power < Number.POSITIVE_INFINITY)) {
+      throw new ValueError('PolynomialLR', `power must be a finite number >= 0 (got ${power})`);
+    }
+    super(optimizer, { totalIters, power });
+  }
+
+  protected chainedLr(current: number[]): number[] {
+    const { totalIters: T, power } = this.options;
+    const t = this.lastEpoch;
+    if (t === 0 || t > T) return current;
+    const decay = ((1 - t / T) / (1 - (t - 1) / T)) ** power;
+    return current.map((lr) => lr * decay);
+  }
+
+  protected closedFormLr(base: number): number {
+    const { totalIters: T, power } = this.options;
+    return base * (1 - Math.min(T, this.lastEpoch) / T) ** power;
+  }
+}
+
+/** Options of {@link CosineAnnealingWarmRestarts}. */
+export interface CosineAnnealingWarmRestartsOptions {
+  /** Steps until the first restart (PyTorch's `T_0`). */
+  t0: number;
+  /** Each period is `tMult` times the one before, an integer >= 1 (PyTorch's `T_mult`; default 1). */
+  tMult?: number;
+  /** Minimum lr (default 0). */
+  etaMin?: number;
+}
+
+/** `CosineAnnealingWarmRestarts.stateDict()`: PyTorch's `T_cur` and `T_i` besides the usual. */
+export interface CosineAnnealingWarmRestartsState extends SchedulerState {
+  tCur: number;
+  tI: number;
+}
+
+/**
+ * `torch.optim.lr_scheduler.CosineAnnealingWarmRestarts` (SGDR): cosine from the base lr down towards `etaMin`
+ * over a period of `tI` steps, then back to the base lr (a restart); the first period is `t0` steps and each
+ * next one `tMult` times longer. `lr = etaMin + (base - etaMin)(1 + cos(pi tCur / tI)) / 2`.
+ * `step()` counts one step; `step(epoch)` jumps to `epoch`, which may be fractional (PyTorch's per-batch
+ * `step(epoch + i / batches)`), and a later `step()` counts on from there, as in PyTorch. With `tMult > 1`
+ * the period of an epoch comes from a logarithm, with PyTorch's rounding.
+ *
+ * @example
+ * const sched = new CosineAnnealingWarmRestarts(opt, { t0: 10, tMult: 2 }); // restarts after 10, 30, 70 steps
+ * for (let e = 0; e < 20; e++) batches.forEach((b, i) => { train(b); sched.step(e + i / batches.length); });
+ */
+export class CosineAnnealingWarmRestarts extends LRScheduler<Required<CosineAnnealingWarmRestartsOptions>> {
+  // Set by step(), which the base constructor calls: declared, not initialized (that would undo it).
+  /** Steps since the last restart (PyTorch's `T_cur`); fractional after a fractional `step(epoch)`. */
+  declare tCur: number;
+  /** Length of the current period (PyTorch's `T_i`). */
+  declare tI: number;
+
+  constructor(optimizer: OptimizerLike, options: CosineAnnealingWarmRestartsOptions) {
+    const op = 'CosineAnnealingWarmRestarts';
+    checkOptions(op, options, optionKeys<CosineAnnealingWarmRestartsOptions>()(['t0', 'tMult', 'etaMin']));
+    const { t0, tMult = 1, etaMin = 0 } = options ?? {}; // as above: t0 is then refused
+    checkCount(op, 't0', t0, 1);
+    checkCount(op, 'tMult', tMult, 1);
+    super(optimizer, { t0, tMult, etaMin });
+  }
+
+  /** One step, or (with `epoch`, >= 0, possibly fractional) straight to that epoch. */
+  override step(epoch?: number): void {
+    const { t0, tMult } = this.options;
+    if (epoch === undefined && this.lastEpoch >= 0) {
+      this.tCur += 1;
+      if (this.tCur >= this.tI) {
+        this.tCur -= this.tI;
+        this.tI *= tMult;
+      }
+      super.step();
+      return;
+    }
+    epoch ??= 0; // the constructor's step (and SequentialLR's first) is step(0), as in PyTorch
+    if (typeof epoch !== 'number' || !(epoch >= 0)) {
+      throw new ValueError(
+        'CosineAnnealingWarmRestarts.step',
+        `epoch must be a number >= 0 (got ${typeof epoch === 'number' ? epoch : kindOf(epoch)})`,
+      );
+    }
+    if (epoch < t0) {
+      this.tI = t0;
+      this.tCur = epoch;
+    } else if (tMult === 1) {
+      this.tCur = epoch % t0;
+    } else {
+      // PyTorch's int(math.log(epoch / T_0 * (T_mult - 1) + 1, T_mult)): completed periods.
+      const n = Math.trunc(Math.log((epoch / t0) * (tMult - 1) + 1) / Math.log(tMult));
+      this.tCur = epoch - (t0 * (tMult ** n - 1)) / (tMult - 1);
+      this.tI = t0 * tMult ** n;
+    }
+    super.step(Math.floor(epoch));
+  }
+
+  /** A JSON-able snapshot: {@link LRScheduler.stateDict} plus the position in the period. */
+  override stateDict(): CosineAnnealingWarmRestartsState {
+    return { ...super.stateDict(), tCur: this.tCur, tI: this.tI };
+  }
+
+  /** Continue from a {@link stateDict} snapshot. */
+  override loadStateDict(state: CosineAnnealingWarmRestartsState): void {
+    super.loadStateDict(state); // checks the keys below too
+    this.tCur = state.tCur;
+    this.tI = state.tI;
+  }
+
+  protected override stateKeys(): readonly string[] {
+    return [...super.stateKeys(), 'tCur', 'tI'];
+  }
+
+  protected chainedLr(): number[] {
+    return this.baseLrs.map((base) => this.closedFormLr(base));
+  }
+
+  protected closedFormLr(base: number): number {
+    const { etaMin } = this.options;
+    return etaMin + ((base - etaMin) * (1 + Math.cos((Math.PI * this.tCur) / this.tI))) / 2;
+  }
+}
+
 /** Options of {@link OneCycleLR}, PyTorch's defaults. Give `totalSteps`, or `epochs` and `stepsPerEpoch`. */
 export interface OneCycleLROptions {
   /** Peak lr, for every group or one per group. */
@@ -481,19 +750,22 @@ const ONE_CYCLE_OPTIONS = optionKeys<OneCycleLROptions>()([
   'threePhase',
 ]);
 
+/** A parameter group whose momentum OneCycleLR or CyclicLR cycles: SGD's `momentum` or Adam's `betas[0]`. */
+interface MomentumGroup extends ParamGroupLike {
+  momentum?: number;
+  betas?: readonly number[];
+}
+
 /**
  * A parameter group as OneCycleLR drives it. As in PyTorch the cycle's bounds live in the optimizer's groups
- * (and so in its state dict, as `initial_lr`, `max_lr`, `min_lr`, `max_momentum`, `base_momentum`); the
- * momentum is SGD's `momentum` or Adam's `betas[0]`.
+ * (and so in its state dict, as `initial_lr`, `max_lr`, `min_lr`, `max_momentum`, `base_momentum`).
  */
-interface OneCycleGroup extends ParamGroupLike {
+interface OneCycleGroup extends MomentumGroup {
   initialLr: number;
   maxLr: number;
   minLr: number;
   maxMomentum?: number;
   baseMomentum?: number;
-  momentum?: number;
-  betas?: readonly number[];
 }
 
 /** One phase of the cycle: it ends at step `end` (a float, as PyTorch computes it), going from..to in each pair. */
@@ -567,16 +839,7 @@ export class OneCycleLR extends LRScheduler<{
     for (const m of maxLrs) if (!(m >= 0)) throw new ValueError(op, `maxLr must be >= 0 (got ${m})`);
     const maxMomenta = perGroup(op, 'maxMomentum', maxMomentum, groups.length);
     const baseMomenta = perGroup(op, 'baseMomentum', baseMomentum, groups.length);
-    if (cycleMomentum) {
-      groups.forEach((g, i) => {
-        if (typeof g.momentum !== 'number' && !Array.isArray(g.betas)) {
-          throw new ValueError(
-            op,
-            `optimizer must support momentum with cycleMomentum enabled (group ${i} has neither momentum nor betas)`,
-          );
-        }
-      });
-    }
+    if (cycleMomentum) checkMomentumGroups(op, groups);
     // Checked everything before writing: PyTorch writes the lr bounds before it refuses a missing momentum.
     groups.forEach((g, i) => {
       g.initialLr = maxLrs[i]! / divFactor;
@@ -664,9 +927,200 @@ function annealLinear(start: number, end: number, pct: number): number {
 }
 
 /** Adam's β1 (a new pair, as PyTorch makes a new tuple: groups may share the defaults' array) or SGD's momentum. */
-function setMomentum(g: OneCycleGroup, m: number): void {
+function setMomentum(g: MomentumGroup, m: number): void {
   if (g.betas) g.betas = [m, ...g.betas.slice(1)];
   else g.momentum = m;
+}
+
+/** With cycleMomentum, every group must have a momentum (SGD, RMSprop) or betas (Adam) to cycle. */
+function checkMomentumGroups(op: string, groups: readonly MomentumGroup[], hint = ''): void {
+  groups.forEach((g, i) => {
+    if (typeof g.momentum !== 'number' && !Array.isArray(g.betas)) {
+      throw new ValueError(
+        op,
+        `optimizer must support momentum with cycleMomentum enabled (group ${i} has neither momentum nor betas)${hint}`,
+      );
+    }
+  });
+}
+
+/** Options of {@link CyclicLR}, PyTorch's defaults. */
+export interface CyclicLROptions {
+  /** Lower bound of the lr, where each cycle starts, for every group or one per group. */
+  baseLr: number | readonly number[];
+  /** Upper bound of the lr, for every group or one per group; the scaled modes stay below it. */
+  maxLr: number | readonly number[];
+  /** Steps from baseLr up to maxLr, > 0, fractional allowed as in PyTorch (default 2000). */
+  stepSizeUp?: number;
+  /** Steps back down, >= 0 (0: a sawtooth) (default stepSizeUp). */
+  stepSizeDown?: number;
+  /**
+   * 'triangular': the same cycle every time; 'triangular2': its height halved each cycle; 'exp_range': its
+   * height scaled by gamma ** step (default 'triangular'). Ignored with a scaleFn.
+   */
+  mode?: 'triangular' | 'triangular2' | 'exp_range';
+  /** exp_range's base (default 1). */
+  gamma?: number;
+  /** A custom scale of the height, in [0, 1], of the cycle number (from 1) or of the step; replaces mode. */
+  scaleFn?: StepFunction;
+  /** What scaleFn takes: 'cycle' (the cycle number) or 'iterations' (the step) (default 'cycle'). */
+  scaleMode?: 'cycle' | 'iterations';
+  /** Cycle SGD's `momentum` or Adam's β1 inversely to the lr (default true, as in PyTorch). */
+  cycleMomentum?: boolean;
+  /** Momentum at the lr's peak, for every group or one per group (default 0.8). */
+  baseMomentum?: number | readonly number[];
+  /** Momentum at baseLr, for every group or one per group (default 0.9). */
+  maxMomentum?: number | readonly number[];
+}
+
+const CYCLIC_OPTIONS = optionKeys<CyclicLROptions>()([
+  'baseLr',
+  'maxLr',
+  'stepSizeUp',
+  'stepSizeDown',
+  'mode',
+  'gamma',
+  'scaleFn',
+  'scaleMode',
+  'cycleMomentum',
+  'baseMomentum',
+  'maxMomentum',
+]);
+
+/** {@link CyclicLR}'s hyper-parameters as its state dict keeps them (per-group values as lists). */
+export type CyclicLRSettings = {
+  maxLr: number[];
+  stepSizeUp: number;
+  stepSizeDown: number;
+  mode: 'triangular' | 'triangular2' | 'exp_range';
+  gamma: number;
+  /** What the scale takes: the mode's own, or `scaleMode` with a scaleFn. */
+  scaleMode: 'cycle' | 'iterations';
+  cycleMomentum: boolean;
+  /** One per group with cycleMomentum, else empty. */
+  baseMomentum: number[];
+  maxMomentum: number[];
+};
+
+/**
+ * `torch.optim.lr_scheduler.CyclicLR` (Smith's cyclical learning rates): the lr goes from `baseLr` up to
+ * `maxLr` over `stepSizeUp` steps and back over `stepSizeDown`, its height scaled by the mode; with
+ * `cycleMomentum` (PyTorch's default) the momentum moves the other way, between `maxMomentum` and `baseMomentum`.
+ * Call `step()` after every batch. The constructor sets every group's lr to `baseLr`; the lrs come from the step
+ * number, not the current lr. A scaleFn is not in the state dict: build the scheduler with it again, then load.
+ * NOTE: cycleMomentum needs a momentum in every group: SGD's `momentum` (0 counts: the cycle sets it) or, where
+ * torch 1.13 refuses and torch 2 cycles it, Adam's β1. Pass `cycleMomentum: false` for a plain optimizer.
+ *
+ * @example
+ * const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9 });
+ * const sched = new CyclicLR(opt, { baseLr: 0.001, maxLr: 0.01, stepSizeUp: 4 * batches.length });
+ * for (let e = 0; e < 16; e++) for (const b of batches) { train(b); sched.step(); } // two cycles of 8 epochs
+ */
+export class CyclicLR extends LRScheduler<CyclicLRSettings> {
+  constructor(optimizer: OptimizerLike, options: CyclicLROptions) {
+    const op = 'CyclicLR';
+    checkOptions(op, options, CYCLIC_OPTIONS);
+    const {
+      baseLr,
+      maxLr,
+      stepSizeUp = 2000,
+      stepSizeDown = stepSizeUp,
+      mode = 'triangular',
+      gamma = 1,
+      scaleFn,
+      scaleMode = 'cycle',
+      cycleMomentum = true,
+      baseMomentum = 0.8,
+      maxMomentum = 0.9,
+    } = options ?? {}; // a JavaScript caller may leave it out: baseLr is then refused
+    const groups = optimizer.paramGroups as MomentumGroup[];
+    const baseLrs = perGroup(op, 'baseLr', baseLr, groups.length);
+    const maxLrs = perGroup(op, 'maxLr', maxLr, groups.length);
+    for (const lr of [...baseLrs, ...maxLrs]) {
+      if (!(lr >= 0)) throw new ValueError(op, `baseLr and maxLr must be >= 0 (got ${lr})`);
+    }
+    if (!(stepSizeUp > 0 && stepSizeUp < Number.POSITIVE_INFINITY)) {
+      throw new ValueError(op, `stepSizeUp must be a finite number > 0 (got ${stepSizeUp})`);
+    }
+    if (!(stepSizeDown >= 0 && stepSizeDown < Number.POSITIVE_INFINITY)) {
+      throw new ValueError(op, `stepSizeDown must be a finite number >= 0 (got ${stepSizeDown})`);
+    }
+    if (mode !== 'triangular' && mode !== 'triangular2' && mode !== 'exp_range') {
+      throw new ValueError(
+        op,
+        `mode must be 'triangular', 'triangular2' or 'exp_range' (got ${String(mode)})`,
+      );
+    }
+    checkPositive(op, 'gamma', gamma);
+    if (scaleFn !== undefined && typeof scaleFn !== 'function') {
+      throw new ValueError(op, `scaleFn must be a function (got ${kindOf(scaleFn)})`);
+    }
+    if (scaleMode !== 'cycle' && scaleMode !== 'iterations') {
+      throw new ValueError(op, `scaleMode must be 'cycle' or 'iterations' (got ${String(scaleMode)})`);
+    }
+    let baseMomenta: number[] = [];
+    let maxMomenta: number[] = [];
+    if (cycleMomentum) {
+      checkMomentumGroups(op, groups, ': pass cycleMomentum: false to cycle the lr only');
+      baseMomenta = perGroup(op, 'baseMomentum', baseMomentum, groups.length);
+      maxMomenta = perGroup(op, 'maxMomentum', maxMomentum, groups.length);
+    }
+    // Checked everything before writing. As in PyTorch, the lr starts at baseLr (the constructor's step puts
+    // the momentum at maxMomentum).
+    groups.forEach((g, i) => {
+      g.lr = baseLrs[i]!;
+    });
+    const settings: CyclicLRSettings = {
+      maxLr: maxLrs,
+      stepSizeUp,
+      stepSizeDown,
+      mode,
+      gamma,
+      scaleMode: scaleFn ? scaleMode : mode === 'exp_range' ? 'iterations' : 'cycle',
+      cycleMomentum,
+      baseMomentum: baseMomenta,
+      maxMomentum: maxMomenta,
+    };
+    super(optimizer, settings, scaleFn ? [scaleFn] : []);
+    // PyTorch's order: the constructor's step used the groups' initialLr (baseLr, unless another scheduler set
+    // it first); from now on, baseLr.
+    this.baseLrs = baseLrs;
+  }
+
+  protected chainedLr(): number[] {
+    return this.optimizer.paramGroups.map((_, i) => this.lrAt(i));
+  }
+
+  protected closedFormLr(_base: number, group: number): number {
+    return this.lrAt(group);
+  }
+
+  /** PyTorch's `get_lr` for one group at `lastEpoch`, with its order of operations; writes the momentum too. */
+  private lrAt(i: number): number {
+    const { maxLr, stepSizeUp, stepSizeDown, scaleMode, cycleMomentum, baseMomentum, maxMomentum } =
+      this.options;
+    const t = this.lastEpoch;
+    const totalSize = stepSizeUp + stepSizeDown;
+    const stepRatio = stepSizeUp / totalSize;
+    const cycle = Math.floor(1 + t / totalSize);
+    const x = 1 + t / totalSize - cycle;
+    const scaleFactor = x <= stepRatio ? x / stepRatio : (x - 1) / (stepRatio - 1);
+    const scale = this.scale(scaleMode === 'cycle' ? cycle : t);
+    if (cycleMomentum) {
+      const height = (maxMomentum[i]! - baseMomentum[i]!) * scaleFactor;
+      setMomentum(this.optimizer.paramGroups[i] as MomentumGroup, maxMomentum[i]! - height * scale);
+    }
+    const base = this.baseLrs[i]!;
+    return base + (maxLr[i]! - base) * scaleFactor * scale;
+  }
+
+  /** The height's scale at `x` (a cycle number or a step): the scaleFn's, or the mode's. */
+  private scale(x: number): number {
+    const { mode, gamma } = this.options;
+    if (this.fns.length > 0) return callStepFunction('CyclicLR', 'scaleFn', this.fns[0]!, x);
+    if (mode === 'triangular2') return 1 / 2 ** (x - 1);
+    return mode === 'exp_range' ? gamma ** x : 1;
+  }
 }
 
 /** `SequentialLR.stateDict()`. */
@@ -758,10 +1212,13 @@ export class SequentialLR implements Scheduler {
 
   /** Continue from a {@link stateDict} snapshot of a SequentialLR built the same way. */
   loadStateDict(state: SequentialLRState): void {
-    if (state.schedulers.length !== this.schedulers.length) {
+    const op = 'SequentialLR.loadStateDict';
+    checkState(op, state, ['lastEpoch', 'milestones', 'lastLr', 'schedulers']);
+    if (!Array.isArray(state.schedulers) || state.schedulers.length !== this.schedulers.length) {
+      const got = Array.isArray(state.schedulers) ? state.schedulers.length : kindOf(state.schedulers);
       throw new ValueError(
-        'loadStateDict',
-        `state has another number of schedulers (got ${state.schedulers.length}, expected ${this.schedulers.length})`,
+        op,
+        `state has another number of schedulers (got ${got}, expected ${this.schedulers.length})`,
       );
     }
     this.lastEpoch = state.lastEpoch;
@@ -938,23 +1395,11 @@ export class ReduceLROnPlateau implements Pick<Scheduler, 'getLastLr'> {
    * sched.loadStateDict(JSON.parse(readFileSync('plateau.json', 'utf8')));
    */
   loadStateDict(state: ReduceLROnPlateauState): void {
-    const want = [...PLATEAU_OPTIONS].sort().join(',');
-    const got = Object.keys(state.options ?? {})
-      .sort()
-      .join(',');
-    if (got !== want) {
-      throw new ValueError(
-        'loadStateDict',
-        `state is for another scheduler (got options ${got}, expected ${want})`,
-      );
-    }
+    const op = 'ReduceLROnPlateau.loadStateDict';
+    const keys = ['lastEpoch', 'best', 'numBadEpochs', 'cooldownCounter', 'lastLr', 'options'];
+    checkState(op, state, keys, PLATEAU_OPTIONS);
     const { minLr } = state.options;
-    if (!Array.isArray(minLr) || minLr.length !== this.optimizer.paramGroups.length) {
-      throw new ValueError(
-        'loadStateDict',
-        `state is for another number of parameter groups (got minLr ${JSON.stringify(minLr)}, expected ${this.optimizer.paramGroups.length} values)`,
-      );
-    }
+    checkGroupCount(op, 'minLr', minLr, this.optimizer.paramGroups.length);
     this.settings = checkPlateau({ ...state.options, minLr: [...minLr] });
     this.lastEpoch = state.lastEpoch;
     this.best = Number(state.best);
@@ -1044,4 +1489,88 @@ function perGroup(op: string, name: string, value: number | readonly number[], g
     }
   }
   return values;
+}
+
+/** What every {@link SchedulerState} has. */
+const SCHEDULER_STATE_KEYS = ['lastEpoch', 'baseLrs', 'lastLr', 'options'] as const;
+
+/**
+ * A state given to `loadStateDict` is one the same kind of scheduler's `stateDict()` wrote: an object with
+ * `keys`, whose `options` (if `options` is given) have those names. Null, another scheduler's state or PyTorch's
+ * `state_dict()` (`last_epoch`, `base_lrs`, `_last_lr`...) gets a message rather than a TypeError from deep inside.
+ */
+function checkState(op: string, state: unknown, keys: readonly string[], options?: readonly string[]): void {
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    v !== null && typeof v === 'object' && !Array.isArray(v);
+  if (!isObject(state)) {
+    throw new ValueError(op, `state must be an object from stateDict() (got ${kindOf(state)})`);
+  }
+  if (options && 'options' in state) {
+    if (!isObject(state.options)) {
+      throw new ValueError(op, `state.options must be an object (got ${kindOf(state.options)})`);
+    }
+    const want = [...options].sort().join(',');
+    const got = Object.keys(state.options).sort().join(',');
+    if (got !== want) {
+      throw new ValueError(op, `state is for another scheduler (got options ${got}, expected ${want})`);
+    }
+  }
+  const missing = keys.filter((k) => !(k in state));
+  if (missing.length === 0) return;
+  const got = Object.keys(state);
+  const torch = got.some((k) => k.includes('_'))
+    ? ": PyTorch's state_dict() has other keys (snake_case) and cannot be loaded"
+    : '';
+  throw new ValueError(
+    op,
+    `state is not from stateDict() (missing ${missing.join(', ')}; got keys ${got.join(', ') || 'none'})${torch}`,
+  );
+}
+
+/** A per-group list in a state must have one value per parameter group of this optimizer. */
+function checkGroupCount(op: string, name: string, values: unknown, groups: number): void {
+  if (!Array.isArray(values) || values.length !== groups) {
+    throw new ValueError(
+      op,
+      `state is for another number of parameter groups (got ${name} ${JSON.stringify(values)}, expected ${groups} values)`,
+    );
+  }
+}
+
+/** A copy of a scheduler's options that shares no array with them. */
+function copyOptions<O extends Record<string, SchedulerOption>>(options: O): O {
+  return Object.fromEntries(Object.entries(options).map(([k, v]) => [k, Array.isArray(v) ? [...v] : v])) as O;
+}
+
+/**
+ * PyTorch's `lr_lambda` list: one function for every group, or a list with one per group.
+ * Returns one function per group.
+ */
+function perGroupFunctions(op: string, name: string, value: unknown, groups: number): StepFunction[] {
+  const fns: unknown[] = Array.isArray(value) ? [...value] : Array<unknown>(groups).fill(value);
+  if (fns.length !== groups) {
+    throw new ValueError(
+      op,
+      `${name} needs one function per parameter group (got ${fns.length}, expected ${groups})`,
+    );
+  }
+  for (const f of fns) {
+    if (typeof f !== 'function') {
+      throw new ValueError(op, `${name} must be a function or one per parameter group (got ${kindOf(f)})`);
+    }
+  }
+  return fns as StepFunction[];
+}
+
+/** A user's function of the step, called: anything but a finite number would become the lr. */
+function callStepFunction(op: string, name: string, fn: StepFunction, x: number, group?: number): number {
+  const v: unknown = fn(x);
+  if (typeof v !== 'number' || !Number.isFinite(v)) {
+    const of = group === undefined ? '' : ` of group ${group}`;
+    throw new ValueError(
+      op,
+      `${name}${of} must return a finite number (got ${typeof v === 'number' ? v : kindOf(v)} for ${x})`,
+    );
+  }
+  return v;
 }
