@@ -27,11 +27,16 @@ import {
   datasetOptions,
   OPTIMIZERS,
   type OptimizerName,
+  PRECISIONS,
+  RULES,
   RUN_SETTINGS,
+  type Rule,
   resumeSettings,
+  SCHEDULES,
   type TrainArgs,
   toTensors,
   train,
+  UsageError,
 } from './train.js';
 
 const USAGE = `usage: minibatch <command> [options]
@@ -40,7 +45,7 @@ commands:
   train            train a model on Fashion-MNIST (the subset shipped in the package unless --data)
   profile          throughput and memory per batch size (--mode inference|train), or --mode convergence
   find-batch-size  the largest batch that fits a memory budget, and the fastest one
-  bench            the benchmark suite of bench/ (from a source checkout)
+  bench            the benchmark suite of bench/ (from a source checkout): minibatch bench --help
 
 train options:
   --data DIR|full      a directory with Fashion-MNIST IDX files, or 'full' for the installed dataset
@@ -51,6 +56,7 @@ train options:
   --warmup-steps W (0)  --schedule cosine|step|constant (cosine)    --accumulate K (1)
   --precision fp32|bf16|fp16 (fp32)       --workers N (0)           --seed S (0)
   --save FILE  --resume FILE  --report FILE.html  --json  --quiet
+                       (a resumed run saves over the checkpoint it resumed from unless --save names another)
 profile options:
   --model M (mlp)  --batch-sizes 8,32,128,512  --mode inference|train|convergence (inference)
   --plot FILE.svg  --json       (batch 1 is always measured: the base of the speedup)
@@ -59,10 +65,21 @@ profile options:
 find-batch-size options:
   --model M (mlp)  --memory-budget MB (512: tensor storage a training step allocates)
   --max-batch N (8192: batch sizes tried are 1, 2, 4, ... up to it)  --json
-common: --backend js|wasm|native  --verbose  --help`;
+common: --backend js|wasm|native  --verbose  --help
+exit status: 0 done, 1 the run failed (data, files, checkpoint), 2 a bad command line`;
 
-/** A bad command line: reported as one line plus the usage hint. */
-class UsageError extends MinibatchError {}
+const BENCH_SECTIONS = ['gemm', 'ops', 'mlp', 'infer', 'accuracy'] as const; // bench/run.ts's SECTIONS
+
+const BENCH_USAGE = `usage: minibatch bench [--quick] [--only ${BENCH_SECTIONS.join(',')}] [--peers name,...] [--out FILE.json]
+
+The benchmark suite of bench/ (from a source checkout): minibatch against its peers, in one run, with ratios.
+Markdown tables on stdout; the same as JSON in --out (bench/results/latest.json).
+  --quick       a CI-sized smoke run (the shipped data subset, one batch size, short runs)
+  --only LIST   some sections of ${BENCH_SECTIONS.join(', ')}
+  --peers LIST  the peers whose name contains one of the words (minibatch always runs)
+  --verbose     the stack of an error`;
+
+const BACKENDS = ['js', 'wasm', 'native'] as const;
 
 function oneOf<T extends string>(flag: string, v: string | undefined, allowed: readonly T[], dflt: T): T {
   if (v === undefined) return dflt;
@@ -71,9 +88,13 @@ function oneOf<T extends string>(flag: string, v: string | undefined, allowed: r
   return v as T;
 }
 
-function num(flag: string, v: string | undefined, dflt: number): number;
-function num(flag: string, v: string | undefined, dflt?: number): number | undefined;
-function num(flag: string, v: string | undefined, dflt?: number): number | undefined {
+/**
+ * The number a flag gives, held to `rule` if one is given; a bad value is reported as typed (`--lr=1e-400`:
+ * "got 1e-400", not the 0 it parses to).
+ */
+function num(flag: string, v: string | undefined, dflt: number, rule?: Rule): number;
+function num(flag: string, v: string | undefined, dflt?: number, rule?: Rule): number | undefined;
+function num(flag: string, v: string | undefined, dflt?: number, rule?: Rule): number | undefined {
   if (v === undefined) return dflt;
   // Decimal only: Number() would also take '0x10', '0b1' and '' (as 16, 1 and 0).
   if (!/^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(v.trim()))
@@ -81,8 +102,13 @@ function num(flag: string, v: string | undefined, dflt?: number): number | undef
   const n = Number(v);
   // 1e400 passes the pattern and is Infinity: a budget that never ends, an lr that gives NaN.
   if (!Number.isFinite(n)) throw new UsageError('minibatch', `--${flag} must be finite (got '${v}')`);
+  if (rule && !rule.ok(n))
+    throw new UsageError('minibatch', `--${flag} must be ${rule.what} (got ${v.trim()})`);
   return n;
 }
+
+/** `must be positive` (a budget, a memory size): any finite number above 0. */
+const POSITIVE: Rule = { ok: (n) => (n as number) > 0, what: 'positive' };
 
 /**
  * `--lr -1`: parseArgs reads "-1" as an option, not as the value (and explains so on three lines). A value
@@ -106,8 +132,9 @@ function joinNegativeValues(argv: string[]): string[] {
  * An output file's directory must exist and be writable, and the path must not be a directory: checked before
  * the work, so a typo or a read-only place costs nothing (the atomic write would fail only at the end).
  */
-function checkOutput(flag: string, path: string | undefined): void {
+function checkOutput(flag: string, path: string | undefined, hint = ''): void {
   if (path === undefined) return;
+  const fail = (detail: string) => new ValueError('minibatch', `--${flag} ${path}${detail}${hint}`);
   const dir = dirname(resolve(path));
   const kind = (p: string) => {
     try {
@@ -117,15 +144,13 @@ function checkOutput(flag: string, path: string | undefined): void {
     }
   };
   const dirKind = kind(dir);
-  if (dirKind === 'none')
-    throw new ValueError('minibatch', `--${flag} ${path}: directory ${dir} does not exist`);
-  if (dirKind === 'file')
-    throw new ValueError('minibatch', `--${flag} ${path}: ${dir} is a file, not a directory`);
-  if (kind(path) === 'dir') throw new ValueError('minibatch', `--${flag} ${path} is a directory`);
+  if (dirKind === 'none') throw fail(`: directory ${dir} does not exist`);
+  if (dirKind === 'file') throw fail(`: ${dir} is a file, not a directory`);
+  if (kind(path) === 'dir') throw fail(' is a directory');
   try {
     accessSync(dir, constants.W_OK);
   } catch {
-    throw new ValueError('minibatch', `--${flag} ${path}: directory ${dir} is not writable`);
+    throw fail(`: directory ${dir} is not writable`);
   }
 }
 
@@ -176,15 +201,19 @@ const COMMAND_FLAGS: Record<string, readonly string[]> = {
     'lr',
   ],
   'find-batch-size': ['model', 'memory-budget', 'max-batch', 'json', 'quiet'],
+  // Its own options come after the word `bench` and are parsed by benchArgs; --backend means nothing there
+  // (the bench measures every backend).
+  bench: [],
 };
 const COMMON_FLAGS = ['backend', 'verbose', 'help'];
+const BENCH_COMMON = ['verbose', 'help'];
 
 function checkFlags(command: string, v: Record<string, unknown>): void {
   const allowed = COMMAND_FLAGS[command];
-  if (!allowed) return; // bench passes its arguments on
+  if (!allowed) return; // an unknown command: reported as such
   for (const [flag, value] of Object.entries(v)) {
     if (value === undefined) continue;
-    if (!allowed.includes(flag) && !COMMON_FLAGS.includes(flag))
+    if (!allowed.includes(flag) && !(command === 'bench' ? BENCH_COMMON : COMMON_FLAGS).includes(flag))
       throw new UsageError('minibatch', `--${flag} is not an option of ${command}`);
     // An empty value (--resume '') would silently mean "none" (a fresh run over the checkpoint).
     if (value === '') throw new UsageError('minibatch', `--${flag} needs a value`);
@@ -230,6 +259,91 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
+/**
+ * Where the command word is in `argv` (-1 if none): the first argument that is neither an option nor the
+ * value of one. `minibatch --backend js bench --quick`: 2.
+ */
+function commandIndex(argv: string[]): number {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') return i + 1 < argv.length ? i + 1 : -1;
+    if (!a.startsWith('-') || a === '-') return i;
+    const opt = (OPTIONS as Record<string, { type: string }>)[a.slice(2)];
+    if (a.startsWith('--') && opt?.type === 'string') i++; // --flag VALUE (--flag=VALUE is one argument)
+  }
+  return -1;
+}
+
+const BENCH_OPTIONS = {
+  quick: { type: 'boolean' },
+  only: { type: 'string' },
+  peers: { type: 'string' },
+  out: { type: 'string' },
+  verbose: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/**
+ * The options of `minibatch bench` (those of bench/run.ts's parse(), and --verbose, --help), checked here so a
+ * bad one is a usage error before the bench starts. Returns the arguments for bench/run.js, or 'help'.
+ */
+export function benchArgs(argv: string[]): { args: string[]; verbose: boolean } | 'help' {
+  const { values: b, positionals } = parseArgs({
+    args: argv,
+    options: BENCH_OPTIONS,
+    allowPositionals: true,
+    strict: true,
+  });
+  if (b.help) return 'help';
+  if (positionals.length) throw new UsageError('minibatch', `unexpected argument '${positionals[0]}'`);
+  for (const [flag, value] of Object.entries(b))
+    if (value === '') throw new UsageError('minibatch', `--${flag} needs a value`);
+  const list = (flag: string, v: string) => {
+    const items = v.split(',').map((x) => x.trim());
+    if (items.some((x) => x === ''))
+      throw new UsageError('minibatch', `--${flag} takes a comma-separated list (got '${v}')`);
+    return items;
+  };
+  const args: string[] = [];
+  if (b.quick) args.push('--quick');
+  if (b.only !== undefined) {
+    const only = list('only', b.only);
+    const bad = only.filter((x) => !(BENCH_SECTIONS as readonly string[]).includes(x));
+    if (bad.length)
+      throw new UsageError(
+        'minibatch',
+        `--only: unknown section ${bad.join(', ')} (expected ${BENCH_SECTIONS.join(', ')})`,
+      );
+    args.push('--only', only.join(','));
+  }
+  if (b.peers !== undefined) args.push('--peers', list('peers', b.peers).join(','));
+  if (b.out !== undefined) {
+    checkOutput('out', b.out);
+    args.push('--out', b.out);
+  }
+  return { args, verbose: !!b.verbose };
+}
+
+/**
+ * Run a bench script in a child node with the terminal; an error it does not catch (a stack trace by default)
+ * becomes the CLI's one line, `error: bench: ...`, and exit code 1 (the stack too with `verbose`).
+ */
+export function runBenchScript(script: string, args: string[], verbose: boolean): number {
+  const hook = `process.on('uncaughtException', (e) => {
+    const m = e instanceof Error ? e.message.split('\\n')[0] : String(e);
+    process.stderr.write('error: bench: ' + m + '\\n' + (${verbose} && e?.stack ? e.stack + '\\n' : ''));
+    process.exit(1);
+  });`;
+  // --import arrived in Node 20.6: before it, the script's errors are its own.
+  const preload = process.allowedNodeEnvironmentFlags.has('--import')
+    ? ['--import', `data:text/javascript,${encodeURIComponent(hook)}`]
+    : [];
+  const r = spawnSync(process.execPath, [...preload, script, ...args], { stdio: 'inherit' });
+  if (r.error) throw new ValueError('bench', `cannot run ${script}: ${r.error.message}`);
+  if (r.signal) throw new ValueError('bench', `the benchmark was stopped by ${r.signal}`);
+  return r.status ?? 1;
+}
+
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
 
 async function profileCommand(v: Values, out: (s: string) => void, log: (s: string) => void): Promise<void> {
@@ -246,16 +360,11 @@ async function profileCommand(v: Values, out: (s: string) => void, log: (s: stri
     }
   }
   if (mode === 'convergence') {
-    const budgetSeconds = num('budget-seconds', v['budget-seconds']);
-    const budgetSamples = num('budget-samples', v['budget-samples']);
+    const budgetSeconds = num('budget-seconds', v['budget-seconds'], undefined, POSITIVE);
+    const budgetSamples = num('budget-samples', v['budget-samples'], undefined, RULES.positiveInt);
     if (budgetSeconds !== undefined && budgetSamples !== undefined)
       throw new UsageError('minibatch', 'give one of --budget-seconds and --budget-samples, not both');
-    if (budgetSeconds !== undefined && !(budgetSeconds > 0))
-      throw new UsageError('minibatch', `--budget-seconds must be positive (got ${budgetSeconds})`);
-    if (budgetSamples !== undefined && !(Number.isInteger(budgetSamples) && budgetSamples > 0))
-      throw new UsageError('minibatch', `--budget-samples must be a positive integer (got ${budgetSamples})`);
-    const baseLr = num('lr', v.lr, 0.05);
-    if (!(baseLr > 0)) throw new UsageError('minibatch', `--lr must be a positive number (got ${baseLr})`);
+    const baseLr = num('lr', v.lr, 0.05, RULES.positive);
     const ds = loadFashionMnist(datasetOptions(v.data));
     const [x, y] = toTensors(ds.train.images, ds.train.labels, model);
     const [xTest, yTest] = toTensors(ds.test.images, ds.test.labels, model);
@@ -345,13 +454,16 @@ export async function main(
 ): Promise<number> {
   let verbose = argv.includes('--verbose');
   try {
+    // `bench` passes on the options after it: they are its own, parsed by benchArgs.
+    const at = commandIndex(argv);
+    const rest = argv[at] === 'bench' ? argv.slice(at + 1) : undefined;
     const { values: v, positionals } = parseArgs({
-      args: joinNegativeValues(argv),
+      args: joinNegativeValues(rest ? argv.slice(0, at + 1) : argv),
       options: OPTIONS,
       allowPositionals: true,
       strict: true,
     });
-    verbose = !!v.verbose;
+    verbose = !!v.verbose || !!rest?.includes('--verbose');
     const [command, ...extra] = positionals;
     if (v.help) {
       out(USAGE);
@@ -367,7 +479,7 @@ export async function main(
     const say = v.quiet ? () => {} : log;
     if (v.backend) {
       const { setBackend } = await import('../backend/backend.js');
-      setBackend(v.backend);
+      setBackend(oneOf('backend', v.backend, BACKENDS, 'js')); // an unavailable one fails here, exit 1
     }
     switch (command) {
       case 'train': {
@@ -375,17 +487,18 @@ export async function main(
           // Resolved: a checkpoint names the data wherever the run is resumed from.
           ...(v.data !== undefined && { data: v.data === 'full' ? 'full' : resolve(v.data) }),
           model: oneOf('model', v.model, MODEL_NAMES, 'mlp') as ModelName,
-          epochs: num('epochs', v.epochs, 5),
-          batchSize: num('batch-size', v['batch-size'], 64),
+          epochs: num('epochs', v.epochs, 5, RULES.positiveInt),
+          batchSize: num('batch-size', v['batch-size'], 64, RULES.positiveInt),
           optimizer: oneOf('optimizer', v.optimizer, Object.keys(OPTIMIZERS) as OptimizerName[], 'sgd'),
-          ...(v.lr !== undefined && { lr: num('lr', v.lr) }),
-          warmupSteps: num('warmup-steps', v['warmup-steps'], 0),
-          schedule: oneOf('schedule', v.schedule, ['cosine', 'step', 'constant'] as const, 'cosine'),
-          accumulate: num('accumulate', v.accumulate, 1),
-          precision: oneOf('precision', v.precision, ['fp32', 'bf16', 'fp16'] as const, 'fp32') as Precision,
-          workers: num('workers', v.workers, 0),
-          seed: num('seed', v.seed, 0),
-          ...(v.save !== undefined && { save: v.save }),
+          ...(v.lr !== undefined && { lr: num('lr', v.lr, undefined, RULES.positive) }),
+          warmupSteps: num('warmup-steps', v['warmup-steps'], 0, RULES.nonNegativeInt),
+          schedule: oneOf('schedule', v.schedule, SCHEDULES, 'cosine'),
+          accumulate: num('accumulate', v.accumulate, 1, RULES.positiveInt),
+          precision: oneOf('precision', v.precision, PRECISIONS, 'fp32') as Precision,
+          workers: num('workers', v.workers, 0, RULES.nonNegativeInt),
+          seed: num('seed', v.seed, 0, RULES.seed),
+          // A resumed run saves over the checkpoint it resumed from, unless --save names another file.
+          ...(v.save !== undefined ? { save: v.save } : v.resume !== undefined && { save: v.resume }),
           ...(v.resume !== undefined && { resume: v.resume }),
           ...(v.report !== undefined && { report: v.report }),
           json: !!v.json,
@@ -400,7 +513,8 @@ export async function main(
               `--resume ${args.resume}: ${st ? 'a directory, not a checkpoint file' : 'no such file'}`,
             );
         }
-        checkOutput('save', args.save);
+        if (v.save !== undefined) checkOutput('save', args.save);
+        else checkOutput('resume', args.save, ' (a resumed run saves over it: --save FILE saves elsewhere)');
         checkOutput('report', args.report);
         distinctFiles([
           ['save', args.save],
@@ -419,7 +533,7 @@ export async function main(
         if (v.json) out(JSON.stringify(r));
         else
           out(
-            `test accuracy ${(100 * r.test_accuracy).toFixed(2)}% (test loss ${r.test_loss.toFixed(4)}) after ${r.epochs} epochs, ${Math.round(r.samples_per_sec)} samples/s on ${r.backend}, ${r.seconds.toFixed(1)} s`,
+            `test accuracy ${(100 * r.test_accuracy).toFixed(2)}% (test loss ${r.test_loss.toFixed(4)}) after ${r.epochs} epoch${r.epochs === 1 ? '' : 's'}, ${Math.round(r.samples_per_sec)} samples/s on ${r.backend}, ${r.seconds.toFixed(1)} s`,
           );
         return 0;
       }
@@ -428,12 +542,8 @@ export async function main(
         return 0;
       case 'find-batch-size': {
         const model = oneOf('model', v.model, MODEL_NAMES, 'mlp');
-        const budget = num('memory-budget', v['memory-budget'], 512);
-        if (!(budget > 0))
-          throw new UsageError('minibatch', `--memory-budget must be positive (got ${budget})`);
-        const maxBatch = num('max-batch', v['max-batch'], 8192);
-        if (!(Number.isInteger(maxBatch) && maxBatch > 0))
-          throw new UsageError('minibatch', `--max-batch must be a positive integer (got ${maxBatch})`);
+        const budget = num('memory-budget', v['memory-budget'], 512, POSITIVE);
+        const maxBatch = num('max-batch', v['max-batch'], 8192, RULES.positiveInt);
         const r = findBatchSize({
           makeModel: () => buildModel(model, new Generator(0)),
           sampleShape: sampleShape(model),
@@ -463,6 +573,12 @@ export async function main(
         return 0;
       }
       case 'bench': {
+        const b = benchArgs(rest ?? []);
+        if (b === 'help') {
+          out(BENCH_USAGE);
+          return 0;
+        }
+        verbose ||= b.verbose;
         const root = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
         const script = [join(root, 'build/bench/run.js'), join(root, 'bench/run.js')].find(existsSync);
         if (!script)
@@ -470,7 +586,7 @@ export async function main(
             'bench',
             'the benchmarks ship with the source checkout: run `npm run bench` there',
           );
-        return spawnSync(process.execPath, [script, ...argv.slice(1)], { stdio: 'inherit' }).status ?? 1;
+        return runBenchScript(script, b.args, verbose);
       }
       default:
         throw new UsageError(

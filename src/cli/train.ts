@@ -2,6 +2,7 @@
  * `minibatch train`: train a model on Fashion-MNIST (the subset shipped in the package by default) with
  * mini-batches, report test accuracy, and optionally save/resume checkpoints and write an HTML report.
  */
+import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import { backendInfo } from '../backend/backend.js';
@@ -9,7 +10,7 @@ import { DataLoader } from '../data/dataloader.js';
 import { TensorDataset } from '../data/dataset.js';
 import { FashionMnistDataset } from '../data/fashion-dataset.js';
 import { fashionMnistSearchPath, loadFashionMnist, shippedFashionMnistDir } from '../data/fashion-mnist.js';
-import { ValueError } from '../errors.js';
+import { FormatError, ValueError } from '../errors.js';
 import { BatchNorm1d, BatchNorm2d } from '../nn/layers.js';
 import { Adagrad } from '../optim/adagrad.js';
 import { Adam, AdamW } from '../optim/adam.js';
@@ -23,8 +24,14 @@ import type { Tensor } from '../tensor/tensor.js';
 import { loadCheckpoint, readCheckpointMeta, saveCheckpoint } from '../train/checkpoint.js';
 import { type EpochLog, evaluate, fit } from '../train/fit.js';
 import { GradScaler } from '../train/grad-scaler.js';
-import { buildModel, type ModelName, sampleShape } from '../train/models.js';
+import { buildModel, MODEL_NAMES, type ModelName, sampleShape } from '../train/models.js';
 import { writeReport } from './report.js';
+
+/** A bad command line (a value out of range, an unknown choice): one line plus the usage hint, exit code 2. */
+export class UsageError extends ValueError {}
+
+export const SCHEDULES = ['cosine', 'step', 'constant'] as const;
+export const PRECISIONS = ['fp32', 'bf16', 'fp16'] as const satisfies readonly Precision[];
 
 export interface TrainArgs {
   data?: string;
@@ -34,7 +41,7 @@ export interface TrainArgs {
   optimizer: OptimizerName;
   lr?: number;
   warmupSteps: number;
-  schedule: 'cosine' | 'step' | 'constant';
+  schedule: (typeof SCHEDULES)[number];
   accumulate: number;
   precision: Precision;
   workers: number;
@@ -111,32 +118,100 @@ export const OPTIMIZERS = {
 export type OptimizerName = keyof typeof OPTIMIZERS;
 const defaultLr = (optimizer: OptimizerName) => OPTIMIZERS[optimizer].lr;
 
+/** What a value must be: the command line's values and a checkpoint's run settings are held to the same rules. */
+export interface Rule {
+  ok: (v: unknown) => boolean;
+  what: string;
+}
+const safeInt = (v: unknown): v is number => Number.isSafeInteger(v);
+export const RULES = {
+  positiveInt: { ok: (v) => safeInt(v) && v > 0, what: 'a positive integer' },
+  nonNegativeInt: { ok: (v) => safeInt(v) && v >= 0, what: 'a non-negative integer' },
+  positive: {
+    ok: (v) => typeof v === 'number' && v > 0 && Number.isFinite(v),
+    what: 'a positive number',
+  },
+  // Epoch seeds are seed·1000 + epoch: beyond 2^32 that sum would lose the epoch in float64.
+  seed: { ok: (v) => safeInt(v) && v >= 0 && v < 2 ** 32, what: 'an integer in [0, 2^32)' },
+} satisfies Record<string, Rule>;
+const choice = (list: readonly string[]): Rule => ({
+  ok: (v) => list.includes(v as string),
+  what: `one of ${list.join(', ')}`,
+});
+
+/** The rule of each setting of a run (TrainArgs key), with the flag that sets it. */
+export const SETTING_RULES: Record<string, Rule & { flag: string }> = {
+  data: { ok: (v) => typeof v === 'string' && v !== '', what: "a directory or 'full'", flag: 'data' },
+  model: { ...choice(MODEL_NAMES), flag: 'model' },
+  epochs: { ...RULES.positiveInt, flag: 'epochs' },
+  batchSize: { ...RULES.positiveInt, flag: 'batch-size' },
+  optimizer: { ...choice(Object.keys(OPTIMIZERS)), flag: 'optimizer' },
+  lr: { ...RULES.positive, flag: 'lr' },
+  warmupSteps: { ...RULES.nonNegativeInt, flag: 'warmup-steps' },
+  schedule: { ...choice(SCHEDULES), flag: 'schedule' },
+  accumulate: { ...RULES.positiveInt, flag: 'accumulate' },
+  precision: { ...choice(PRECISIONS), flag: 'precision' },
+  workers: { ...RULES.nonNegativeInt, flag: 'workers' },
+  seed: { ...RULES.seed, flag: 'seed' },
+};
+
+/** The same directory, however it was written (`./data/x`, a symlink to it). */
+function sameDir(a: string, b: string): boolean {
+  const real = (p: string) => {
+    try {
+      return realpathSync(p);
+    } catch {
+      return resolve(p);
+    }
+  };
+  return real(a) === real(b);
+}
+
+/** --data as the run reads it: undefined for the shipped subset, however it is named. */
+function dataSetting(d: string | undefined): string | undefined {
+  if (d === undefined || d === 'full') return d;
+  const shipped = shippedFashionMnistDir();
+  return shipped !== undefined && sameDir(d, shipped) ? undefined : resolve(d);
+}
+
 /**
  * `args` for `--resume FILE`: the settings that decide the run (RUN_SETTINGS) come from the checkpoint, so the
  * resumed run continues the one that wrote it; a setting given on the command line (`given`, TrainArgs keys)
  * must agree with it. --epochs, --workers and the outputs stay the command line's. A checkpoint without run
- * arguments (written by `saveCheckpoint` from a user's own loop) leaves `args` as they are.
+ * arguments (written by `saveCheckpoint` from a user's own loop) leaves `args` as they are. The checkpoint's
+ * settings are held to the command line's rules: a hand-edited or damaged one is a FormatError naming the field.
  */
 export async function resumeSettings(args: TrainArgs, given: ReadonlySet<string>): Promise<TrainArgs> {
-  const saved = (await readCheckpointMeta(args.resume!)).args;
-  if (!saved || typeof saved !== 'object') return args;
+  const path = args.resume!;
+  const saved = (await readCheckpointMeta(path)).args;
+  if (saved === undefined || saved === null) return args;
+  const corrupt = (detail: string) => new FormatError('train', path, `corrupt metadata: ${detail}`);
+  if (typeof saved !== 'object' || Array.isArray(saved))
+    throw corrupt(`args must be an object (got ${JSON.stringify(saved)})`);
   const was = saved as Record<string, unknown>;
+  for (const key of Object.keys(RUN_SETTINGS)) {
+    const v = was[key];
+    // No lr: the optimizer's default; no data: the shipped subset. The others are always written.
+    if (v === undefined && (key === 'lr' || key === 'data')) continue;
+    const rule = SETTING_RULES[key]!;
+    if (v === undefined) throw corrupt(`args.${key} is missing`);
+    if (!rule.ok(v)) throw corrupt(`args.${key} must be ${rule.what} (got ${JSON.stringify(v)})`);
+  }
   const out: Record<string, unknown> = { ...args };
   for (const [key, flag] of Object.entries(RUN_SETTINGS)) {
     const mine = (args as unknown as Record<string, unknown>)[key];
-    // lr compares as the value used: no --lr means the optimizer's default.
+    // lr compares as the value used: no --lr means the optimizer's default; data as the directory read.
     const same =
       key === 'lr'
-        ? (mine ?? defaultLr(args.optimizer)) ===
-          (was.lr ?? defaultLr(was.optimizer as TrainArgs['optimizer']))
-        : key === 'data' && typeof mine === 'string' && typeof was.data === 'string' && was.data !== 'full'
-          ? mine === resolve(was.data)
+        ? (mine ?? defaultLr(args.optimizer)) === (was.lr ?? defaultLr(was.optimizer as OptimizerName))
+        : key === 'data'
+          ? dataSetting(mine as string | undefined) === dataSetting(was.data as string | undefined)
           : mine === was[key];
     if (given.has(key)) {
       if (!same) {
         throw new ValueError(
           'train',
-          `--${flag} ${mine} differs from the checkpoint's ${was[key] ?? '(default)'} in ${args.resume}: ` +
+          `--${flag} ${mine} differs from the checkpoint's ${was[key] ?? '(default)'} in ${path}: ` +
             'a resumed run keeps the settings it started with',
         );
       }
@@ -199,7 +274,7 @@ export async function train(
   // sample drops it (1 of N samples) instead of failing there; batch size 1 is refused up front.
   const batchNorm = model.modules().some((m) => m instanceof BatchNorm1d || m instanceof BatchNorm2d);
   if (batchNorm && args.batchSize === 1)
-    throw new ValueError(
+    throw new UsageError(
       'train',
       `--model ${args.model} cannot train with --batch-size 1: BatchNorm needs two samples per batch`,
     );
@@ -345,21 +420,11 @@ async function fitWithBar<T>(bar: cliProgress.SingleBar | null, run: () => Promi
   }
 }
 
+/** Every setting of `a` against its rule (SETTING_RULES): a bad one is a UsageError naming its flag. */
 export function checkTrainArgs(a: TrainArgs): void {
-  const positive = (name: string, v: number) => {
-    if (!Number.isInteger(v) || v <= 0)
-      throw new ValueError('train', `--${name} must be a positive integer (got ${v})`);
-  };
-  positive('epochs', a.epochs);
-  positive('batch-size', a.batchSize);
-  positive('accumulate', a.accumulate);
-  if (!Number.isInteger(a.workers) || a.workers < 0)
-    throw new ValueError('train', `--workers must be a non-negative integer (got ${a.workers})`);
-  if (a.lr !== undefined && !(a.lr > 0))
-    throw new ValueError('train', `--lr must be a positive number (got ${a.lr})`);
-  if (!Number.isInteger(a.warmupSteps) || a.warmupSteps < 0)
-    throw new ValueError('train', `--warmup-steps must be a non-negative integer (got ${a.warmupSteps})`);
-  // Epoch seeds are seed·1000 + epoch: beyond 2^32 that sum would lose the epoch in float64.
-  if (!Number.isSafeInteger(a.seed) || a.seed < 0 || a.seed >= 2 ** 32)
-    throw new ValueError('train', `--seed must be an integer in [0, 2^32) (got ${a.seed})`);
+  for (const [key, rule] of Object.entries(SETTING_RULES)) {
+    const v = (a as unknown as Record<string, unknown>)[key];
+    if (v === undefined && (key === 'lr' || key === 'data')) continue;
+    if (!rule.ok(v)) throw new UsageError('train', `--${rule.flag} must be ${rule.what} (got ${v})`);
+  }
 }

@@ -6,13 +6,17 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
+  close,
   closeSync,
+  fchmodSync,
   promises as fsp,
+  fsync,
   fsyncSync,
   openSync,
   renameSync,
   statSync,
   unlinkSync,
+  writeFile,
   writeFileSync,
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -20,6 +24,8 @@ import { basename, dirname, join } from 'node:path';
 /**
  * Temp files of writes in flight: a process that exits in the middle of one (Ctrl-C during a checkpoint
  * write) removes its temp file on the way out instead of leaving a hidden `.name.pid.tmp` beside the target.
+ * The temp file is created synchronously (openSync): an asynchronous open still in flight on the thread pool
+ * when the exit handler runs would create the file after the handler removed it.
  */
 const pending = new Set<string>();
 let cleanupRegistered = false;
@@ -41,7 +47,7 @@ function registerCleanup(): void {
 export function atomicWriteFileSync(path: string, data: Uint8Array | string): void {
   const tmp = tempPathFor(path);
   try {
-    const fd = openSync(tmp, 'wx', existingMode(path));
+    const fd = createTemp(tmp, path);
     try {
       writeFileSync(fd, data);
       fsyncSync(fd);
@@ -67,12 +73,12 @@ export async function atomicWriteFile(path: string, data: Uint8Array | string): 
   registerCleanup();
   pending.add(tmp);
   try {
-    const handle = await fsp.open(tmp, 'wx', existingMode(path));
+    const fd = createTemp(tmp, path); // synchronous: see `pending`
     try {
-      await handle.writeFile(data);
-      await handle.sync();
+      await new Promise<void>((res, rej) => writeFile(fd, data, (e) => (e ? rej(e) : res())));
+      await new Promise<void>((res, rej) => fsync(fd, (e) => (e ? rej(e) : res())));
     } finally {
-      await handle.close();
+      await new Promise<void>((res, rej) => close(fd, (e) => (e ? rej(e) : res())));
     }
     await fsp.rename(tmp, path);
   } catch (err) {
@@ -114,13 +120,32 @@ function tempPathFor(path: string): string {
   return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
 }
 
-/** Permission bits of the file being replaced, so the rename does not reset them (0o666 & ~umask if new). */
-function existingMode(path: string): number {
+/**
+ * Create the temp file for `path` (exclusively) and give it the permission bits of the file it replaces, so
+ * the rename does not reset them: the mode given to open() is reduced by the umask (0o666 becomes 0o644), so
+ * it is set again with fchmod. A new file gets 0o666 & ~umask, as any other.
+ */
+function createTemp(tmp: string, path: string): number {
+  let mode: number | undefined;
   try {
-    return statSync(path).mode & 0o7777;
+    mode = statSync(path).mode & 0o7777;
   } catch {
-    return 0o666;
+    // No file to replace.
   }
+  const fd = openSync(tmp, 'wx', mode ?? 0o666);
+  if (mode !== undefined) {
+    try {
+      fchmodSync(fd, mode);
+    } catch (err) {
+      // A file system without Unix modes (FAT, some network mounts) keeps what it has.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EINVAL' && code !== 'ENOSYS') {
+        closeSync(fd);
+        throw err;
+      }
+    }
+  }
+  return fd;
 }
 
 function removeQuietly(path: string): void {

@@ -424,7 +424,21 @@ export async function saveSafetensors(
  */
 export async function loadSafetensors(path: string): Promise<SafetensorsFile> {
   const { readFile } = await import('node:fs/promises');
-  const buf = await readFile(path);
+  let buf: Buffer;
+  try {
+    buf = await readFile(path);
+  } catch (err) {
+    // Node's EISDIR message names no file ("illegal operation on a directory, read").
+    if ((err as NodeJS.ErrnoException).code === 'EISDIR')
+      throw Object.assign(
+        new FormatError('loadSafetensors', path, 'is a directory, not a safetensors file'),
+        {
+          code: 'EISDIR',
+          cause: err,
+        },
+      );
+    throw err;
+  }
   return decode('loadSafetensors', new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), path);
 }
 

@@ -46,6 +46,8 @@ export interface CheckpointMeta {
 }
 
 const PREFIX = 'optimizer.state.';
+/** The layout of the metadata below; a file of another version is refused rather than misread. */
+const VERSION = 1;
 
 export async function saveCheckpoint(path: string, s: CheckpointState): Promise<void> {
   const tensors: Record<string, Tensor> = { ...s.model.stateDict() };
@@ -58,7 +60,7 @@ export async function saveCheckpoint(path: string, s: CheckpointState): Promise<
     }
   }
   const meta = {
-    version: 1,
+    version: VERSION,
     epoch: s.epoch,
     step: s.step,
     history: s.history,
@@ -77,6 +79,68 @@ type StoredMeta = CheckpointMeta & {
   };
 };
 
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === 'object' && !Array.isArray(v);
+const count = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+const show = (v: unknown) => (v === undefined ? 'missing' : JSON.stringify(v));
+
+/**
+ * What is wrong with a checkpoint's metadata (undefined if nothing): every field a resumed run relies on, so a
+ * hand-edited or damaged file is refused by name here instead of failing later with a TypeError or training
+ * on to a NaN loss (a hand-edited "epoch": "two" resumed at epoch "two"; Adam's step "x" gave NaN updates).
+ */
+function metaProblem(meta: unknown): string | undefined {
+  if (!isObject(meta)) return 'not an object';
+  if (meta.version !== VERSION)
+    return `version ${show(meta.version)} (this minibatch reads version ${VERSION})`;
+  if (!count(meta.epoch)) return `epoch ${show(meta.epoch)}`;
+  if (!count(meta.step)) return `step ${show(meta.step)}`;
+  if (!Array.isArray(meta.history)) return 'no history';
+  if (meta.scaler !== undefined) {
+    const sc = meta.scaler;
+    if (!isObject(sc)) return `scaler ${show(sc)}`;
+    const finite = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
+    for (const [key, ok] of [
+      ['scale', (v: unknown) => finite(v) && (v as number) > 0],
+      ['growthFactor', (v: unknown) => finite(v) && (v as number) > 1],
+      ['backoffFactor', (v: unknown) => finite(v) && (v as number) > 0 && (v as number) < 1],
+      ['growthInterval', (v: unknown) => count(v) && (v as number) >= 1],
+      ['growthTracker', count],
+    ] as const) {
+      if (!ok(sc[key])) return `scaler.${key} ${show(sc[key])}`;
+    }
+  }
+  const o = meta.optimizer;
+  if (!isObject(o)) return 'no optimizer state';
+  if (!Array.isArray(o.param_groups)) return `optimizer.param_groups ${show(o.param_groups)}`;
+  for (const [g, group] of o.param_groups.entries()) {
+    const where = `optimizer.param_groups[${g}]`;
+    if (!isObject(group)) return `${where} ${show(group)}`;
+    if (!Array.isArray(group.params) || !group.params.every(count))
+      return `${where}.params ${show(group.params)}`;
+    for (const [k, v] of Object.entries(group)) {
+      const hyper =
+        typeof v === 'boolean' ||
+        (typeof v === 'number' && !Number.isNaN(v)) ||
+        (Array.isArray(v) && v.every((x) => typeof x === 'number' && !Number.isNaN(x)));
+      if (k !== 'params' && !hyper) return `${where}.${k} ${show(v)}`;
+    }
+  }
+  if (!count(o.step_count)) return `optimizer.step_count ${show(o.step_count)}`;
+  if (!isObject(o.scalars)) return `optimizer.scalars ${show(o.scalars)}`;
+  for (const [i, sc] of Object.entries(o.scalars)) {
+    const where = `optimizer.scalars.${i}`;
+    if (!/^(0|[1-9]\d*)$/.test(i)) return `${where} (not a parameter index)`;
+    if (!isObject(sc)) return `${where} ${show(sc)}`;
+    for (const [name, v] of Object.entries(sc)) {
+      // A counter (Adam's, Adagrad's, RMSprop's step) is a whole number of updates; anything else is finite.
+      const ok = name === 'step' ? count(v) : typeof v === 'number' && Number.isFinite(v);
+      if (!ok) return `${where}.${name} ${show(v)}`;
+    }
+  }
+  return undefined;
+}
+
 function parseMeta(path: string, raw: string | undefined): StoredMeta {
   if (!raw)
     throw new FormatError(
@@ -90,21 +154,7 @@ function parseMeta(path: string, raw: string | undefined): StoredMeta {
   } catch (e) {
     throw new FormatError('loadCheckpoint', path, `corrupt metadata: ${(e as Error).message}`);
   }
-  // The fields a resumed run relies on, checked here (a hand-edited "epoch": "two" resumed at epoch "two").
-  const count = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
-  const o = meta?.optimizer as Partial<StoredMeta['optimizer']> | undefined;
-  const bad =
-    meta === null || typeof meta !== 'object'
-      ? 'not an object'
-      : !count(meta.epoch)
-        ? `epoch ${JSON.stringify(meta.epoch)}`
-        : !count(meta.step)
-          ? `step ${JSON.stringify(meta.step)}`
-          : !Array.isArray(meta.history)
-            ? 'no history'
-            : !o || !Array.isArray(o.param_groups) || !count(o.step_count) || typeof o.scalars !== 'object'
-              ? 'no optimizer state'
-              : undefined;
+  const bad = metaProblem(meta);
   if (bad) throw new FormatError('loadCheckpoint', path, `corrupt metadata: ${bad}`);
   return meta;
 }

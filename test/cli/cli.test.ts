@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { it } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { main } from '../../src/cli/main.js';
+import { benchArgs, main } from '../../src/cli/main.js';
 import { encodeIdx, readIdx } from '../../src/data/idx.js';
+import { decodeSafetensors, encodeSafetensors } from '../../src/io/safetensors.js';
+import { readCheckpointMeta } from '../../src/train/checkpoint.js';
 import { ROOT } from '../helpers.js';
 
 /** Run the CLI in-process; collect stdout and stderr lines. */
@@ -63,9 +65,26 @@ it('bad flags and values: one clear line on stderr, exit code 2, no stack trace'
     assert.match(r.err, msg);
     assert.doesNotMatch(r.err, /\n\s+at /, 'no stack trace');
   }
-  const r = await run('train', '--epochs', '0');
-  assert.equal(r.code, 1);
-  assert.match(r.err, /^error: train: --epochs must be a positive integer \(got 0\)$/);
+  // A value out of range is a bad command line too: exit 2 and the hint, the value as typed.
+  for (const [argv, msg] of [
+    [['train', '--epochs', '0'], /^error: minibatch: --epochs must be a positive integer \(got 0\)$/m],
+    [['train', '--lr', '0'], /^error: minibatch: --lr must be a positive number \(got 0\)$/m],
+    [['train', '--lr=1e-400'], /^error: minibatch: --lr must be a positive number \(got 1e-400\)$/m],
+    [['train', '--batch-size', '2.5'], /--batch-size must be a positive integer \(got 2.5\)$/m],
+    [['train', '--workers', '-1'], /--workers must be a non-negative integer \(got -1\)$/m],
+    [
+      ['train', '--backend', 'foo'],
+      /^error: minibatch: --backend must be one of js, wasm, native \(got 'foo'\)$/m,
+    ],
+    [['find-batch-size', '--max-batch', '0'], /--max-batch must be a positive integer \(got 0\)$/m],
+    [['profile', '--mode', 'convergence', '--lr', '0'], /--lr must be a positive number \(got 0\)$/m],
+  ] as const) {
+    const r = await run(...argv);
+    assert.equal(r.code, 2, argv.join(' '));
+    assert.match(r.err, msg, argv.join(' '));
+    assert.match(r.err, /^run 'minibatch --help' for usage$/m, argv.join(' '));
+  }
+  assert.match((await run('--help')).out, /exit status: 0 done, 1 .*, 2 a bad command line/);
 });
 
 it('a missing data directory or a corrupt file: one line, exit 1; --verbose adds the stack', async () => {
@@ -247,9 +266,15 @@ it('--resume: a setting that differs from the checkpoint, another optimizer, or 
     '0.001',
   );
   assert.equal(same.code, 0, same.err);
-  const done = await run('train', '--data', dir, '--epochs', '1', '--quiet', '--resume', ck);
-  assert.equal(done.code, 1);
-  assert.match(done.err, /error: train: .* has already trained 1 epoch; pass --epochs above 1 to train on$/);
+  // The run above saved its second epoch back to ck (no --save): 1 and 2 epochs are both done.
+  for (const epochs of ['1', '2']) {
+    const done = await run('train', '--data', dir, '--epochs', epochs, '--quiet', '--resume', ck);
+    assert.equal(done.code, 1);
+    assert.match(
+      done.err,
+      /error: train: .* has already trained 2 epochs; pass --epochs above 2 to train on$/,
+    );
+  }
 });
 
 it('outputs are checked before the work; negative and non-decimal numbers are one-line errors', async () => {
@@ -266,8 +291,12 @@ it('outputs are checked before the work; negative and non-decimal numbers are on
       1,
       /^error: minibatch: --plot .*: directory .* does not exist$/,
     ],
-    [['train', '--lr', '-1'], 1, /^error: train: --lr must be a positive number \(got -1\)$/],
-    [['train', '--seed', '-3'], 1, /^error: train: --seed must be an integer in \[0, 2\^32\) \(got -3\)$/],
+    [['train', '--lr', '-1'], 2, /^error: minibatch: --lr must be a positive number \(got -1\)$/m],
+    [
+      ['train', '--seed', '-3'],
+      2,
+      /^error: minibatch: --seed must be an integer in \[0, 2\^32\) \(got -3\)$/m,
+    ],
     [['train', '--batch-size', '0x10'], 2, /^error: minibatch: --batch-size expects a number \(got '0x10'\)/],
     [
       ['profile', '--mode', 'convergence', '--budget-samples', '0'],
@@ -460,7 +489,7 @@ it('flags of other commands, empty values, infinite numbers, one file for two ou
       /--report and --save name the same file/,
     ],
     [['train', '--data', dir, '--resume', out], 1, /--resume .*: a directory, not a checkpoint file/],
-    [['train', '--data', dir, '--seed', String(2 ** 40)], 1, /--seed must be an integer in \[0, 2\^32\)/],
+    [['train', '--data', dir, '--seed', String(2 ** 40)], 2, /--seed must be an integer in \[0, 2\^32\)/],
     [
       ['profile', '--mode', 'convergence', '--data', dir, '--lr', '0'],
       2,
@@ -506,7 +535,7 @@ it('mlp-bn: a last batch of one sample is dropped instead of failing; batch 1 is
   assert.equal(r.err, '', '--quiet prints nothing but errors');
   assert.ok(Number.isFinite(JSON.parse(r.out).train_loss));
   const one = await run('train', '--data', dir, '--model', 'mlp-bn', '--batch-size', '1');
-  assert.equal(one.code, 1);
+  assert.equal(one.code, 2);
   assert.match(
     one.err,
     /--model mlp-bn cannot train with --batch-size 1: BatchNorm needs two samples per batch/,
@@ -518,4 +547,174 @@ it('mlp-bn: a last batch of one sample is dropped instead of failing; batch 1 is
     JSON.parse(p.out).rows.map((row: { batch_size: number }) => row.batch_size),
     [2, 4],
   );
+});
+
+/** The parts of a checkpoint's run metadata the tests below edit. */
+interface Meta {
+  version: unknown;
+  args: Record<string, unknown>;
+  optimizer: { scalars: Record<string, Record<string, unknown>> };
+}
+
+/** A copy of checkpoint `src` whose run metadata `edit` changed (a hand edit, a damaged file). */
+function editMeta(src: string, dst: string, edit: (m: Meta) => void): string {
+  const file = decodeSafetensors(new Uint8Array(readFileSync(src)));
+  const meta = JSON.parse(file.metadata!.minibatch!);
+  edit(meta);
+  writeFileSync(dst, encodeSafetensors(file.tensors, { ...file.metadata, minibatch: JSON.stringify(meta) }));
+  return dst;
+}
+
+it('--resume without --save saves the resumed run back to its checkpoint; --save elsewhere leaves it; 1 epoch is singular', async () => {
+  const dir = tinyData();
+  const out = mkdtempSync(join(tmpdir(), 'mb-cli-resave-'));
+  const ck = join(out, 'ck.safetensors');
+  const common = ['train', '--data', dir, '--batch-size', '50', '--quiet'];
+  const first = await run(...common, '--epochs', '1', '--save', ck);
+  assert.equal(first.code, 0, first.err);
+  assert.match(first.out, / after 1 epoch, /);
+  const other = join(out, 'other.safetensors');
+  const elsewhere = await run(...common, '--epochs', '2', '--resume', ck, '--save', other);
+  assert.equal(elsewhere.code, 0, elsewhere.err);
+  assert.match(elsewhere.out, / after 2 epochs, /);
+  assert.equal((await readCheckpointMeta(ck)).epoch, 1, '--save names another file: the checkpoint is kept');
+  assert.equal((await readCheckpointMeta(other)).epoch, 2);
+  const back = await run(...common, '--epochs', '2', '--resume', ck);
+  assert.equal(back.code, 0, back.err);
+  assert.equal((await readCheckpointMeta(ck)).epoch, 2, 'the resumed run is saved where it came from');
+  assert.match(
+    (await run('--help')).out,
+    /resumed run saves over the checkpoint it resumed from unless --save/,
+  );
+});
+
+it('--resume of a checkpoint with damaged run settings or optimizer state: one line naming the field, exit 1', async () => {
+  const dir = tinyData();
+  const out = mkdtempSync(join(tmpdir(), 'mb-cli-corrupt-'));
+  const ck = join(out, 'ck.safetensors');
+  const first = await run(
+    'train',
+    '--data',
+    dir,
+    '--epochs',
+    '1',
+    '--optimizer',
+    'adam',
+    '--quiet',
+    '--save',
+    ck,
+  );
+  assert.equal(first.code, 0, first.err);
+  for (const [edit, msg] of [
+    [
+      (m) => void (m.args.schedule = 'bogus'),
+      /corrupt metadata: args\.schedule must be one of cosine, step, constant \(got "bogus"\)/,
+    ],
+    [
+      (m) => void (m.args.seed = -1),
+      /corrupt metadata: args\.seed must be an integer in \[0, 2\^32\) \(got -1\)/,
+    ],
+    [(m) => void (m.args.optimizer = 'lbfgs'), /corrupt metadata: args\.optimizer must be one of sgd, adam/],
+    [
+      (m) => void (m.args.batchSize = 0),
+      /corrupt metadata: args\.batchSize must be a positive integer \(got 0\)/,
+    ],
+    [(m) => void (m.args.lr = 'fast'), /corrupt metadata: args\.lr must be a positive number \(got "fast"\)/],
+    [(m) => void delete m.args.model, /corrupt metadata: args\.model is missing/],
+    [(m) => void (m.optimizer.scalars = null as never), /corrupt metadata: optimizer\.scalars null/],
+    [(m) => void (m.optimizer.scalars[0].step = 'x'), /corrupt metadata: optimizer\.scalars\.0\.step "x"/],
+    [(m) => void (m.optimizer.scalars[0].step = -1), /corrupt metadata: optimizer\.scalars\.0\.step -1/],
+    [(m) => void (m.version = 99), /corrupt metadata: version 99/],
+  ] as [(m: Meta) => void, RegExp][]) {
+    const bad = editMeta(ck, join(out, 'bad.safetensors'), edit);
+    for (const given of [[], ['--lr', '0.001']]) {
+      const r = await run('train', '--data', dir, '--epochs', '2', '--quiet', '--resume', bad, ...given);
+      assert.equal(r.code, 1, `${edit}: ${r.err}`);
+      assert.match(r.err, msg, String(edit));
+      assert.match(r.err, /^error: (train|loadCheckpoint): .*bad\.safetensors: corrupt metadata: /);
+      assert.doesNotMatch(r.err, /\n/, 'one line');
+    }
+  }
+});
+
+it('--resume with --data naming the shipped subset explicitly is the default the checkpoint recorded', async () => {
+  const dir = tinyData();
+  const out = mkdtempSync(join(tmpdir(), 'mb-cli-default-'));
+  const ck = join(out, 'ck.safetensors');
+  const first = await run('train', '--data', dir, '--epochs', '1', '--quiet', '--save', ck);
+  assert.equal(first.code, 0, first.err);
+  // As a run without --data records it (cheaper than training on the shipped subset here).
+  const dflt = editMeta(ck, join(out, 'default.safetensors'), (m) => void delete m.args.data);
+  const shipped = `${ROOT}/data/../data/fashion-mnist/`;
+  // --epochs 1: refused for the epochs, after the settings were accepted (nothing is trained).
+  const r = await run('train', '--data', shipped, '--epochs', '1', '--quiet', '--resume', dflt);
+  assert.equal(r.code, 1);
+  assert.match(r.err, /has already trained 1 epoch/);
+  const other = await run('train', '--data', dir, '--epochs', '1', '--quiet', '--resume', dflt);
+  assert.match(other.err, /--data .* differs from the checkpoint's \(default\)/);
+});
+
+it('bench takes its own options: checked before it starts (one line, exit 2), passed on to bench/run.js', async () => {
+  for (const [argv, msg] of [
+    [
+      ['bench', '--quick', '--only', 'nope'],
+      /^error: minibatch: --only: unknown section nope \(expected gemm, ops, mlp, infer, accuracy\)$/m,
+    ],
+    [['bench', '--json'], /^error: minibatch: Unknown option '--json'/m],
+    [['bench', '--only', 'gemm,,ops'], /--only takes a comma-separated list/],
+    [['bench', '--peers', ''], /--peers needs a value/],
+    [['bench', 'now'], /unexpected argument 'now'/],
+    [['--backend', 'js', 'bench'], /--backend is not an option of bench/],
+  ] as const) {
+    const r = await run(...argv);
+    assert.equal(r.code, 2, argv.join(' '));
+    assert.match(r.err, msg, argv.join(' '));
+    assert.doesNotMatch(r.err, /\n\s+at /, 'no stack trace');
+  }
+  const missing = await run('bench', '--out', '/nonexistent/dir/b.json');
+  assert.equal(missing.code, 1);
+  assert.match(missing.err, /^error: minibatch: --out .*: directory \/nonexistent\/dir does not exist$/);
+  const help = await run('bench', '--help');
+  assert.equal(help.code, 0);
+  assert.match(help.out, /^usage: minibatch bench \[--quick\] \[--only /);
+  assert.deepEqual(benchArgs(['--quick', '--only=gemm, ops', '--peers', 'tfjs', '--verbose']), {
+    args: ['--quick', '--only', 'gemm,ops', '--peers', 'tfjs'],
+    verbose: true,
+  });
+});
+
+it('bench through the installed bin: a bad option is one line; an error the bench script throws is one line too', () => {
+  const bin = join(ROOT, 'bin/minibatch.js');
+  const r = spawnSync(process.execPath, [bin, 'bench', '--quick', '--only', 'nope'], {
+    encoding: 'utf8',
+    timeout: 20000,
+  });
+  assert.equal(r.status, 2, r.stderr);
+  assert.equal(
+    r.stderr.split('\n')[0],
+    'error: minibatch: --only: unknown section nope (expected gemm, ops, mlp, infer, accuracy)',
+  );
+  assert.doesNotMatch(r.stderr, /\n\s+at /);
+  // The bench's own failures: a script that throws (as bench/run.js's strict parse did) is run the same way.
+  const dir = mkdtempSync(join(tmpdir(), 'mb-cli-bench-'));
+  const script = join(dir, 'throws.mjs');
+  writeFileSync(script, "await null;\nthrow new Error('--only: unknown section x\\nsecond line');\n");
+  const mainJs = join(ROOT, 'build/src/cli/main.js');
+  assert.ok(existsSync(mainJs));
+  for (const verbose of [false, true]) {
+    const c = spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `const { runBenchScript } = await import(${JSON.stringify(mainJs)});` +
+          `process.exitCode = runBenchScript(${JSON.stringify(script)}, [], ${verbose});`,
+      ],
+      { encoding: 'utf8', timeout: 20000 },
+    );
+    assert.equal(c.status, 1, c.stderr);
+    assert.equal(c.stderr.split('\n')[0], 'error: bench: --only: unknown section x');
+    if (verbose) assert.match(c.stderr, /\n\s+at /);
+    else assert.equal(c.stderr, 'error: bench: --only: unknown section x\n');
+  }
 });

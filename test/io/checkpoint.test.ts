@@ -82,6 +82,11 @@ forEachBackend(() => {
   });
 });
 
+/** The optimizer part of a checkpoint's metadata, as the tests below damage it. */
+interface Meta {
+  optimizer: { scalars: unknown; param_groups: (Record<string, unknown> | null)[]; step_count: unknown };
+}
+
 it('a checkpoint whose run metadata is damaged is refused by name (a hand-edited epoch resumed at epoch "two")', async () => {
   const { decodeSafetensors, encodeSafetensors } = await import('../../src/io/safetensors.js');
   const dir = mkdtempSync(join(tmpdir(), 'mb-ckmeta-'));
@@ -95,8 +100,42 @@ it('a checkpoint whose run metadata is damaged is refused by name (a hand-edited
     [(m: Record<string, unknown>) => void (m.epoch = 'two'), /corrupt metadata: epoch "two"/],
     [(m: Record<string, unknown>) => void (m.step = -1), /corrupt metadata: step -1/],
     [(m: Record<string, unknown>) => void delete m.optimizer, /corrupt metadata: no optimizer state/],
-  ] as const) {
-    const m = structuredClone(meta);
+    [
+      (m: Record<string, unknown>) => void (m.version = 99),
+      /corrupt metadata: version 99 \(this minibatch reads version 1\)/,
+    ],
+    [(m: Record<string, unknown>) => void delete m.version, /corrupt metadata: version missing/],
+    [(m: Meta) => void (m.optimizer.scalars = null), /corrupt metadata: optimizer\.scalars null/],
+    [(m: Meta) => void (m.optimizer.scalars = { 0: 3 }), /corrupt metadata: optimizer\.scalars\.0 3/],
+    [
+      (m: Meta) => void (m.optimizer.scalars = { 0: { step: 'x' } }),
+      /corrupt metadata: optimizer\.scalars\.0\.step "x"/,
+    ],
+    [
+      (m: Meta) => void (m.optimizer.scalars = { 0: { step: -1 } }),
+      /corrupt metadata: optimizer\.scalars\.0\.step -1/,
+    ],
+    [
+      (m: Meta) => void (m.optimizer.scalars = { 0: { step: 1.5 } }),
+      /corrupt metadata: optimizer\.scalars\.0\.step 1\.5/,
+    ],
+    [
+      (m: Meta) => void (m.optimizer.param_groups = [null]),
+      /corrupt metadata: optimizer\.param_groups\[0\] null/,
+    ],
+    [
+      (m: Meta) => void (m.optimizer.param_groups[0]!.lr = 'x'),
+      /corrupt metadata: optimizer\.param_groups\[0\]\.lr "x"/,
+    ],
+    [
+      (m: Meta) => void (m.optimizer.param_groups[0]!.params = [0, -1]),
+      /corrupt metadata: optimizer\.param_groups\[0\]\.params \[0,-1\]/,
+    ],
+    [(m: Meta) => void (m.optimizer.step_count = 'x'), /corrupt metadata: optimizer\.step_count "x"/],
+    [(m: Record<string, unknown>) => void (m.scaler = { scale: 0 }), /corrupt metadata: scaler\.scale 0/],
+    [(m: Record<string, unknown>) => void (m.history = {}), /corrupt metadata: no history/],
+  ] as [(m: never) => void, RegExp][]) {
+    const m = structuredClone(meta) as never;
     edit(m);
     const bad = join(dir, 'bad.safetensors');
     writeFileSync(bad, encodeSafetensors(file.tensors, { ...file.metadata, minibatch: JSON.stringify(m) }));

@@ -399,6 +399,19 @@ describe('saveSafetensors / loadSafetensors', () => {
       return true;
     });
   });
+
+  it('a directory is a FormatError naming it (Node says EISDIR without the path)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'minibatch-safetensors-dir-'));
+    after(() => rmSync(dir, { recursive: true, force: true }));
+    await assert.rejects(loadSafetensors(dir), (err: Error) => {
+      assert.ok(err instanceof FormatError, String(err));
+      assert.equal(err.message, `loadSafetensors: ${dir}: is a directory, not a safetensors file`);
+      assert.equal((err as { code?: string }).code, 'EISDIR');
+      return true;
+    });
+    // A missing file keeps Node's error, which names the path.
+    await assert.rejects(loadSafetensors(join(dir, 'none.safetensors')), { code: 'ENOENT' });
+  });
 });
 
 describe('float16 and bfloat16 conversions', () => {
