@@ -16,7 +16,7 @@ import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
 import type { Module } from '../nn/module.js';
 import type { OptimizerStateDict } from '../optim/optimizer.js';
 import { Tensor } from '../tensor/tensor.js';
-import type { GradScalerState } from './grad-scaler.js';
+import { type GradScalerState, gradScalerStateProblem } from './grad-scaler.js';
 
 interface StatefulOptimizer {
   stateDict(): OptimizerStateDict;
@@ -97,18 +97,8 @@ function metaProblem(meta: unknown): string | undefined {
   if (!count(meta.step)) return `step ${show(meta.step)}`;
   if (!Array.isArray(meta.history)) return 'no history';
   if (meta.scaler !== undefined) {
-    const sc = meta.scaler;
-    if (!isObject(sc)) return `scaler ${show(sc)}`;
-    const finite = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
-    for (const [key, ok] of [
-      ['scale', (v: unknown) => finite(v) && (v as number) > 0],
-      ['growthFactor', (v: unknown) => finite(v) && (v as number) > 1],
-      ['backoffFactor', (v: unknown) => finite(v) && (v as number) > 0 && (v as number) < 1],
-      ['growthInterval', (v: unknown) => count(v) && (v as number) >= 1],
-      ['growthTracker', count],
-    ] as const) {
-      if (!ok(sc[key])) return `scaler.${key} ${show(sc[key])}`;
-    }
+    const problem = gradScalerStateProblem(meta.scaler);
+    if (problem) return `scaler: ${problem}`;
   }
   const o = meta.optimizer;
   if (!isObject(o)) return 'no optimizer state';

@@ -44,6 +44,35 @@ export interface GradScalerState {
   growthTracker: number;
 }
 
+const STATE_KEYS = ['scale', 'growthFactor', 'backoffFactor', 'growthInterval', 'growthTracker'] as const;
+
+/**
+ * What is wrong with a GradScaler state dict (undefined if nothing): each of its numbers present and in the
+ * range the constructor accepts. Also checks the scaler state inside a checkpoint's metadata.
+ */
+export function gradScalerStateProblem(state: unknown): string | undefined {
+  if (typeof state !== 'object' || state === null || Array.isArray(state))
+    return `expected a GradScaler state dict, got ${state === null ? 'null' : Array.isArray(state) ? 'an array' : typeof state}`;
+  const st = state as Record<string, unknown>;
+  const missing = STATE_KEYS.filter((k) => typeof st[k] !== 'number');
+  if (missing.length)
+    return `the state dict lacks the numbers ${missing.join(', ')} (it has ${Object.keys(st).join(', ') || 'nothing'}): a GradScaler's stateDict() holds ${STATE_KEYS.join(', ')}`;
+  const { scale, growthFactor, backoffFactor, growthInterval, growthTracker } =
+    st as unknown as GradScalerState;
+  const ok =
+    scale > 0 &&
+    Number.isFinite(scale) &&
+    growthFactor > 1 &&
+    Number.isFinite(growthFactor) &&
+    backoffFactor > 0 &&
+    backoffFactor < 1 &&
+    Number.isSafeInteger(growthInterval) &&
+    growthInterval >= 1 &&
+    Number.isSafeInteger(growthTracker) &&
+    growthTracker >= 0;
+  return ok ? undefined : `out-of-range values in ${JSON.stringify(state)}`;
+}
+
 /**
  * Dynamic loss scale: backs off when gradients overflow, grows after a run of clean steps.
  *
@@ -165,34 +194,10 @@ export class GradScaler {
    * scaler.loadStateDict(ckpt.scaler);
    */
   loadStateDict(state: GradScalerState): void {
-    const op = 'GradScaler.loadStateDict';
     // Checked whole before anything changes: a PyTorch dict (growth_factor, _growth_tracker) left the factors
     // undefined and the scale NaN after the first overflow.
-    if (typeof state !== 'object' || state === null)
-      throw new ValueError(
-        op,
-        `expected a GradScaler state dict, got ${state === null ? 'null' : typeof state}`,
-      );
-    const keys = ['scale', 'growthFactor', 'backoffFactor', 'growthInterval', 'growthTracker'] as const;
-    const missing = keys.filter((k) => typeof state[k] !== 'number');
-    if (missing.length) {
-      throw new ValueError(
-        op,
-        `the state dict lacks the numbers ${missing.join(', ')} (it has ${Object.keys(state).join(', ') || 'nothing'}): a GradScaler's stateDict() holds ${keys.join(', ')}`,
-      );
-    }
-    const { scale, growthFactor, backoffFactor, growthInterval, growthTracker } = state;
-    const ok =
-      scale > 0 &&
-      Number.isFinite(scale) &&
-      growthFactor > 1 &&
-      backoffFactor > 0 &&
-      backoffFactor < 1 &&
-      Number.isInteger(growthInterval) &&
-      growthInterval >= 1 &&
-      Number.isInteger(growthTracker) &&
-      growthTracker >= 0;
-    if (!ok) throw new ValueError(op, `out-of-range values in ${JSON.stringify(state)}`);
+    const problem = gradScalerStateProblem(state);
+    if (problem) throw new ValueError('GradScaler.loadStateDict', problem);
     this.current = Math.fround(state.scale);
     this.growthFactor = state.growthFactor;
     this.backoffFactor = state.backoffFactor;

@@ -132,7 +132,21 @@ it('a checkpoint whose run metadata is damaged is refused by name (a hand-edited
       /corrupt metadata: optimizer\.param_groups\[0\]\.params \[0,-1\]/,
     ],
     [(m: Meta) => void (m.optimizer.step_count = 'x'), /corrupt metadata: optimizer\.step_count "x"/],
-    [(m: Record<string, unknown>) => void (m.scaler = { scale: 0 }), /corrupt metadata: scaler\.scale 0/],
+    [
+      (m: Record<string, unknown>) => void (m.scaler = { scale: 0 }),
+      /corrupt metadata: scaler: the state dict lacks the numbers growthFactor, backoffFactor, growthInterval, growthTracker/,
+    ],
+    [
+      (m: Record<string, unknown>) =>
+        void (m.scaler = {
+          scale: 0,
+          growthFactor: 2,
+          backoffFactor: 0.5,
+          growthInterval: 2000,
+          growthTracker: 0,
+        }),
+      /corrupt metadata: scaler: out-of-range values in \{"scale":0,/,
+    ],
     [(m: Record<string, unknown>) => void (m.history = {}), /corrupt metadata: no history/],
   ] as [(m: never) => void, RegExp][]) {
     const m = structuredClone(meta) as never;

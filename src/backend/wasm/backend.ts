@@ -668,21 +668,7 @@ const batchNormBackward: KernelTable['batchNormBackward'] = (
   dbias.set(rt!.f32(pdb!, C));
 };
 
-const convArgs = (g: ConvGeometry): Im2colArgs => ({
-  planes: g.N * g.C,
-  H: g.H,
-  W: g.W,
-  kh: g.kh,
-  kw: g.kw,
-  sh: g.sh,
-  sw: g.sw,
-  ph: g.ph,
-  pw: g.pw,
-  dh: g.dh,
-  dw: g.dw,
-  Ho: g.Ho,
-  Wo: g.Wo,
-});
+const convArgs = (g: ConvGeometry): Im2colArgs => ({ ...g, planes: g.N * g.C });
 
 const im2col: KernelTable['im2col'] = (x, g, cols) => {
   const nx = g.N * g.C * g.H * g.W;

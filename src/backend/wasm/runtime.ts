@@ -15,7 +15,7 @@
  * rt.f32(c, 8); // [6, 6, 6, 6, 15, 15, 15, 15]
  */
 import { MinibatchError, ValueError } from '../../errors.js';
-import type { AdagradUpdate, AdamUpdate, RmspropUpdate, SgdUpdate } from '../backend.js';
+import type { AdagradUpdate, AdamUpdate, ConvGeometry, RmspropUpdate, SgdUpdate } from '../backend.js';
 import { relaxedSimdWasm, simdWasm } from './generated/binaries.js';
 import { Heap } from './heap.js';
 import { MAX_THREADS, Pool, type Spawner } from './pool.js';
@@ -56,22 +56,8 @@ const REDUCE_CODE: Record<ReduceOp, number> = { sum: 0, max: 1, min: 2 };
 export type CompareOp = 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
 const COMPARE_CODE: Record<CompareOp, number> = { eq: 0, ne: 1, lt: 2, le: 3, gt: 4, ge: 5 };
 
-/** Geometry of im2col / col2im: P = N·C planes of H×W, kh×kw windows, output Ho×Wo (see ConvGeometry). */
-export interface Im2colArgs {
-  planes: number;
-  H: number;
-  W: number;
-  kh: number;
-  kw: number;
-  sh: number;
-  sw: number;
-  ph: number;
-  pw: number;
-  dh: number;
-  dw: number;
-  Ho: number;
-  Wo: number;
-}
+/** Geometry of im2col / col2im: ConvGeometry's with its N·C images counted as P = N·C planes. */
+export type Im2colArgs = Omit<ConvGeometry, 'N' | 'C'> & { planes: number };
 
 export interface WasmOptions {
   /** Threads including the caller (default: the available cores; always 1 without shared memory/threads). */
