@@ -472,6 +472,8 @@ export function maxPool2d(
   if (x instanceof Tensor && x.rank === 3)
     return maxPool2d(ops.unsqueeze(x, 0), kernelSize, stride, padding, dilation, ceilMode).squeeze(0);
   if (!(x instanceof Tensor)) throw new ValueError(op, `input must be a Tensor (got ${kindOf(x)})`);
+  if (typeof ceilMode !== 'boolean')
+    throw new ValueError(op, `ceil_mode must be a boolean, got ${kindOf(ceilMode)}`);
   const k = pair(op, 'kernel_size', kernelSize, 1);
   const p = pair(op, 'padding', padding, 0);
   for (const i of [0, 1]) {

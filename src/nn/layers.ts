@@ -2,7 +2,7 @@
  * nn modules: tiny classes whose forward is one functional call. Parameter layouts, initialisation and
  * state-dict names are PyTorch's, so weights move between the two unchanged.
  */
-import { checkOptions, fmtShape, optionKeys, StateError, ValueError } from '../errors.js';
+import { checkOptions, fmtShape, kindOf, optionKeys, StateError, ValueError } from '../errors.js';
 import { ones, randn, uniform, zeros } from '../tensor/creation.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -482,6 +482,8 @@ export class MaxPool2d extends Module {
     this.dilation = opts.dilation ?? 1;
     F.pair(op, 'dilation', this.dilation, 1);
     this.ceilMode = opts.ceilMode ?? false;
+    if (typeof this.ceilMode !== 'boolean')
+      throw new ValueError(op, `ceil_mode must be a boolean, got ${kindOf(this.ceilMode)}`);
   }
   forward(x: Tensor): Tensor {
     return F.maxPool2d(x, this.kernelSize, this.stride, this.padding, this.dilation, this.ceilMode);

@@ -146,6 +146,16 @@ describe('conv2d and maxPool2d arguments', () => {
         /MaxPool2d: pad should be at most half of kernel size, but got pad=2 and kernel_size=3/,
       ],
       [() => new mb.MaxPool2d(2, 2, 0, { ceil: true } as never), ValueError, /MaxPool2d.*ceil/],
+      [
+        () => new mb.MaxPool2d(2, 2, 0, { ceilMode: 1 as unknown as boolean }),
+        ValueError,
+        /MaxPool2d: ceil_mode must be a boolean, got number/,
+      ],
+      [
+        () => mb.functional.maxPool2d(mb.zeros([1, 1, 4, 4]), 2, 2, 0, 1, 'yes' as unknown as boolean),
+        ValueError,
+        /maxPool2d: ceil_mode must be a boolean, got string/,
+      ],
     ];
     for (const [f, type, msg] of bad)
       assert.throws(f, (e: unknown) => e instanceof type && msg.test((e as Error).message));
