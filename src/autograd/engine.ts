@@ -70,6 +70,34 @@ export function noGrad<T>(fn: () => T): T {
   return result;
 }
 
+/** Ops computing a recorded output with recording off, and backward passes, in progress (see inGraphWork). */
+let graphWork = 0;
+
+/**
+ * Whether the work running now belongs to building or running a graph: recording is on, an op is computing
+ * an output it will record (`recordedCompute`), or backward is running its gradient rules. False inside a
+ * user's `noGrad` (evaluation, inference). Backends that schedule by it (native: BLAS_SPLIT_MACS) thus tell a
+ * training step, where other work runs between GEMMs, from a forward pass alone, although every GEMM of a
+ * step runs with recording off.
+ */
+export function inGraphWork(): boolean {
+  return isGradEnabled() || graphWork > 0;
+}
+
+/**
+ * `noGrad` for an op's own computation of the output it then records itself (linear computes x·Wᵀ + b in
+ * one fused kernel, then records one node): `inGraphWork()` keeps the caller's answer inside.
+ */
+export function recordedCompute<T>(fn: () => T): T {
+  const graph = inGraphWork();
+  if (graph) graphWork++;
+  try {
+    return noGrad(fn);
+  } finally {
+    if (graph) graphWork--;
+  }
+}
+
 /** Used by the gradient rules' caller; public ops check it to decide whether to record. */
 export function setGradEnabled(on: boolean): boolean {
   const prev = gradEnabled;
@@ -156,6 +184,7 @@ export function runBackward(
   const order = topoOrder(root, uses);
   const grads = new Map<Tensor, Tensor>([[root, grad]]);
   const prev = setGradEnabled(false);
+  graphWork++;
   try {
     for (let i = order.length - 1; i >= 0; i--) {
       const t = order[i]!;
@@ -194,6 +223,7 @@ export function runBackward(
       });
     }
   } finally {
+    graphWork--;
     setGradEnabled(prev);
   }
   if (!opts.retainGraph) {

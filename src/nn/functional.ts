@@ -2,7 +2,7 @@
  * Functional forms of the layers: each nn module's forward is one call to a function here.
  * Shape legend: N batch, D features, C channels or classes, L length, H×W image, k kernel size.
  */
-import { noGrad } from '../autograd/engine.js';
+import { recordedCompute } from '../autograd/engine.js';
 import { type ConvGeometry, kernels } from '../backend/backend.js';
 import { checkOptions, fmtShape, kindOf, optionKeys, ShapeError, ValueError } from '../errors.js';
 import { autocastPrecision } from '../tensor/autocast.js';
@@ -56,14 +56,14 @@ export function linear(
   const ownRelu = relu && (fused || autocastPrecision() !== 'fp32');
   let y: Tensor;
   if (fused) {
-    y = noGrad(() => {
+    y = recordedCompute(() => {
       const b = bias ? (ops.contiguous(bias.float()).data as Float32Array) : undefined;
       return ops.matmulFused(x, weight.mT, { bias: b, relu });
     });
   } else {
-    const xw = noGrad(() => ops.matmul(x, weight.mT));
-    y = bias ? noGrad(() => ops.add(xw, bias)) : xw;
-    if (ownRelu) y = noGrad(() => ops.relu(y));
+    const xw = recordedCompute(() => ops.matmul(x, weight.mT));
+    y = bias ? recordedCompute(() => ops.add(xw, bias)) : xw;
+    if (ownRelu) y = recordedCompute(() => ops.relu(y));
   }
   const kept: { y: Tensor | null } = { y: null };
   const out = ops.customOp(

@@ -15,7 +15,7 @@
  * Shape legend: B batch entries (broadcast leading dims flattened), M×K @ K×N.
  */
 
-import { isGradEnabled } from '../../autograd/engine.js';
+import { inGraphWork } from '../../autograd/engine.js';
 import { MinibatchError } from '../../errors.js';
 import { fmadd } from '../../optim/update-kernels.js';
 import { allocStorage } from '../../tensor/dtype.js';
@@ -51,11 +51,12 @@ const cores = (() => {
  */
 export const BLAS_SPLIT_MACS = 1 << 23;
 /**
- * The same threshold with autograd off (inference, evaluation): a forward pass is GEMMs back to back, where
- * OpenBLAS's second thread is still spinning from the last one and pays from here on. In a training step the
- * rest of the step runs beside that spinning thread and loses more than the split gains: splitting the
- * 32×784×256 forward GEMM at batch 32 (2t 169 vs 1t 237 µs alone) made the whole step 1.3 → 1.6 ms, while
- * inference at batch 32 went from 95-118k to 110-140k samples/s.
+ * The same threshold outside graph work (`inGraphWork()` false: inference, evaluation under `noGrad`; a
+ * training step's GEMMs run with recording off but count as graph work): a forward pass is GEMMs back to
+ * back, where OpenBLAS's second thread is still spinning from the last one and pays from here on. In a
+ * training step the rest of the step runs beside that spinning thread and loses more than the split gains:
+ * splitting the 32×784×256 forward GEMM at batch 32 (2t 169 vs 1t 237 µs alone) made the whole step 1.3 →
+ * 1.6 ms, while inference at batch 32 went from 95-118k to 110-140k samples/s.
  */
 export const BLAS_SPLIT_MACS_NO_GRAD = 1 << 22;
 
@@ -85,7 +86,7 @@ function matmul(a: View, b: View, out: Float32Array, epilogue?: MatmulEpilogue):
 function gemm(a: View, b: View, out: Float32Array, M: number, K: number, N: number, beta: number): void {
   const r = a.shape.length;
   const lib = blas!;
-  const split = isGradEnabled() ? BLAS_SPLIT_MACS : BLAS_SPLIT_MACS_NO_GRAD;
+  const split = inGraphWork() ? BLAS_SPLIT_MACS : BLAS_SPLIT_MACS_NO_GRAD;
   lib.setThreads(M * N * K * (out.length / (M * N)) < split ? 1 : threadsWanted());
   let la: GemmLayout;
   let lb: GemmLayout;

@@ -10,6 +10,7 @@ import { jsKernels } from '../../../src/backend/js/kernels.js';
 import {
   BLAS_MIN_OPTIM,
   BLAS_SPLIT_MACS,
+  BLAS_SPLIT_MACS_NO_GRAD,
   loadNative,
   nativeBlas,
   nativeUnavailable,
@@ -252,6 +253,37 @@ if (nativeUnavailable !== undefined) {
       assert.equal(blas.threads, rt.threads, 'a large GEMM uses every thread');
       mb.matmul(rand(40, 40), rand(40, 40));
       assert.equal(blas.threads, 1, `a GEMM under BLAS_SPLIT_MACS (${BLAS_SPLIT_MACS}) uses one`);
+    });
+
+    it('a training step keeps GEMMs under BLAS_SPLIT_MACS on one thread; a forward under noGrad splits from BLAS_SPLIT_MACS_NO_GRAD', async () => {
+      const { wasmRuntime } = await import('../../../src/backend/wasm/backend.js');
+      const rt = wasmRuntime();
+      const blas = nativeBlas()!;
+      if (!rt || blas.vendor === 'Accelerate') return;
+      const was = rt.threads;
+      rt.threads = 2;
+      // Every GEMM of a Linear(784, 256) step at batch 32 has 32·784·256 = 6.4M multiply-adds: between the two
+      // thresholds. Each one runs with recording off (the fused linear op, the gradient rules) yet belongs to
+      // the step.
+      assert.ok(BLAS_SPLIT_MACS_NO_GRAD < 32 * 784 * 256 && 32 * 784 * 256 < BLAS_SPLIT_MACS);
+      const layer = new mb.Linear(784, 256);
+      const x = rand(32, 784).requiresGrad_();
+      const set = blas.setThreads;
+      const seen: number[] = [];
+      blas.setThreads = (n: number) => {
+        seen.push(n);
+        set.call(blas, n);
+      };
+      try {
+        mb.sum(layer.forward(x)).backward();
+        assert.deepEqual([...new Set(seen)], [1], 'forward, dW and dX of a training step on one thread');
+        seen.length = 0;
+        mb.noGrad(() => layer.forward(x));
+        assert.deepEqual(seen, [2], 'a forward pass alone on both');
+      } finally {
+        blas.setThreads = set;
+        rt.threads = was;
+      }
     });
 
     // saxpy is a true fused multiply-add (PyTorch's rounding); the reference emulates it in float64, rounding
