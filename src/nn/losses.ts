@@ -6,7 +6,7 @@
  * takes logits and uses log-softmax, so it is exact for any logits (±1000 included) with no epsilon.
  */
 
-import { noGrad } from '../autograd/engine.js';
+import { recordedCompute } from '../autograd/engine.js';
 import { kernels } from '../backend/backend.js';
 import { checkOptions, fmtShape, optionKeys, ShapeError, ValueError } from '../errors.js';
 import { gather } from '../tensor/indexing.js';
@@ -256,7 +256,7 @@ function probabilityLoss(input: Tensor, target: Tensor, opts: CrossEntropyOption
  * x = 0 instead of -1/2 (a zero-initialised output layer starts exactly there).
  */
 function softplusNeg(x: Tensor): Tensor {
-  const value = noGrad(() =>
+  const value = recordedCompute(() =>
     ops.add(ops.log(ops.add(ops.exp(ops.neg(ops.abs(x))), 1)), ops.relu(ops.neg(x))),
   );
   return ops.customOp('softplusNeg', [x], value, (g) => [ops.mul(g, ops.sub(ops.sigmoid(x), 1))]);

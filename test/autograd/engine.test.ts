@@ -79,3 +79,30 @@ forEachBackend(() => {
     assertClose(x.grad!, [0, 1, 1, 0, 10, 10]);
   });
 });
+
+it('inGraphWork: on while recording, inside an op computing what it records, and in backward; off under noGrad', async () => {
+  const { inGraphWork, recordedCompute } = await import('../../src/autograd/engine.js');
+  const { customOp } = await import('../../src/tensor/ops.js');
+  const seen: Record<string, boolean> = {};
+  const x = mb.tensor([1, 2], { requiresGrad: true });
+  const op = (label: string) => {
+    const y = recordedCompute(() => {
+      seen[`${label} forward`] = inGraphWork();
+      assert.equal(mb.isGradEnabled(), false, 'recording is off inside recordedCompute');
+      return mb.mul(x, 2);
+    });
+    return customOp('double', [x], y, (g) => {
+      seen[`${label} backward`] = inGraphWork();
+      return [mb.mul(g, 2)];
+    });
+  };
+  mb.sum(op('train')).backward();
+  mb.noGrad(() => op('eval'));
+  assert.deepEqual(seen, { 'train forward': true, 'train backward': true, 'eval forward': false });
+  assert.equal(inGraphWork(), true, 'recording is on again');
+  assert.equal(
+    mb.noGrad(() => inGraphWork()),
+    false,
+  );
+  assertClose(x.grad!, [2, 2]);
+});
