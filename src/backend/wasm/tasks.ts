@@ -489,6 +489,33 @@ function rows(
 }
 
 /**
+ * im2col or col2im (one signature: source, a run of planes [p0, p1), the geometry, destination) over runs of
+ * the args[1] planes; the args are the kernel's own with the plane count in place of the run.
+ */
+function planeRows(name: 'im2col' | 'col2im'): Runner {
+  return rows((k, a, p, n) => {
+    k[name](
+      a[0]!,
+      p,
+      p + n,
+      a[2]!,
+      a[3]!,
+      a[4]!,
+      a[5]!,
+      a[6]!,
+      a[7]!,
+      a[8]!,
+      a[9]!,
+      a[10]!,
+      a[11]!,
+      a[12]!,
+      a[13]!,
+      a[14]!,
+    );
+  }, 1);
+}
+
+/**
  * Kernels over `items(a)` independent work items (tiles): chunk c of n takes items c, c + n, c + 2n, ..., so
  * that with a causal mask, where later query tiles cost more, every chunk gets a mix.
  */
@@ -756,47 +783,9 @@ const runners: { [T in TaskName]: Runner } = {
     );
   }, 3),
   // args: x, planes (N·C), H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cols; chunks are runs of planes.
-  im2col: rows((k, a, p, n) => {
-    k.im2col(
-      a[0]!,
-      p,
-      p + n,
-      a[2]!,
-      a[3]!,
-      a[4]!,
-      a[5]!,
-      a[6]!,
-      a[7]!,
-      a[8]!,
-      a[9]!,
-      a[10]!,
-      a[11]!,
-      a[12]!,
-      a[13]!,
-      a[14]!,
-    );
-  }, 1),
+  im2col: planeRows('im2col'),
   // args: cols, planes (N·C), H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dx.
-  col2im: rows((k, a, p, n) => {
-    k.col2im(
-      a[0]!,
-      p,
-      p + n,
-      a[2]!,
-      a[3]!,
-      a[4]!,
-      a[5]!,
-      a[6]!,
-      a[7]!,
-      a[8]!,
-      a[9]!,
-      a[10]!,
-      a[11]!,
-      a[12]!,
-      a[13]!,
-      a[14]!,
-    );
-  }, 1),
+  col2im: planeRows('col2im'),
   // args: x, out, n.
   erf: flat((k, a, o, len) => k.erf(a[0]! + o, a[1]! + o, len), 2),
   // args: a, aStep, b, bStep, out, n (a step of 0: one scalar, not offset).
