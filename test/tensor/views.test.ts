@@ -225,6 +225,23 @@ forEachBackend(() => {
     assertClose(w.grad!, [2, 2, 0, 0, 1, 1]);
   });
 
+  it('indexSelect copies rows of every length and dtype exactly (short rows by a loop, longer ones as blocks)', () => {
+    assert.deepEqual(
+      mb.indexSelect(mb.tensor(Int32Array.from([7, 3, 9, 1])), 0, [2, 0, 2, 3]).toList(),
+      [9, 7, 9, 1],
+    );
+    assert.deepEqual(mb.indexSelect(mb.tensor([true, false, true]), 0, [1, 2]).toList(), [false, true]);
+    for (const row of [1, 16, 17]) {
+      const X = mb
+        .arange(5 * row)
+        .reshape(5, row)
+        .slice(0, 1, 5); // a view at an offset: rows 1-4
+      const got = mb.indexSelect(X, 0, [3, 0, 3]).reshape(-1).toList();
+      const want = [4, 1, 4].flatMap((r) => Array.from({ length: row }, (_, j) => r * row + j));
+      assert.deepEqual(got, want);
+    }
+  });
+
   it('dims out of range are rejected with PyTorch wording', () => {
     assert.throws(
       () => x().sum(3),
