@@ -1,9 +1,10 @@
 /**
  * The `native` backend (Node only): GEMM on the machine's BLAS (blas.ts), straight on the tensors' storage,
- * no copies. It registers only `matmul` (convolutions lower to it through im2col, so they run there too); the
- * rest comes from its base, `wasm`, and from `js` below that (`backendInfo().fallbackFrom`). It is the
- * default where a BLAS loads; where none does, minibatch runs on wasm and `backendInfo().unavailable.native`
- * (also `nativeUnavailable`) says why, once.
+ * no copies. It registers `matmul` (convolutions lower to it through im2col, so they run there too),
+ * plain-momentum SGD (level 1) and sums over leading axes (GEMV); the rest comes from its base, `wasm`, and
+ * from `js` below that (`backendInfo().fallbackFrom`). It is the default where a BLAS loads; where none
+ * does, minibatch runs on wasm and `backendInfo().unavailable.native` (also `nativeUnavailable`) says why,
+ * once.
  *
  * Choosing the library: `MINIBATCH_BLAS=/path/or/name` (`openblas`, `mkl`, `blis`, `accelerate`, a file name
  * or a path; `none` turns the backend off) at startup, or `loadNative({ library })` later. Threads follow
@@ -29,7 +30,7 @@ import {
   type View,
 } from '../backend.js';
 import { type GemmLayout, gemmOperand } from '../gemm-layout.js';
-import { rowOffsets } from '../js/kernels.js';
+import { denseOffset, rowOffsets } from '../js/kernels.js';
 import { wasmRuntime } from '../wasm/backend.js';
 import { type Blas, importKoffi, type Koffi, loadBlas, nodeProcess } from './blas.js';
 
@@ -171,6 +172,58 @@ function gemm(a: View, b: View, out: Float32Array, M: number, K: number, N: numb
 }
 
 /**
+ * Rows of a column sum that one GEMV adds in float32 (a block rounds at most 255 times); the block sums are
+ * added in float64, as the reference adds everything.
+ */
+export const SUM_BLOCK_ROWS = 256;
+const ones = new Float32Array(SUM_BLOCK_ROWS).fill(1);
+let blockSum = new Float32Array(0);
+let sums = new Float64Array(0);
+
+/**
+ * A dense float32 tensor summed over its leading axes, (R, C) -> (C) (a bias gradient, a mean over the
+ * batch), is a GEMV with a column of ones, one per block of SUM_BLOCK_ROWS rows, straight on the storage.
+ * 512×256: 44 µs in the base (copied in, then summed) against 16 µs; in a training step at batch 512, 64
+ * against 36 µs. Other reductions go to the base backend.
+ */
+const sum: KernelTable['sum'] = (x, axes, out) => {
+  const lib = blas!;
+  const r = x.shape.length;
+  const d0 = denseOffset(x);
+  const k = axes.length;
+  if (
+    !lib.sgemv ||
+    x.dtype !== 'float32' ||
+    !(out instanceof Float32Array) ||
+    d0 < 0 ||
+    k === 0 ||
+    k === r ||
+    axes[k - 1] !== k - 1 ||
+    out.length === 0
+  ) {
+    return kernelsOf('wasm').sum(x, axes, out);
+  }
+  const C = out.length;
+  const R = x.shape.slice(0, k).reduce((a, d) => a * d, 1);
+  const data = x.data as Float32Array;
+  lib.setThreads(1);
+  if (R <= SUM_BLOCK_ROWS) {
+    if (R === 0) out.fill(0);
+    else lib.sgemv(true, R, C, 1, data.subarray(d0), C, ones, 1, 0, out);
+    return;
+  }
+  if (blockSum.length < C) [blockSum, sums] = [new Float32Array(C), new Float64Array(C)];
+  const part = blockSum.subarray(0, C);
+  sums.fill(0, 0, C);
+  for (let r0 = 0; r0 < R; r0 += SUM_BLOCK_ROWS) {
+    const rows = Math.min(SUM_BLOCK_ROWS, R - r0);
+    lib.sgemv(true, rows, C, 1, data.subarray(d0 + r0 * C), C, ones, 1, 0, part);
+    for (let c = 0; c < C; c++) sums[c]! += part[c]!;
+  }
+  for (let c = 0; c < C; c++) out[c] = sums[c]!;
+};
+
+/**
  * Below this many parameters an SGD step stays with the base backend: three BLAS calls cost ~1 µs in calls.
  */
 export const BLAS_MIN_OPTIM = 4096;
@@ -241,7 +294,7 @@ function register(loaded: Blas): void {
       },
       describe,
     },
-    { matmul, sgdUpdate } satisfies Partial<KernelTable>,
+    { matmul, sgdUpdate, sum } satisfies Partial<KernelTable>,
   );
   if (loaded.coreNote?.startsWith('WRONG'))
     warn(`native backend: OpenBLAS core ${loaded.core}: ${loaded.coreNote}`);

@@ -14,9 +14,11 @@ import {
   loadNative,
   nativeBlas,
   nativeUnavailable,
+  SUM_BLOCK_ROWS,
 } from '../../../src/backend/native/backend.js';
 import type { Tensor } from '../../../src/index.js';
 import * as mb from '../../../src/index.js';
+import { assertClose } from '../../helpers.js';
 
 const gen = new mb.Generator(11);
 const rand = (...shape: number[]) => mb.uniform(shape, -1, 1, { generator: gen });
@@ -331,6 +333,75 @@ if (nativeUnavailable !== undefined) {
           );
         }
         assert.ok(differ <= 2, `n=${n}: ${differ} parameter updates differ in the last bit`);
+      }
+    });
+
+    it('a sum over leading axes is GEMVs of SUM_BLOCK_ROWS rows whose block sums add in float64', () => {
+      const blas = nativeBlas()!;
+      if (!blas.sgemv) return;
+      assert.equal(mb.backendInfo().fallbackFrom.sum, undefined);
+      const calls: number[] = [];
+      const sgemv = blas.sgemv;
+      blas.sgemv = (...args) => {
+        calls.push(args[1]);
+        sgemv(...args);
+      };
+      try {
+        // Against float64 sums: each within 256 roundings of the column's sum of |x| (one block's bound).
+        for (const [shape, dims] of [
+          [[1, 5], [0]],
+          [[SUM_BLOCK_ROWS, 3], [0]],
+          [[2 * SUM_BLOCK_ROWS + 7, 33], [0]],
+          [
+            [4, 70, 6],
+            [0, 1],
+          ],
+        ] as [number[], number[]][]) {
+          calls.length = 0;
+          const x = rand(2, ...shape)
+            .slice(0, 1, 2)
+            .reshape(shape); // a dense view at an offset
+          const got = x.sum(dims).toTypedArray() as Float32Array;
+          const rows = dims.reduce((a, d) => a * shape[d]!, 1);
+          assert.deepEqual(
+            calls,
+            Array.from({ length: Math.ceil(rows / SUM_BLOCK_ROWS) }, (_, b) =>
+              Math.min(SUM_BLOCK_ROWS, rows - b * SUM_BLOCK_ROWS),
+            ),
+            `[${shape}] over ${dims}: one GEMV per block`,
+          );
+          const v = x.toTypedArray() as Float32Array;
+          const C = got.length;
+          for (let c = 0; c < C; c++) {
+            let exact = 0;
+            let abs = 0;
+            for (let r = 0; r < rows; r++) {
+              exact += v[r * C + c]!;
+              abs += Math.abs(v[r * C + c]!);
+            }
+            assert.ok(Math.abs(got[c]! - exact) <= 256 * 2 ** -24 * abs, `[${shape}] column ${c}`);
+          }
+        }
+        // A first block summing to 2^24, then two blocks summing to 1: float32 rounds 2^24 + 1 back to 2^24.
+        const big = new Float32Array(3 * SUM_BLOCK_ROWS);
+        big.fill(2 ** 24 / SUM_BLOCK_ROWS, 0, SUM_BLOCK_ROWS);
+        big[SUM_BLOCK_ROWS] = big[2 * SUM_BLOCK_ROWS + 5] = 1;
+        assert.deepEqual(
+          mb
+            .tensor(big, { shape: [3 * SUM_BLOCK_ROWS, 1] })
+            .sum(0)
+            .toList(),
+          [2 ** 24 + 2],
+        );
+        // Strided views, a trailing axis and a full reduction stay with the base.
+        calls.length = 0;
+        const m = rand(6, 4);
+        assertClose(m.mT.sum(0), m.sum(1).toTypedArray() as Float32Array);
+        m.sum(1);
+        m.sum();
+        assert.equal(calls.length, 0);
+      } finally {
+        blas.sgemv = sgemv;
       }
     });
 
