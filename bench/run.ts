@@ -11,6 +11,8 @@
  *   infer  MLP inference over the test images at batch 1..512, samples/s
  * Peers: minibatch (wasm 1 thread, wasm all cores, js), tfjs-core 4 (wasm and cpu backends), jax-js (wasm,
  * jit), and, where python3 has them, NumPy and PyTorch (bench/peers/peer.py; nothing is installed).
+ * Each library runs in a process of its own: minibatch in the runner's, tfjs-wasm, tfjs-cpu and jax-js each in
+ * a child (bench/lib/host.ts), Python in its own; the runner still orders every measurement.
  *
  * Timing: every figure is the median of several timed runs after warm-up (bench/lib/measure.ts); a
  * training figure is the wall time of one epoch (or of its first `cap` samples for slow peers).
@@ -27,7 +29,16 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { nativeBlas } from '../src/backend/native/backend.js';
 import * as mb from '../src/index.js';
-import { type Data, loadData, type ModelKind, type Peer, TINY_ADD } from './lib/common.js';
+import {
+  type Data,
+  loadData,
+  type ModelKind,
+  type Peer,
+  TINY_ADD,
+  type TrainResult,
+  type TrainSpec,
+} from './lib/common.js';
+import { type HostCall, PeerHost, serve } from './lib/host.js';
 import {
   fmt,
   fmtRatio,
@@ -56,6 +67,11 @@ interface Config {
   opsTiming: TimeOptions;
   models: ModelKind[];
   batches: number[];
+  /**
+   * Epochs of minibatch's peers and PyTorch per model and batch size, interleaved; each samples/s figure is
+   * their median. The slower JS peers train once.
+   */
+  mlpRounds: number;
   /** The slow peers (tfjs) train on this many samples, or for this many seconds, for the speed figure. */
   slowCap: number;
   slowSeconds: number;
@@ -77,6 +93,7 @@ const FULL: Config = {
   opsTiming: { minRunMs: 150, runs: 5 },
   models: ['mlp', 'mlp-bn'],
   batches: [32, 128, 512],
+  mlpRounds: 3,
   slowCap: 10_000,
   slowSeconds: 8,
   inferBatches: [1, 8, 32, 128, 512],
@@ -92,6 +109,7 @@ const QUICK: Config = {
   opsTiming: { minRunMs: 40, runs: 3, warmupMs: 100 },
   models: ['mlp', 'mlp-bn'],
   batches: [128],
+  mlpRounds: 1,
   slowCap: 1_024,
   slowSeconds: 1,
   inferBatches: [1, 128],
@@ -125,6 +143,8 @@ interface MlpRow extends Row {
   seconds: number;
   samplesPerSec: number;
   accuracy?: number;
+  /** samples/s of each round, where the figure is their median (see Config.mlpRounds). */
+  rounds?: number[];
 }
 /** Test accuracy after one full epoch from one seed (model init and shuffle). */
 interface AccuracyRow {
@@ -161,10 +181,12 @@ const T0 = performance.now();
 const log = (s: string) => process.stderr.write(`[${((performance.now() - T0) / 1000).toFixed(1)} s] ${s}\n`);
 const load = () => loadavg().map((x) => Math.round(x * 100) / 100);
 
-function parse(): { quick: boolean; only: Section[]; peers?: string[]; out: string } {
+function parse(): { quick: boolean; only: Section[]; peers?: string[]; out: string; host?: string } {
   const { values } = parseArgs({
     options: {
       quick: { type: 'boolean', default: false },
+      // Internal: run as the child process of one peer (bench/lib/host.ts).
+      host: { type: 'string' },
       only: { type: 'string' },
       peers: { type: 'string' },
       out: { type: 'string' },
@@ -187,6 +209,7 @@ function parse(): { quick: boolean; only: Section[]; peers?: string[]; out: stri
     only: only as Section[],
     peers: values.peers?.split(',').map((s) => s.trim()),
     out: values.out ?? fileURLToPath(new URL('../../bench/results/latest.json', import.meta.url)),
+    ...(values.host === undefined ? {} : { host: values.host }),
   };
 }
 
@@ -271,7 +294,9 @@ async function gemmSection(peers: Peer[], cfg: Config, res: Results): Promise<vo
           failed.add(peer);
           continue;
         }
-        const timing = attempt(res, 'gemm', peer, () => timeCalls(peer.gemm!(M, K, N), cfg.gemmTiming));
+        const timing = await attemptAsync(res, 'gemm', peer, () =>
+          timeOn(peer, { kind: 'gemm', shape: [M, K, N], opts: cfg.gemmTiming }),
+        );
         if (!timing) {
           failed.add(peer);
           continue;
@@ -323,7 +348,9 @@ async function opsSection(peers: Peer[], cfg: Config, res: Results): Promise<voi
   )) {
     if (!(await activate(res, 'ops', peer))) continue;
     for (const op of ['add', 'matmul'] as const) {
-      const timing = attempt(res, 'ops', peer, () => timeCalls(peer.tinyOp!(op), cfg.opsTiming));
+      const timing = await attemptAsync(res, 'ops', peer, () =>
+        timeOn(peer, { kind: 'tinyOp', op, opts: cfg.opsTiming }),
+      );
       if (!timing) break;
       res.ops.push({ impl: peer.name, threads: 1, op, us: timing.ms * 1000, timing });
     }
@@ -344,9 +371,10 @@ async function opsSection(peers: Peer[], cfg: Config, res: Results): Promise<voi
 }
 
 /**
- * Each configuration runs minibatch's peers, then PyTorch (a Python process per configuration), then the
- * other JS peers: the VM's speed drifts over minutes, so the ratio to PyTorch compares runs seconds apart, not
- * the two ends of the section.
+ * Each configuration runs minibatch's peers, then PyTorch (a Python process per configuration), in
+ * `mlpRounds` rounds, then the other JS peers: the VM's speed drifts by tens of percent over minutes, so the
+ * ratio to PyTorch compares runs seconds apart, and the median of the rounds, not one epoch that a slow minute
+ * fell on.
  */
 async function mlpSection(peers: Peer[], cfg: Config, data: Data, res: Results): Promise<void> {
   const trainers = peers.filter((p) => p.train);
@@ -354,11 +382,26 @@ async function mlpSection(peers: Peer[], cfg: Config, data: Data, res: Results):
   const others = trainers.filter((p) => !ours.includes(p));
   for (const model of cfg.models) {
     for (const batch of cfg.batches) {
-      for (const peer of ours) await trainPeer(peer, model, batch, cfg, data, res);
-      if (usePython && !torchMissing) trainTorch(model, batch, data, res);
-      for (const peer of others) await trainPeer(peer, model, batch, cfg, data, res);
+      const runs: MlpRow[] = [];
+      for (let round = 0; round < cfg.mlpRounds; round++) {
+        for (const peer of ours) runs.push(...(await trainPeer(peer, model, batch, cfg, data, res)));
+        if (usePython && !torchMissing) runs.push(...trainTorch(model, batch, data, res));
+      }
+      res.mlp.push(...medianRuns(runs));
+      for (const peer of others) res.mlp.push(...(await trainPeer(peer, model, batch, cfg, data, res)));
     }
   }
+}
+
+/** Per impl, the run with the median samples/s (the lower middle of an even count), with every round's figure. */
+function medianRuns(runs: MlpRow[]): MlpRow[] {
+  return [...new Set(runs.map((r) => r.impl))].map((impl) => {
+    const own = runs.filter((r) => r.impl === impl).sort((a, b) => a.samplesPerSec - b.samplesPerSec);
+    const mid = own[(own.length - 1) >> 1]!;
+    return own.length > 1
+      ? { ...mid, rounds: runs.filter((r) => r.impl === impl).map((r) => r.samplesPerSec) }
+      : mid;
+  });
 }
 
 async function trainPeer(
@@ -368,21 +411,19 @@ async function trainPeer(
   cfg: Config,
   data: Data,
   res: Results,
-): Promise<void> {
-  if (!(await activate(res, 'mlp', peer))) return;
+): Promise<MlpRow[]> {
+  if (!(await activate(res, 'mlp', peer))) return [];
   const slow = SLOW_TRAINERS.has(peer.name);
   const r = await attemptAsync(res, 'mlp', peer, () =>
-    peer.train!({
+    trainOn(peer, data, {
       model,
       batch,
-      train: data.train,
-      test: data.test,
       maxSamples: slow ? cfg.slowCap : data.train.n,
       maxSeconds: slow ? cfg.slowSeconds : Number.POSITIVE_INFINITY,
       seed: 7,
     }),
   );
-  if (!r) return;
+  if (!r) return [];
   const row: MlpRow = {
     impl: peer.name,
     threads: peer.threads,
@@ -394,14 +435,14 @@ async function trainPeer(
     samplesPerSec: r.samples / r.seconds,
     ...(r.accuracy === undefined ? {} : { accuracy: r.accuracy }),
   };
-  res.mlp.push(row);
   log(
     `mlp ${model} b${batch} ${peer.name}: ${fmt(row.samplesPerSec)} samples/s` +
       (r.accuracy === undefined ? '' : `, test accuracy ${(100 * r.accuracy).toFixed(1)}%`),
   );
+  return [row];
 }
 
-function trainTorch(model: ModelKind, batch: number, data: Data, res: Results): void {
+function trainTorch(model: ModelKind, batch: number, data: Data, res: Results): MlpRow[] {
   const spec = { model, batch, maxSamples: data.train.n, seed: 7 };
   const py = runPython(
     { sections: ['mlp'], torch: true, threads: CORES, dataDir: data.source, mlp: [spec] },
@@ -409,8 +450,9 @@ function trainTorch(model: ModelKind, batch: number, data: Data, res: Results): 
     blasCore(),
   );
   noteSkips(py, 'mlp', res, ['numpy']);
-  for (const r of py.mlpTorch ?? []) {
-    res.mlp.push({
+  return (py.mlpTorch ?? []).map((r) => {
+    log(`mlp ${model} b${batch} torch: ${fmt(r.samples / r.seconds)} samples/s`);
+    return {
       impl: `torch ${py.torch!.threads}t`,
       threads: py.torch!.threads,
       model: r.model as ModelKind,
@@ -420,9 +462,8 @@ function trainTorch(model: ModelKind, batch: number, data: Data, res: Results): 
       seconds: r.seconds,
       samplesPerSec: r.samples / r.seconds,
       ...(r.accuracy === null ? {} : { accuracy: r.accuracy }),
-    });
-    log(`mlp ${model} b${batch} torch: ${fmt(r.samples / r.seconds)} samples/s`);
-  }
+    };
+  });
 }
 
 /**
@@ -441,12 +482,10 @@ async function accuracySection(peers: Peer[], cfg: Config, data: Data, res: Resu
       if (peer && (await activate(res, 'accuracy', peer))) {
         for (const seed of cfg.accuracySeeds) {
           const r = await attemptAsync(res, 'accuracy', peer, () =>
-            peer.train!({
+            trainOn(peer, data, {
               model,
               batch,
               seed,
-              train: data.train,
-              test: data.test,
               maxSamples: data.train.n,
               maxSeconds: Number.POSITIVE_INFINITY,
             }),
@@ -492,7 +531,9 @@ async function inferSection(peers: Peer[], cfg: Config, data: Data, res: Results
 
 async function inferPeer(peer: Peer, batch: number, cfg: Config, data: Data, res: Results): Promise<void> {
   if (!(await activate(res, 'infer', peer))) return;
-  const timing = attempt(res, 'infer', peer, () => timeCalls(peer.infer!(batch, data.test), cfg.inferTiming));
+  const timing = await attemptAsync(res, 'infer', peer, () =>
+    timeOn(peer, { kind: 'infer', batch, opts: cfg.inferTiming }, data),
+  );
   if (!timing) return;
   const samplesPerSec = batch / (timing.ms / 1000);
   res.infer.push({ impl: peer.name, threads: peer.threads, batch, samplesPerSec, timing });
@@ -524,16 +565,28 @@ function blasCore(): string | undefined {
   return nativeBlas()?.core;
 }
 
-/** Runs one measurement; a peer that throws is recorded as skipped (with the error) instead of ending the run. */
-function attempt<T>(res: Results, section: string, peer: Peer, fn: () => T): T | undefined {
-  try {
-    return fn();
-  } catch (e) {
-    fail(res, section, peer, e);
-    return undefined;
-  }
+/**
+ * One timed measurement (bench/lib/measure.ts) of a peer's call, made where the peer runs: here, or in its
+ * host process (bench/lib/host.ts).
+ */
+async function timeOn(
+  peer: Peer,
+  call: Extract<HostCall, { opts: TimeOptions }>,
+  data?: Data,
+): Promise<Timing> {
+  if (peer.host) return peer.host.call<Timing>(call);
+  if (call.kind === 'gemm') return timeCalls(peer.gemm!(...call.shape), call.opts);
+  if (call.kind === 'tinyOp') return timeCalls(peer.tinyOp!(call.op), call.opts);
+  return timeCalls(peer.infer!(call.batch, data!.test), call.opts);
 }
 
+/** One training run where the peer runs; a host process trains on its own copy of the same data. */
+function trainOn(peer: Peer, data: Data, spec: Omit<TrainSpec, 'train' | 'test'>): Promise<TrainResult> {
+  if (peer.host) return peer.host.call<TrainResult>({ kind: 'train', spec });
+  return peer.train!({ ...spec, train: data.train, test: data.test });
+}
+
+/** Runs one measurement; a peer that throws is recorded as skipped (with the error) instead of ending the run. */
 async function attemptAsync<T>(
   res: Results,
   section: string,
@@ -550,7 +603,7 @@ async function attemptAsync<T>(
 
 const activate = (res: Results, section: string, peer: Peer): Promise<boolean> =>
   attemptAsync(res, section, peer, async () => {
-    await peer.activate?.();
+    await (peer.host ? peer.host.call<undefined>({ kind: 'activate' }) : peer.activate?.());
     return true;
   }).then((ok) => ok === true);
 
@@ -581,6 +634,8 @@ function report(res: Results, cfg: Config, data: Data | undefined): string {
       `reference backend (${mw.fallbacks.join(', ')}). tfjs-wasm: SIMD ${tf.WASM_HAS_SIMD_SUPPORT ? 'on' : 'off'}, ` +
       `threads ${tf.WASM_HAS_MULTITHREAD_SUPPORT ? 'on' : 'off'}. jax-js ${m.jaxjs}, wasm device.`,
     `Load average (1/5/15 min) at start ${(m.loadStart as number[]).join(' / ')}, at end ${(m.loadEnd as number[]).join(' / ')}.`,
+    'Each library runs in a process of its own (minibatch in the runner, tfjs-wasm, tfjs-cpu and jax-js each in a ' +
+      'child process, NumPy and PyTorch in Python); measurements still take turns.',
     'Ratios: minibatch wasm at the same thread count ÷ the peer (2.00× = minibatch twice as fast; ' +
       '0.50× = half as fast). `Nt` = N threads.',
   );
@@ -683,6 +738,9 @@ function report(res: Results, cfg: Config, data: Data | undefined): string {
           `${data.test.n.toLocaleString('en-US')} test, from ${data.source}); ReLU, softmax cross-entropy, ` +
           'SGD momentum 0.9, lr 0.05, shuffled; wall time of the epoch loop (shuffle, batch gather, steps) after a ' +
           'warm-up on a throwaway model; every peer reads the loss back each step. ' +
+          (cfg.mlpRounds > 1
+            ? `minibatch and PyTorch: the median of ${cfg.mlpRounds} epochs, run in turn (rounds in the JSON). `
+            : '') +
           `Slow peers (tfjs) train on the first ${cfg.slowCap.toLocaleString('en-US')} samples or ${cfg.slowSeconds} s, ` +
           'whichever comes first, for the speed figure only (no accuracy then).',
         '',
@@ -785,8 +843,24 @@ function wasmInfo(): ReturnType<typeof mb.backendInfo> {
   return info;
 }
 
+/** Every peer; tfjs and jax-js in host processes of their own when `hosted` (see bench/lib/host.ts). */
+function allPeers(quick: boolean, hosted: boolean): Peer[] {
+  const foreign = [tfjsPeer('wasm'), tfjsPeer('cpu'), jaxjsPeer()];
+  const script = fileURLToPath(import.meta.url);
+  const host = (p: Peer): Peer => ({
+    ...p,
+    host: new PeerHost(script, ['--host', p.name, ...(quick ? ['--quick'] : [])]),
+  });
+  return [...minibatchPeers(), ...(hosted ? foreign.map(host) : foreign)];
+}
+
 async function main(): Promise<void> {
   const args = parse();
+  if (args.host !== undefined) {
+    const peer = allPeers(args.quick, false).find((p) => p.name === args.host);
+    if (!peer) throw new Error(`--host: no peer named ${args.host}`);
+    return serve(peer, () => loadData(args.quick));
+  }
   const cfg = args.quick ? QUICK : FULL;
   const t0 = performance.now();
   const res: Results = {
@@ -811,7 +885,7 @@ async function main(): Promise<void> {
     infer: [],
     accuracy: [],
   };
-  const all: Peer[] = [...minibatchPeers(), tfjsPeer('wasm'), tfjsPeer('cpu'), jaxjsPeer()];
+  const all = allPeers(args.quick, true);
   const peers = all.filter(
     (p) => p.name.startsWith('minibatch') || !args.peers || args.peers.some((w) => p.name.includes(w)),
   );
@@ -830,6 +904,7 @@ async function main(): Promise<void> {
     res.load.push({ section, before, after: load() });
     log(`${section}: ${((performance.now() - s0) / 1000).toFixed(1)} s`);
   }
+  for (const p of peers) p.host?.close();
   res.meta.tfjsFlags = await tfjsFlags();
   res.meta.loadEnd = load();
   res.meta.seconds = Math.round((performance.now() - t0) / 100) / 10;

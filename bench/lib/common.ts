@@ -3,6 +3,7 @@
  * library trains the same model on the same float32 images from the same kind of initial weights.
  */
 import { loadFashionMnist, shippedFashionMnistDir } from '../../src/index.js';
+import type { PeerHost } from './host.js';
 
 export type ModelKind = 'mlp' | 'mlp-bn';
 
@@ -58,6 +59,8 @@ export interface Peer {
   infer?(batch: number, test: Split): () => void;
   /** A note for the tables (e.g. how results are read back). */
   note?: string;
+  /** The child process the peer runs in, where it does not run in the runner's (bench/lib/host.ts). */
+  host?: PeerHost;
 }
 
 /** Fashion-MNIST as float32 in [0, 1]: the full set where installed, the shipped subset when `quick`. */
