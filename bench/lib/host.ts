@@ -51,7 +51,9 @@ export class PeerHost {
 
   private start(): ChildProcess {
     // Without minibatch's native backend (MINIBATCH_BLAS=none): no BLAS loaded, malloc left as the peer finds it.
+    // Structured clone, not JSON: a training spec's maxSeconds is Infinity.
     const child = fork(this.script, this.args, {
+      serialization: 'advanced',
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
       env: { ...process.env, MINIBATCH_BLAS: 'none' },
     });
