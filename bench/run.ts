@@ -29,25 +29,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { nativeBlas } from '../src/backend/native/backend.js';
 import * as mb from '../src/index.js';
-import {
-  type Data,
-  loadData,
-  type ModelKind,
-  type Peer,
-  TINY_ADD,
-  type TrainResult,
-  type TrainSpec,
-} from './lib/common.js';
-import { type HostCall, PeerHost, serve } from './lib/host.js';
-import {
-  fmt,
-  fmtRatio,
-  markdownTable,
-  median,
-  type TimeOptions,
-  type Timing,
-  timeCalls,
-} from './lib/measure.js';
+import { type Data, loadData, type ModelKind, type Peer, TINY_ADD, type TrainResult } from './lib/common.js';
+import { type HostCall, PeerHost, runCall, serve } from './lib/host.js';
+import { fmt, fmtRatio, markdownTable, median, type TimeOptions, type Timing } from './lib/measure.js';
 import { jaxjsPeer, jaxjsVersion } from './peers/jaxjs.js';
 import { minibatchPeers, RESIDENT } from './peers/minibatch.js';
 import { type PyResult, runPython } from './peers/python.js';
@@ -295,7 +279,7 @@ async function gemmSection(peers: Peer[], cfg: Config, res: Results): Promise<vo
           continue;
         }
         const timing = await attemptAsync(res, 'gemm', peer, () =>
-          timeOn(peer, { kind: 'gemm', shape: [M, K, N], opts: cfg.gemmTiming }),
+          onPeer<Timing>(peer, { kind: 'gemm', shape: [M, K, N], opts: cfg.gemmTiming }),
         );
         if (!timing) {
           failed.add(peer);
@@ -349,7 +333,7 @@ async function opsSection(peers: Peer[], cfg: Config, res: Results): Promise<voi
     if (!(await activate(res, 'ops', peer))) continue;
     for (const op of ['add', 'matmul'] as const) {
       const timing = await attemptAsync(res, 'ops', peer, () =>
-        timeOn(peer, { kind: 'tinyOp', op, opts: cfg.opsTiming }),
+        onPeer<Timing>(peer, { kind: 'tinyOp', op, opts: cfg.opsTiming }),
       );
       if (!timing) break;
       res.ops.push({ impl: peer.name, threads: 1, op, us: timing.ms * 1000, timing });
@@ -415,13 +399,20 @@ async function trainPeer(
   if (!(await activate(res, 'mlp', peer))) return [];
   const slow = SLOW_TRAINERS.has(peer.name);
   const r = await attemptAsync(res, 'mlp', peer, () =>
-    trainOn(peer, data, {
-      model,
-      batch,
-      maxSamples: slow ? cfg.slowCap : data.train.n,
-      maxSeconds: slow ? cfg.slowSeconds : Number.POSITIVE_INFINITY,
-      seed: 7,
-    }),
+    onPeer<TrainResult>(
+      peer,
+      {
+        kind: 'train',
+        spec: {
+          model,
+          batch,
+          maxSamples: slow ? cfg.slowCap : data.train.n,
+          maxSeconds: slow ? cfg.slowSeconds : Number.POSITIVE_INFINITY,
+          seed: 7,
+        },
+      },
+      data,
+    ),
   );
   if (!r) return [];
   const row: MlpRow = {
@@ -482,13 +473,14 @@ async function accuracySection(peers: Peer[], cfg: Config, data: Data, res: Resu
       if (peer && (await activate(res, 'accuracy', peer))) {
         for (const seed of cfg.accuracySeeds) {
           const r = await attemptAsync(res, 'accuracy', peer, () =>
-            trainOn(peer, data, {
-              model,
-              batch,
-              seed,
-              maxSamples: data.train.n,
-              maxSeconds: Number.POSITIVE_INFINITY,
-            }),
+            onPeer<TrainResult>(
+              peer,
+              {
+                kind: 'train',
+                spec: { model, batch, seed, maxSamples: data.train.n, maxSeconds: Number.POSITIVE_INFINITY },
+              },
+              data,
+            ),
           );
           if (r?.accuracy !== undefined)
             res.accuracy.push({ impl: peer.name, model, batch, seed, accuracy: r.accuracy });
@@ -532,7 +524,7 @@ async function inferSection(peers: Peer[], cfg: Config, data: Data, res: Results
 async function inferPeer(peer: Peer, batch: number, cfg: Config, data: Data, res: Results): Promise<void> {
   if (!(await activate(res, 'infer', peer))) return;
   const timing = await attemptAsync(res, 'infer', peer, () =>
-    timeOn(peer, { kind: 'infer', batch, opts: cfg.inferTiming }, data),
+    onPeer<Timing>(peer, { kind: 'infer', batch, opts: cfg.inferTiming }, data),
   );
   if (!timing) return;
   const samplesPerSec = batch / (timing.ms / 1000);
@@ -565,25 +557,14 @@ function blasCore(): string | undefined {
   return nativeBlas()?.core;
 }
 
-/**
- * One timed measurement (bench/lib/measure.ts) of a peer's call, made where the peer runs: here, or in its
- * host process (bench/lib/host.ts).
- */
-async function timeOn(
+/** A measurement made where the peer runs: here, or in its host process (bench/lib/host.ts). */
+function onPeer<T extends Timing | TrainResult | undefined>(
   peer: Peer,
-  call: Extract<HostCall, { opts: TimeOptions }>,
+  call: HostCall,
   data?: Data,
-): Promise<Timing> {
-  if (peer.host) return peer.host.call<Timing>(call);
-  if (call.kind === 'gemm') return timeCalls(peer.gemm!(...call.shape), call.opts);
-  if (call.kind === 'tinyOp') return timeCalls(peer.tinyOp!(call.op), call.opts);
-  return timeCalls(peer.infer!(call.batch, data!.test), call.opts);
-}
-
-/** One training run where the peer runs; a host process trains on its own copy of the same data. */
-function trainOn(peer: Peer, data: Data, spec: Omit<TrainSpec, 'train' | 'test'>): Promise<TrainResult> {
-  if (peer.host) return peer.host.call<TrainResult>({ kind: 'train', spec });
-  return peer.train!({ ...spec, train: data.train, test: data.test });
+): Promise<T> {
+  if (peer.host) return peer.host.call<T>(call);
+  return runCall(peer, call, () => data!) as Promise<T>;
 }
 
 /** Runs one measurement; a peer that throws is recorded as skipped (with the error) instead of ending the run. */
@@ -603,7 +584,7 @@ async function attemptAsync<T>(
 
 const activate = (res: Results, section: string, peer: Peer): Promise<boolean> =>
   attemptAsync(res, section, peer, async () => {
-    await (peer.host ? peer.host.call<undefined>({ kind: 'activate' }) : peer.activate?.());
+    await onPeer(peer, { kind: 'activate' });
     return true;
   }).then((ok) => ok === true);
 

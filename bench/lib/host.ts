@@ -72,26 +72,28 @@ export class PeerHost {
   }
 }
 
+/** A call answered with `peer` in this process: the child's answers, and the runner's own peers'. */
+export async function runCall(peer: Peer, c: HostCall, data: () => Data): Promise<unknown> {
+  switch (c.kind) {
+    case 'activate':
+      return void (await peer.activate?.());
+    case 'gemm':
+      return timeCalls(peer.gemm!(...c.shape), c.opts);
+    case 'tinyOp':
+      return timeCalls(peer.tinyOp!(c.op), c.opts);
+    case 'infer':
+      return timeCalls(peer.infer!(c.batch, data().test), c.opts);
+    case 'train':
+      return peer.train!({ ...c.spec, train: data().train, test: data().test });
+  }
+}
+
 /** The child's end: answers each call with `peer`; resolves when the parent goes away. */
 export function serve(peer: Peer, data: () => Data): Promise<void> {
   let loaded: Data | undefined;
   const split = () => (loaded ??= data());
-  const answer = async (c: HostCall): Promise<unknown> => {
-    switch (c.kind) {
-      case 'activate':
-        return void (await peer.activate?.());
-      case 'gemm':
-        return timeCalls(peer.gemm!(...c.shape), c.opts);
-      case 'tinyOp':
-        return timeCalls(peer.tinyOp!(c.op), c.opts);
-      case 'infer':
-        return timeCalls(peer.infer!(c.batch, split().test), c.opts);
-      case 'train':
-        return peer.train!({ ...c.spec, train: split().train, test: split().test });
-    }
-  };
   process.on('message', (m: HostCall & { id: number }) => {
-    answer(m).then(
+    runCall(peer, m, split).then(
       (value) => process.send!({ id: m.id, value } satisfies Reply),
       (e: unknown) => process.send!({ id: m.id, error: (e as Error)?.message ?? String(e) } satisfies Reply),
     );
