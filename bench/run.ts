@@ -61,6 +61,8 @@ interface Config {
   slowSeconds: number;
   inferBatches: number[];
   inferTiming: TimeOptions;
+  /** Rounds of minibatch's peers and PyTorch per batch size, in turn; each figure is their median. */
+  inferRounds: number;
   /** Seeds of the accuracy section: one full epoch per seed, model and batch size, minibatch and PyTorch. */
   accuracySeeds: number[];
 }
@@ -82,6 +84,7 @@ const FULL: Config = {
   slowSeconds: 8,
   inferBatches: [1, 8, 32, 128, 512],
   inferTiming: { minRunMs: 300, runs: 5 },
+  inferRounds: 3,
   accuracySeeds: [1, 2, 3, 4, 5],
 };
 
@@ -98,6 +101,7 @@ const QUICK: Config = {
   slowSeconds: 1,
   inferBatches: [1, 128],
   inferTiming: { minRunMs: 60, runs: 3, warmupMs: 150 },
+  inferRounds: 1,
   accuracySeeds: [1, 2],
 };
 
@@ -142,6 +146,8 @@ interface InferRow extends Row {
   batch: number;
   samplesPerSec: number;
   timing: Timing;
+  /** samples/s of each round, where the figure is their median (see Config.inferRounds). */
+  rounds?: number[];
 }
 
 interface Results {
@@ -378,7 +384,7 @@ async function mlpSection(peers: Peer[], cfg: Config, data: Data, res: Results):
 }
 
 /** Per impl, the run with the median samples/s (the lower middle of an even count), with every round's figure. */
-function medianRuns(runs: MlpRow[]): MlpRow[] {
+function medianRuns<R extends { impl: string; samplesPerSec: number; rounds?: number[] }>(runs: R[]): R[] {
   return [...new Set(runs.map((r) => r.impl))].map((impl) => {
     const own = runs.filter((r) => r.impl === impl).sort((a, b) => a.samplesPerSec - b.samplesPerSec);
     const mid = own[(own.length - 1) >> 1]!;
@@ -509,47 +515,60 @@ async function accuracySection(peers: Peer[], cfg: Config, data: Data, res: Resu
   }
 }
 
-/** Per batch size: minibatch's peers, PyTorch, then the other JS peers (see mlpSection). */
+/**
+ * Per batch size: minibatch's peers and PyTorch in `inferRounds` rounds, then the other JS peers, as
+ * mlpSection does and for the same reason (a figure measured in a slow minute against one from a fast one).
+ */
 async function inferSection(peers: Peer[], cfg: Config, data: Data, res: Results): Promise<void> {
   const inferrers = peers.filter((p) => p.infer);
   const ours = inferrers.filter((p) => p.name.startsWith('minibatch'));
   const others = inferrers.filter((p) => !ours.includes(p));
   for (const batch of cfg.inferBatches) {
-    for (const peer of ours) await inferPeer(peer, batch, cfg, data, res);
-    if (usePython && !torchMissing) inferTorch(batch, data, res);
-    for (const peer of others) await inferPeer(peer, batch, cfg, data, res);
+    const runs: InferRow[] = [];
+    for (let round = 0; round < cfg.inferRounds; round++) {
+      for (const peer of ours) runs.push(...(await inferPeer(peer, batch, cfg, data, res)));
+      if (usePython && !torchMissing) runs.push(...inferTorch(batch, data, res));
+    }
+    res.infer.push(...medianRuns(runs));
+    for (const peer of others) res.infer.push(...(await inferPeer(peer, batch, cfg, data, res)));
   }
 }
 
-async function inferPeer(peer: Peer, batch: number, cfg: Config, data: Data, res: Results): Promise<void> {
-  if (!(await activate(res, 'infer', peer))) return;
+async function inferPeer(
+  peer: Peer,
+  batch: number,
+  cfg: Config,
+  data: Data,
+  res: Results,
+): Promise<InferRow[]> {
+  if (!(await activate(res, 'infer', peer))) return [];
   const timing = await attemptAsync(res, 'infer', peer, () =>
     onPeer<Timing>(peer, { kind: 'infer', batch, opts: cfg.inferTiming }, data),
   );
-  if (!timing) return;
+  if (!timing) return [];
   const samplesPerSec = batch / (timing.ms / 1000);
-  res.infer.push({ impl: peer.name, threads: peer.threads, batch, samplesPerSec, timing });
   log(`infer b${batch} ${peer.name}: ${fmt(samplesPerSec)} samples/s`);
+  return [{ impl: peer.name, threads: peer.threads, batch, samplesPerSec, timing }];
 }
 
-function inferTorch(batch: number, data: Data, res: Results): void {
+function inferTorch(batch: number, data: Data, res: Results): InferRow[] {
   const py = runPython(
     { sections: ['infer'], threads: CORES, dataDir: data.source, inferBatches: [batch] },
     300_000,
     blasCore(),
   );
   noteSkips(py, 'infer', res, ['numpy']);
-  for (const r of py.inferTorch ?? []) {
+  return (py.inferTorch ?? []).map((r) => {
     const threads = py.torch!.threads;
-    res.infer.push({
+    log(`infer b${batch} torch: ${fmt(r.batch / (r.ms / 1000))} samples/s`);
+    return {
       impl: `torch ${threads}t`,
       threads,
       batch: r.batch,
       samplesPerSec: r.batch / (r.ms / 1000),
       timing: r,
-    });
-    log(`infer b${batch} torch: ${fmt(r.batch / (r.ms / 1000))} samples/s`);
-  }
+    };
+  });
 }
 
 /** The OpenBLAS core minibatch's native backend runs (its CPU-flag choice), for the Python peers' OpenBLAS. */
@@ -764,7 +783,10 @@ function report(res: Results, cfg: Config, data: Data | undefined): string {
       '## Inference, MLP 784-256-128-10 (eval mode), samples/s',
       '',
       `Consecutive batches of the ${data?.test.n.toLocaleString('en-US') ?? ''} test images (wrapping), from a JS ` +
-        'Float32Array (Python: a NumPy/torch tensor) to logits read back; median of timed runs.',
+        'Float32Array (Python: a NumPy/torch tensor) to logits read back; median of timed runs' +
+        (cfg.inferRounds > 1
+          ? `; minibatch and PyTorch: the median of ${cfg.inferRounds} such figures, measured in turn (rounds in the JSON).`
+          : '.'),
       '',
       markdownTable(['impl', ...batches.map((b) => `b=${b}`)], rows),
       '',
