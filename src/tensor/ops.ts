@@ -20,6 +20,7 @@ import { checkDtype, type DType, promote, type TypedArray } from './dtype.js';
 import {
   broadcastShapes,
   contiguousStrides,
+  dims,
   isContiguous,
   normDim,
   normDims,
@@ -81,7 +82,7 @@ export function uninitialized(shape: readonly number[], dtype: DType = 'float32'
 function fresh(shape: readonly number[], dtype: DType, zeroed: boolean): Tensor {
   const n = numel(shape);
   allocated.bytes += n * (dtype === 'bool' ? 1 : 4);
-  return new Tensor(activeBackend().alloc(dtype, n, zeroed), dtype, [...shape]);
+  return new Tensor(activeBackend().alloc(dtype, n, zeroed), dtype, dims(shape));
 }
 
 /** Bytes of tensor storage allocated since the process started: the profiler's per-step memory measure. */
@@ -182,7 +183,7 @@ export function unpack(x: Tensor): Tensor {
 
 /** A view sharing x's storage (no copy). */
 function viewOf(x: Tensor, shape: readonly number[], strides: readonly number[], offset = x.offset): Tensor {
-  return new Tensor(x.data, x.dtype, [...shape], [...strides], offset);
+  return new Tensor(x.data, x.dtype, dims(shape), dims(strides), offset);
 }
 
 function broadcastView(x: View, shape: readonly number[]): View {
@@ -1055,10 +1056,10 @@ function toIndex(op: string, index: Tensor | Int32Array | readonly number[], siz
 export function indexSelect(x: Tensor, dim: number, index: Tensor | Int32Array | readonly number[]): Tensor {
   const d = realDim('indexSelect', dim, x);
   const idx = toIndex('indexSelect', index, x.shape[d]!);
-  const out = uninitialized(
-    x.shape.map((s, i) => (i === d ? idx.length : s)),
-    x.dtype,
-  );
+  // Not x.shape.map(...): in optimized code idx.length is a double, and the mapped array would hold it.
+  const shape = [...x.shape];
+  shape[d] = idx.length;
+  const out = uninitialized(shape, x.dtype);
   kernels().gather(x, d, idx, out.data);
   return record('indexSelect', [x], out, { dim: d, index: idx, shape: [...x.shape] });
 }

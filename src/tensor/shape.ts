@@ -1,5 +1,26 @@
 import { fmtShape, kindOf, ShapeError, ValueError } from '../errors.js';
 
+/**
+ * A copy of a shape or strides that V8 keeps as an array of small integers. Sizes computed in optimized code
+ * (a typed array's `.length`, `Math.ceil`, a division) are doubles there, and an array literal or `map` that
+ * receives one stores doubles: V8 gives it another map, and every optimized function that had only seen
+ * small-integer shapes deoptimizes on it (`wrong map`). Once V8 optimized `indexSelect`, the DataLoader's
+ * batches carried such shapes: 35 functions deoptimized mid-epoch and recompiling them took ~200 ms of the
+ * second core from OpenBLAS's thread. Tensors are built through this (`fresh`, `viewOf`), so a size that
+ * arrives as a double stops here.
+ */
+export function dims(a: readonly number[]): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < a.length; i++) {
+    const d = a[i]!;
+    // Beyond int32 (a dim or stride of 2^31 elements): kept exact, copied outside this array literal, whose
+    // allocation site would otherwise turn every later copy into doubles.
+    if ((d | 0) !== d) return [...a];
+    out.push(d | 0);
+  }
+  return out;
+}
+
 /** Number of elements of a shape (1 for a scalar, 0 if any dimension is 0). */
 export function numel(shape: readonly number[]): number {
   let n = 1;
