@@ -30,12 +30,10 @@ import { parseArgs } from 'node:util';
 import { nativeBlas } from '../src/backend/native/backend.js';
 import * as mb from '../src/index.js';
 import { type Data, loadData, type ModelKind, type Peer, TINY_ADD, type TrainResult } from './lib/common.js';
-import { type HostCall, PeerHost, runCall, serve } from './lib/host.js';
+import { type HostCall, hostedPeer, PeerHost, runCall, serve } from './lib/host.js';
 import { fmt, fmtRatio, markdownTable, median, type TimeOptions, type Timing } from './lib/measure.js';
-import { jaxjsPeer, jaxjsVersion } from './peers/jaxjs.js';
 import { minibatchPeers, RESIDENT } from './peers/minibatch.js';
 import { type PyResult, runPython } from './peers/python.js';
-import { tfjsFlags, tfjsPeer, tfjsVersion } from './peers/tfjs.js';
 
 const SECTIONS = ['gemm', 'ops', 'mlp', 'infer', 'accuracy'] as const;
 type Section = (typeof SECTIONS)[number];
@@ -629,10 +627,13 @@ function report(res: Results, cfg: Config, data: Data | undefined): string {
   out.push(
     `# minibatch benchmarks${m.quick ? ' (--quick)' : ''}`,
     '',
-    `${m.cpu}, ${CORES} cores; Node ${process.versions.node}; tfjs-core ${m.tfjs}; ${m.date}.`,
+    `${m.cpu}, ${CORES} cores; Node ${process.versions.node}${m.tfjs ? `; tfjs-core ${m.tfjs}` : ''}; ${m.date}.`,
     `minibatch wasm: relaxed SIMD ${mw.facts.relaxedSimd ? 'on' : 'off'}, ${mw.fallbacks.length} kernels from the js ` +
-      `reference backend (${mw.fallbacks.join(', ')}). tfjs-wasm: SIMD ${tf.WASM_HAS_SIMD_SUPPORT ? 'on' : 'off'}, ` +
-      `threads ${tf.WASM_HAS_MULTITHREAD_SUPPORT ? 'on' : 'off'}. jax-js ${m.jaxjs}, wasm device.`,
+      `reference backend (${mw.fallbacks.join(', ')}).` +
+      (m.tfjsFlags
+        ? ` tfjs-wasm: SIMD ${tf.WASM_HAS_SIMD_SUPPORT ? 'on' : 'off'}, threads ${tf.WASM_HAS_MULTITHREAD_SUPPORT ? 'on' : 'off'}.`
+        : '') +
+      (m.jaxjs ? ` jax-js ${m.jaxjs}, wasm device.` : ''),
     `Load average (1/5/15 min) at start ${(m.loadStart as number[]).join(' / ')}, at end ${(m.loadEnd as number[]).join(' / ')}.`,
     'Each library runs in a process of its own (minibatch in the runner, tfjs-wasm, tfjs-cpu and jax-js each in a ' +
       'child process, NumPy and PyTorch in Python); measurements still take turns.',
@@ -846,21 +847,28 @@ function wasmInfo(): ReturnType<typeof mb.backendInfo> {
   return info;
 }
 
-/** Every peer; tfjs and jax-js in host processes of their own when `hosted` (see bench/lib/host.ts). */
-function allPeers(quick: boolean, hosted: boolean): Peer[] {
-  const foreign = [tfjsPeer('wasm'), tfjsPeer('cpu'), jaxjsPeer()];
-  const script = fileURLToPath(import.meta.url);
-  const host = (p: Peer): Peer => ({
-    ...p,
-    host: new PeerHost(script, ['--host', p.name, ...(quick ? ['--quick'] : [])]),
-  });
-  return [...minibatchPeers(), ...(hosted ? foreign.map(host) : foreign)];
+/** The JavaScript peers that run in host processes of their own (see bench/lib/host.ts). */
+const FOREIGN = ['tfjs-wasm', 'tfjs-cpu', 'jax-js wasm'];
+
+/**
+ * A foreign peer itself, for its host process. Only the host imports its library: loaded into the runner,
+ * tfjs-core alone (never used there) made minibatch's native epoch at batch 512 54-66k samples/s instead of
+ * 74-100k, in alternating runs. With it V8 ran a mark-compact every ~30 ms of training (95 against 8 in
+ * the same run), its concurrent marking taking the second core from OpenBLAS's thread.
+ */
+async function foreignPeer(name: string): Promise<Peer | undefined> {
+  if (name.startsWith('tfjs-')) {
+    const { tfjsPeer } = await import('./peers/tfjs.js');
+    return [tfjsPeer('wasm'), tfjsPeer('cpu')].find((p) => p.name === name);
+  }
+  if (name === 'jax-js wasm') return (await import('./peers/jaxjs.js')).jaxjsPeer();
+  return undefined;
 }
 
 async function main(): Promise<void> {
   const args = parse();
   if (args.host !== undefined) {
-    const peer = allPeers(args.quick, false).find((p) => p.name === args.host);
+    const peer = await foreignPeer(args.host);
     if (!peer) throw new Error(`--host: no peer named ${args.host}`);
     return serve(peer, () => loadData(args.quick));
   }
@@ -875,8 +883,6 @@ async function main(): Promise<void> {
       cpu: cpus()[0]?.model.trim() ?? 'unknown CPU',
       cores: CORES,
       node: process.versions.node,
-      tfjs: tfjsVersion(),
-      jaxjs: jaxjsVersion(),
       minibatch: wasmInfo(),
       loadStart: load(),
     },
@@ -888,10 +894,14 @@ async function main(): Promise<void> {
     infer: [],
     accuracy: [],
   };
-  const all = allPeers(args.quick, true);
-  const peers = all.filter(
-    (p) => p.name.startsWith('minibatch') || !args.peers || args.peers.some((w) => p.name.includes(w)),
+  const script = fileURLToPath(import.meta.url);
+  const hosted = await Promise.all(
+    FOREIGN.filter((name) => !args.peers || args.peers.some((w) => name.includes(w))).map((name) =>
+      hostedPeer(name, new PeerHost(script, ['--host', name, ...(args.quick ? ['--quick'] : [])])),
+    ),
   );
+  for (const p of hosted) Object.assign(res.meta, p.info());
+  const peers: Peer[] = [...minibatchPeers(), ...hosted];
   const data = args.only.some((s) => s !== 'gemm' && s !== 'ops') ? loadData(args.quick) : undefined;
   if (data)
     res.meta.data = { source: data.source, shipped: data.shipped, train: data.train.n, test: data.test.n };
@@ -908,7 +918,6 @@ async function main(): Promise<void> {
     log(`${section}: ${((performance.now() - s0) / 1000).toFixed(1)} s`);
   }
   for (const p of peers) p.host?.close();
-  res.meta.tfjsFlags = await tfjsFlags();
   res.meta.loadEnd = load();
   res.meta.seconds = Math.round((performance.now() - t0) / 100) / 10;
   res.markdown = report(res, cfg, data);

@@ -59,6 +59,8 @@ export interface Peer {
   infer?(batch: number, test: Split): () => void;
   /** A note for the tables (e.g. how results are read back). */
   note?: string;
+  /** Facts for the report's header and JSON (the library's version, what its backend found), asked once. */
+  info?(): Promise<Record<string, unknown>> | Record<string, unknown>;
   /** The child process the peer runs in, where it does not run in the runner's (bench/lib/host.ts). */
   host?: PeerHost;
 }

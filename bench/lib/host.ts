@@ -14,6 +14,7 @@ import { type TimeOptions, type Timing, timeCalls } from './measure.js';
 
 /** A measurement, whole: the child builds the call and times it where the peer lives. */
 export type HostCall =
+  | { kind: 'describe' }
   | { kind: 'activate' }
   | { kind: 'gemm'; shape: [number, number, number]; opts: TimeOptions }
   | { kind: 'tinyOp'; op: 'add' | 'matmul'; opts: TimeOptions }
@@ -21,6 +22,40 @@ export type HostCall =
   | { kind: 'train'; spec: Omit<TrainSpec, 'train' | 'test'> };
 
 type Reply = { id: number; value?: unknown; error?: string };
+
+/** The measurements a peer may offer (the optional methods of Peer). */
+const MEASUREMENTS = ['gemm', 'tinyOp', 'train', 'infer'] as const;
+
+/** What the runner learns of a hosted peer without loading its library (the answer to `describe`). */
+export interface PeerDescription {
+  threads: number;
+  note?: string;
+  measurements: (typeof MEASUREMENTS)[number][];
+  info?: Record<string, unknown>;
+}
+
+/**
+ * The runner's stand-in for the peer `name` served by `host`: its name, threads, note and facts, and one
+ * method per measurement it offers. The runner only asks whether a peer has a measurement; `onPeer` sends the
+ * call itself to the host, so the stand-in methods are never called.
+ */
+export async function hostedPeer(
+  name: string,
+  host: PeerHost,
+): Promise<Peer & { info: () => Record<string, unknown> }> {
+  const d = await host.call<PeerDescription>({ kind: 'describe' });
+  const elsewhere = () => {
+    throw new Error(`${name} runs in its host process: measure it through the host`);
+  };
+  return {
+    name,
+    threads: d.threads,
+    ...(d.note === undefined ? {} : { note: d.note }),
+    ...Object.fromEntries(d.measurements.map((m) => [m, elsewhere])),
+    info: () => d.info ?? {},
+    host,
+  };
+}
 
 /** The parent's end: starts `script ...args` at the first call; calls fail with the child's error message. */
 export class PeerHost {
@@ -33,8 +68,8 @@ export class PeerHost {
     private readonly args: string[],
   ) {}
 
-  /** The call's answer: a Timing, a TrainResult (train) or nothing (activate). */
-  call<T extends Timing | TrainResult | undefined>(c: HostCall): Promise<T> {
+  /** The call's answer: a Timing, a TrainResult (train), a PeerDescription (describe) or nothing (activate). */
+  call<T extends Timing | TrainResult | PeerDescription | undefined>(c: HostCall): Promise<T> {
     const child = (this.child ??= this.start());
     const id = this.next++;
     return new Promise<T>((resolve, reject) => {
@@ -75,6 +110,13 @@ export class PeerHost {
 /** A call answered with `peer` in this process: the child's answers, and the runner's own peers'. */
 export async function runCall(peer: Peer, c: HostCall, data: () => Data): Promise<unknown> {
   switch (c.kind) {
+    case 'describe':
+      return {
+        threads: peer.threads,
+        ...(peer.note === undefined ? {} : { note: peer.note }),
+        measurements: MEASUREMENTS.filter((m) => peer[m] !== undefined),
+        ...(peer.info ? { info: await peer.info() } : {}),
+      } satisfies PeerDescription;
     case 'activate':
       return void (await peer.activate?.());
     case 'gemm':

@@ -126,6 +126,7 @@ export function jaxjsPeer(): Peer {
   return {
     name: 'jax-js wasm',
     threads: 1,
+    info: () => ({ jaxjs: jaxjsVersion() }),
     note: 'lazy arrays: results read back with dataSync',
     async activate() {
       ready ??= init('wasm');

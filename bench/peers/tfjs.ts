@@ -120,6 +120,10 @@ export function tfjsPeer(backend: 'wasm' | 'cpu'): Peer {
   return {
     name: `tfjs-${backend}`,
     threads: 1,
+    info: async () => ({
+      tfjs: tfjsVersion(),
+      ...(backend === 'wasm' ? { tfjsFlags: await tfjsFlags() } : {}),
+    }),
     async activate() {
       tf.enableProdMode(); // no console warnings (the "install tfjs-node" notice); kernels are unchanged
       if (backend === 'wasm' && !wasmPathsSet) {
